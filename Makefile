@@ -1,0 +1,20 @@
+# The two commands of the README:
+#   make demo   the demo: synthetic data -> CLIP finetuning -> DM-GAN -> evaluation, in the console
+#   make test   the test suite (what CI runs)
+# Each installs what it needs the first time (a Python venv with torch under
+# ~/.cache/clipgan, see scripts/env.sh), then builds with cargo.
+SHELL := /bin/bash
+ENV := set -euo pipefail; source scripts/env.sh;
+
+.PHONY: demo test build release
+demo:
+	@$(ENV) cargo build --release --bin clipgan; exec "$$CARGO_TARGET_DIR/release/clipgan" demo
+
+test:
+	@$(ENV) cargo test --no-fail-fast
+
+# Convenience targets for development.
+build:
+	@$(ENV) cargo build
+release:
+	@$(ENV) cargo build --release

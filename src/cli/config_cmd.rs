@@ -1,0 +1,56 @@
+//! `clipgan config ...`
+use crate::config;
+use anyhow::Result;
+use clap::Subcommand;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate config files (syntax, keys, types, values), print each fully resolved
+    /// (defaults filled in, paths made absolute), and warn about paths that don't exist.
+    Check {
+        /// Config files (YAML, the seed's format).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Print only the findings, not the resolved configs.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+}
+
+pub fn run(cmd: ConfigCommand) -> Result<ExitCode> {
+    match cmd {
+        ConfigCommand::Check { files, quiet } => check(&files, quiet),
+    }
+}
+
+fn check(files: &[PathBuf], quiet: bool) -> Result<ExitCode> {
+    let mut failed = 0;
+    for file in files {
+        match config::load(file) {
+            Ok(loaded) => {
+                if !quiet {
+                    println!("# {} (job: {}, paths relative to {})", file.display(), loaded.config.job(), loaded.base_dir.display());
+                    print!("{}", loaded.resolved_yaml());
+                    println!();
+                }
+                for w in loaded.warnings.iter().chain(loaded.path_warnings().iter()) {
+                    eprintln!("{w}");
+                }
+                if quiet {
+                    println!("{}: ok (job: {})", file.display(), loaded.config.job());
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                eprintln!("{e}");
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("clipgan: {failed} of {} config file(s) are invalid", files.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

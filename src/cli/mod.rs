@@ -1,0 +1,38 @@
+//! The `clipgan` command line: one thin file per subcommand group, parsing arguments
+//! and calling the library modules.
+mod config_cmd;
+mod doctor;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "clipgan", version, about = "Text-to-image research workbench: CLIP + DAMSM finetuning, DM-GAN, evaluation, and a terminal experiment console")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Report libtorch's version and location, the devices it sees and its threads.
+    Doctor,
+    /// Configuration files: validate and show them resolved.
+    #[command(subcommand)]
+    Config(config_cmd::ConfigCommand),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Doctor => doctor::run(),
+        Command::Config(c) => config_cmd::run(c),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("clipgan: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

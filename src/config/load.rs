@@ -1,0 +1,439 @@
+//! Loading, validating and resolving configuration files.
+//!
+//! Errors carry `file:line:column`: serde_yaml_ng reports positions for syntax errors,
+//! unknown keys and wrong types; for the semantic checks done after parsing we find the
+//! key's line with [`locate_key`], which is enough for the block-style YAML configs use.
+use super::schema::{Config, Job};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    Error,
+    Warning,
+    /// Worth knowing, nothing wrong (e.g. a seed key that nothing reads).
+    Note,
+}
+
+/// One finding about a config file, printed as `file:line:col: severity: message`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    pub severity: Severity,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+            if let Some(c) = self.column {
+                write!(f, ":{c}")?;
+            }
+        }
+        let sev = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Note => "note",
+        };
+        write!(f, ": {sev}: {}", self.message)
+    }
+}
+
+/// A config that could not be loaded: every error found (at least one).
+#[derive(Debug, Clone)]
+pub struct ConfigError(pub Vec<Diagnostic>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A loaded, valid configuration together with where it came from.
+#[derive(Clone, Debug)]
+pub struct LoadedConfig {
+    /// The file as given (for messages).
+    pub path: PathBuf,
+    /// The folder relative paths in the file are resolved against.
+    pub base_dir: PathBuf,
+    /// The file's text, kept to locate keys in later messages and to snapshot it.
+    pub text: String,
+    pub config: Config,
+    /// Non-fatal findings (unused keys, suspicious values). Missing paths are checked
+    /// separately: see [`LoadedConfig::path_warnings`].
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// The folder relative paths are resolved against: the folder that holds the `cfg/`
+/// folder the file lives in (the seed resolved `../data/birds` against its code folder,
+/// which is our project root), else the file's own folder.
+pub fn base_dir_for(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut dir = abs.parent();
+    while let Some(d) = dir {
+        if d.file_name().is_some_and(|n| n == "cfg") {
+            if let Some(p) = d.parent() {
+                return p.to_path_buf();
+            }
+        }
+        dir = d.parent();
+    }
+    abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// Read and validate a config file.
+pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(vec![Diagnostic {
+            file: path.to_path_buf(),
+            line: None,
+            column: None,
+            severity: Severity::Error,
+            message: format!("cannot read the file: {e}"),
+        }])
+    })?;
+    parse(path, &text, base_dir_for(path))
+}
+
+/// Parse and validate config text (the file name is used in messages only).
+pub fn parse(path: &Path, text: &str, base_dir: PathBuf) -> Result<LoadedConfig, ConfigError> {
+    let err = |line, column, message: String| Diagnostic {
+        file: path.to_path_buf(),
+        line,
+        column,
+        severity: Severity::Error,
+        message,
+    };
+    if text.trim().lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        return Err(ConfigError(vec![err(None, None, "the file holds no settings".into())]));
+    }
+    let config: Config = serde_yaml_ng::from_str(text).map_err(|e| {
+        let (line, column) = match e.location() {
+            Some(l) => (Some(l.line()), Some(l.column())),
+            None => (None, None),
+        };
+        ConfigError(vec![err(line, column, explain_serde_error(&e.to_string()))])
+    })?;
+    let mut loaded = LoadedConfig {
+        path: path.to_path_buf(),
+        base_dir,
+        text: text.to_string(),
+        config,
+        warnings: Vec::new(),
+    };
+    let (errors, warnings): (Vec<_>, Vec<_>) =
+        loaded.semantic_checks().into_iter().partition(|d| d.severity == Severity::Error);
+    if !errors.is_empty() {
+        return Err(ConfigError(errors));
+    }
+    loaded.warnings = warnings;
+    Ok(loaded)
+}
+
+/// Make serde's message read well: drop the trailing position (we print it in front)
+/// and suggest the closest key for a misspelt one.
+fn explain_serde_error(msg: &str) -> String {
+    let msg = match msg.rfind(" at line ") {
+        Some(i) => &msg[..i],
+        None => msg,
+    };
+    if let Some(start) = msg.find("unknown field `") {
+        let rest = &msg[start + "unknown field `".len()..];
+        if let Some(end) = rest.find('`') {
+            let unknown = &rest[..end];
+            let expected: Vec<&str> = rest[end + 1..]
+                .split('`')
+                .enumerate()
+                .filter(|(i, _)| i % 2 == 1)
+                .map(|(_, s)| s)
+                .collect();
+            let section = msg[..start].trim_end_matches(": ").trim();
+            let section = if section.is_empty() { "the top level".to_string() } else { section.to_string() };
+            let mut out = format!("unknown key `{unknown}` in {section}");
+            if let Some(best) = closest(unknown, &expected) {
+                out.push_str(&format!(" (did you mean `{best}`?)"));
+            }
+            out.push_str(&format!("; expected one of: {}", expected.join(", ")));
+            return out;
+        }
+    }
+    msg.to_string()
+}
+
+fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    let w = word.to_ascii_uppercase();
+    candidates
+        .iter()
+        .map(|c| (strsim::damerau_levenshtein(&w, c), *c))
+        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Find the line and column of a nested key (`["TRAIN", "SMOOTH", "GAMMA1"]`) in
+/// block-style YAML by following indentation. 1-based, like serde_yaml_ng's positions.
+pub fn locate_key(text: &str, key_path: &[&str]) -> Option<(usize, usize)> {
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let trimmed = raw.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with('-') {
+            continue;
+        }
+        let indent = raw.len() - trimmed.len();
+        let Some(colon) = trimmed.find(':') else { continue };
+        let key = trimmed[..colon].trim().trim_matches(|c| c == '\'' || c == '"');
+        while stack.last().is_some_and(|(ind, _)| *ind >= indent) {
+            stack.pop();
+        }
+        stack.push((indent, key.to_string()));
+        if stack.len() == key_path.len() && stack.iter().zip(key_path).all(|((_, k), p)| k == p) {
+            return Some((i + 1, indent + 1));
+        }
+    }
+    None
+}
+
+/// Accepted device strings: `auto`, `cpu`, `cuda`, `cuda:N`.
+pub fn parse_device_string(s: &str) -> Option<DeviceChoice> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "" | "auto" => Some(DeviceChoice::Auto),
+        "cpu" => Some(DeviceChoice::Cpu),
+        "cuda" | "gpu" => Some(DeviceChoice::Cuda(None)),
+        other => other
+            .strip_prefix("cuda:")
+            .and_then(|n| n.parse().ok())
+            .map(|n| DeviceChoice::Cuda(Some(n))),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Auto,
+    Cpu,
+    Cuda(Option<usize>),
+}
+
+impl LoadedConfig {
+    fn diag(&self, severity: Severity, key_path: &[&str], message: String) -> Diagnostic {
+        let pos = locate_key(&self.text, key_path);
+        Diagnostic {
+            file: self.path.clone(),
+            line: pos.map(|p| p.0),
+            column: pos.map(|p| p.1),
+            severity,
+            message: format!("{}: {message}", key_path.join(".")),
+        }
+    }
+
+    /// Value checks that serde's types cannot express.
+    fn semantic_checks(&self) -> Vec<Diagnostic> {
+        use Severity::*;
+        let c = &self.config;
+        let mut out = Vec::new();
+        let mut check = |ok: bool, sev: Severity, path: &[&str], msg: &str| {
+            if !ok {
+                out.push(self.diag(sev, path, msg.to_string()));
+            }
+        };
+        check((1..=3).contains(&c.tree.branch_num), Error, &["TREE", "BRANCH_NUM"], "expected 1, 2 or 3 generator stages");
+        check(c.tree.base_size >= 8, Error, &["TREE", "BASE_SIZE"], "expected an image size of at least 8 pixels");
+        check(c.train.batch_size >= 1, Error, &["TRAIN", "BATCH_SIZE"], "expected a batch size of at least 1");
+        if c.job() != Job::Eval {
+            check(c.train.batch_size >= 2, Error, &["TRAIN", "BATCH_SIZE"], "training needs a batch of at least 2 (mismatched pairs and NT-Xent compare samples within a batch)");
+            check(c.train.max_epoch >= 1, Error, &["TRAIN", "MAX_EPOCH"], "expected at least 1 epoch");
+        }
+        check(c.train.snapshot_interval >= 1, Error, &["TRAIN", "SNAPSHOT_INTERVAL"], "expected an interval of at least 1");
+        for (key, v) in [
+            ("DISCRIMINATOR_LR", c.train.discriminator_lr),
+            ("GENERATOR_LR", c.train.generator_lr),
+            ("BACKBONE_LR", c.train.backbone_lr),
+            ("LINEAR_LR", c.train.linear_lr),
+            ("RNN_GRAD_CLIP", c.train.rnn_grad_clip),
+        ] {
+            check(v.is_finite() && v >= 0.0, Error, &["TRAIN", key], "expected a finite number >= 0");
+        }
+        check(c.train.linear_lr <= 1.0, Warning, &["TRAIN", "LINEAR_LR"], "a learning rate above 1 diverges (the seed's 20.0 is a known bug; method.md uses 2e-3)");
+        let s = &c.train.smooth;
+        for (key, v) in [("GAMMA1", s.gamma1), ("GAMMA2", s.gamma2), ("GAMMA3", s.gamma3)] {
+            check(v.is_finite() && v > 0.0, Error, &["TRAIN", "SMOOTH", key], "expected a finite number > 0");
+        }
+        check(s.lambda.is_finite() && s.lambda >= 0.0, Error, &["TRAIN", "SMOOTH", "LAMBDA"], "expected a finite number >= 0");
+        for (key, v) in [("DF_DIM", c.gan.df_dim), ("GF_DIM", c.gan.gf_dim), ("Z_DIM", c.gan.z_dim), ("CONDITION_DIM", c.gan.condition_dim)] {
+            check(v >= 1, Error, &["GAN", key], "expected at least 1");
+        }
+        check(c.text.embedding_dim >= 1, Error, &["TEXT", "EMBEDDING_DIM"], "expected at least 1");
+        check(c.text.captions_per_image >= 1, Error, &["TEXT", "CAPTIONS_PER_IMAGE"], "expected at least 1 caption per image");
+        if c.job() != Job::Eval {
+            check(c.text.captions_per_image >= 2, Error, &["TEXT", "CAPTIONS_PER_IMAGE"], "training uses two different captions of each image, so it needs at least 2");
+        }
+        check((3..=4096).contains(&c.text.words_num), Error, &["TEXT", "WORDS_NUM"], "expected a token length between 3 and 4096 (CLIP: 77)");
+        check(parse_device_string(&c.train.device).is_some(), Error, &["TRAIN", "DEVICE"], "expected cpu, cuda or cuda:N");
+        let g = &c.clipgan;
+        check(parse_device_string(&g.device).is_some(), Error, &["CLIPGAN", "DEVICE"], "expected auto, cpu, cuda or cuda:N");
+        check(super::CLIP_PRESETS.contains(&g.clip_preset.as_str()), Error, &["CLIPGAN", "CLIP_PRESET"], &format!("expected one of: {}", super::CLIP_PRESETS.join(", ")));
+        check(g.log_every >= 1, Error, &["CLIPGAN", "LOG_EVERY"], "expected at least 1");
+        check(g.checkpoint_minutes.is_finite() && g.checkpoint_minutes >= 0.0, Error, &["CLIPGAN", "CHECKPOINT_MINUTES"], "expected a number of minutes >= 0");
+        check(g.cycle_epochs >= 1, Error, &["CLIPGAN", "CYCLE_EPOCHS"], "expected at least 1");
+        check(g.warmup_epochs < g.cycle_epochs.max(1) || g.cycle_epochs == 1 && g.warmup_epochs <= 1, Error, &["CLIPGAN", "WARMUP_EPOCHS"], "the warm-up must be shorter than the cycle (CYCLE_EPOCHS)");
+        check(g.cycle_decay.is_finite() && g.cycle_decay > 0.0 && g.cycle_decay <= 1.0, Error, &["CLIPGAN", "CYCLE_DECAY"], "expected a factor in (0, 1]");
+        check((0.0..1.0).contains(&g.ema_decay), Error, &["CLIPGAN", "EMA_DECAY"], "expected a decay in [0, 1)");
+        let e = &g.eval;
+        check(e.passes >= 1, Error, &["CLIPGAN", "EVAL", "PASSES"], "expected at least 1");
+        check(e.r_candidates >= 2, Error, &["CLIPGAN", "EVAL", "R_CANDIDATES"], "expected at least 2 candidates (the ground truth and one other)");
+        check(e.r_folds >= 1 && e.r_trials >= e.r_folds, Error, &["CLIPGAN", "EVAL", "R_FOLDS"], "expected 1 <= R_FOLDS <= R_TRIALS");
+        for key in c.unused_keys_set() {
+            let path: Vec<&str> = key.split('.').collect();
+            out.push(self.diag(Severity::Note, &path, "set, but nothing reads it (accepted for compatibility with the seed)".into()));
+        }
+        out
+    }
+
+    /// Resolve a path setting: empty means unset; relative paths are taken from
+    /// [`Self::base_dir`]; `~/` is the home folder.
+    pub fn resolve(&self, value: &str) -> Option<PathBuf> {
+        resolve_against(&self.base_dir, value)
+    }
+
+    /// The path settings of this config that are set, with their key paths
+    /// (CLIP_MODEL_BASE is left out: it is usually a HuggingFace hub name).
+    pub fn path_settings(&self) -> Vec<(&'static str, &str)> {
+        let mut v = self.path_settings_all();
+        v.retain(|(k, s)| {
+            !s.trim().is_empty()
+                && *k != "TRAIN.CLIP_MODEL_BASE"
+                && !(*k == "CLIPGAN.TOKENIZER" && s.eq_ignore_ascii_case("builtin"))
+        });
+        v
+    }
+
+    /// A warning for each path setting that points at nothing (data may live on
+    /// another machine, so `config check` only warns; jobs use [`Self::require`]).
+    pub fn path_warnings(&self) -> Vec<Diagnostic> {
+        self.path_settings()
+            .into_iter()
+            .filter_map(|(key, value)| {
+                let p = self.resolve(value)?;
+                if p.exists() {
+                    return None;
+                }
+                let key_path: Vec<&str> = key.split('.').collect();
+                Some(self.diag(Severity::Warning, &key_path, format!("{value:?} resolves to {}, which does not exist", p.display())))
+            })
+            .collect()
+    }
+
+    /// The resolved path of a setting that a job cannot run without: an error naming
+    /// the key, the value and the resolved path when it is unset or missing.
+    pub fn require(&self, key: &str) -> anyhow::Result<PathBuf> {
+        let value = self
+            .path_settings_all()
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v)
+            .ok_or_else(|| anyhow::anyhow!("internal: {key} is not a path setting"))?;
+        let key_path: Vec<&str> = key.split('.').collect();
+        let pos = locate_key(&self.text, &key_path).map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
+        let Some(p) = self.resolve(value) else {
+            anyhow::bail!("{}{pos}: {key} is not set, and this job needs it", self.path.display());
+        };
+        if !p.exists() {
+            anyhow::bail!("{}{pos}: {key} = {value:?} resolves to {}, which does not exist", self.path.display(), p.display());
+        }
+        Ok(p)
+    }
+
+    fn path_settings_all(&self) -> Vec<(&'static str, &str)> {
+        let c = &self.config;
+        vec![
+            ("DATA_DIR", c.data_dir.as_str()),
+            ("TRAIN.NET_E", c.train.net_e.as_str()),
+            ("TRAIN.NET_G", c.train.net_g.as_str()),
+            ("TRAIN.CLIP_MODEL_CHECKPOINT", c.train.clip_model_checkpoint.as_str()),
+            ("TRAIN.CLIP_MODEL_BASE", c.train.clip_model_base.as_str()),
+            ("CLIPGAN.CLIP_WEIGHTS", c.clipgan.clip_weights.as_str()),
+            ("CLIPGAN.TOKENIZER", c.clipgan.tokenizer.as_str()),
+            ("CLIPGAN.EVAL.INDEPENDENT_CLIP", c.clipgan.eval.independent_clip.as_str()),
+            ("CLIPGAN.EVAL.FID_WEIGHTS", c.clipgan.eval.fid_weights.as_str()),
+            ("CLIPGAN.EVAL.IS_WEIGHTS", c.clipgan.eval.is_weights.as_str()),
+            ("CLIPGAN.EVAL.FID_REAL_STATS", c.clipgan.eval.fid_real_stats.as_str()),
+        ]
+    }
+
+    /// The config with every path setting made absolute: what a run folder stores, so
+    /// the run does not depend on where it was started from.
+    pub fn resolved(&self) -> Config {
+        let mut c = self.config.clone();
+        let fix = |s: &mut String| {
+            if let Some(p) = resolve_against(&self.base_dir, s) {
+                *s = p.display().to_string();
+            }
+        };
+        fix(&mut c.data_dir);
+        fix(&mut c.train.net_e);
+        fix(&mut c.train.net_g);
+        fix(&mut c.train.clip_model_checkpoint);
+        if resolve_against(&self.base_dir, &c.train.clip_model_base).is_some_and(|p| p.exists()) {
+            fix(&mut c.train.clip_model_base);
+        }
+        fix(&mut c.clipgan.clip_weights);
+        if !c.clipgan.tokenizer.eq_ignore_ascii_case("builtin") {
+            fix(&mut c.clipgan.tokenizer);
+        }
+        fix(&mut c.clipgan.eval.independent_clip);
+        fix(&mut c.clipgan.eval.fid_weights);
+        fix(&mut c.clipgan.eval.is_weights);
+        fix(&mut c.clipgan.eval.fid_real_stats);
+        c
+    }
+
+    /// The resolved config as YAML (what `config check` prints and run folders keep).
+    pub fn resolved_yaml(&self) -> String {
+        serde_yaml_ng::to_string(&self.resolved()).expect("a Config always serialises")
+    }
+}
+
+/// See [`LoadedConfig::resolve`].
+pub fn resolve_against(base: &Path, value: &str) -> Option<PathBuf> {
+    let v = value.trim();
+    if v.is_empty() {
+        return None;
+    }
+    if let Some(rest) = v.strip_prefix("~/") {
+        if let Some(home) = std::env::var_os("HOME") {
+            return Some(PathBuf::from(home).join(rest));
+        }
+    }
+    let p = Path::new(v);
+    let joined = if p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+    Some(normalize(&joined))
+}
+
+/// Remove `.` and `..` components lexically (the folder may not exist yet).
+fn normalize(p: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}

@@ -1,0 +1,141 @@
+//! Which libtorch we run against, which devices it sees, and the device a job uses.
+use crate::config::{parse_device_string, Config, DeviceChoice};
+use anyhow::{bail, Result};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// The folder libtorch was loaded from at run time, read from the process's own memory
+/// map (so it is the truth, not what the build expected).
+pub fn loaded_libtorch_dir() -> Option<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.ends_with("/libtorch_cpu.so"))
+        .and_then(|p| Path::new(p).parent().map(Path::to_path_buf))
+}
+
+/// libtorch's version, from the `version.py` beside its library folder (pip layout),
+/// else the version tch was built for.
+pub fn libtorch_version() -> String {
+    loaded_libtorch_dir()
+        .and_then(|lib| std::fs::read_to_string(lib.parent()?.join("version.py")).ok())
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("__version__ = ").map(|v| v.trim().trim_matches('\'').trim_matches('"').to_string()))
+        })
+        .unwrap_or_else(|| "2.11.0 (version.py not found; the version tch 0.24 is built for)".into())
+}
+
+/// What [`init_torch`] did about the CUDA backend.
+#[derive(Clone, Debug)]
+pub enum CudaBackend {
+    /// `libtorch_cuda.so` was loaded from this path.
+    Loaded(PathBuf),
+    /// This libtorch has no CUDA library (a CPU build).
+    Absent,
+    /// It exists but could not be loaded (the message says why).
+    Failed(String),
+}
+
+static CUDA_BACKEND: OnceLock<CudaBackend> = OnceLock::new();
+
+/// Load libtorch's CUDA backend (when this libtorch has one) so that CUDA works. Must run
+/// before anything asks libtorch about CUDA: libtorch decides once, at the first
+/// question, whether CUDA exists. Every subcommand that computes calls this first.
+pub fn init_torch() -> &'static CudaBackend {
+    CUDA_BACKEND.get_or_init(|| {
+        let Some(dir) = loaded_libtorch_dir() else {
+            return CudaBackend::Failed("libtorch_cpu.so is not mapped in this process".into());
+        };
+        let lib = dir.join("libtorch_cuda.so");
+        if !lib.exists() {
+            return CudaBackend::Absent;
+        }
+        let c_path = match std::ffi::CString::new(lib.as_os_str().as_encoded_bytes()) {
+            Ok(p) => p,
+            Err(_) => return CudaBackend::Failed(format!("bad path {}", lib.display())),
+        };
+        // SAFETY: dlopen with a valid C string; the handle is intentionally never closed.
+        let handle = unsafe { libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+        if handle.is_null() {
+            // SAFETY: dlerror returns a thread-local C string or null.
+            let msg = unsafe {
+                let e = libc::dlerror();
+                if e.is_null() { "unknown error".to_string() } else { std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned() }
+            };
+            return CudaBackend::Failed(msg);
+        }
+        CudaBackend::Loaded(lib)
+    })
+}
+
+/// Whether `libtorch_cuda.so` is mapped into this process.
+pub fn cuda_library_mapped() -> bool {
+    std::fs::read_to_string("/proc/self/maps").map(|m| m.contains("/libtorch_cuda.so")).unwrap_or(false)
+}
+
+/// Names of the CUDA devices, from the NVIDIA driver's `nvidia-smi` when present.
+pub fn cuda_device_names() -> Vec<String> {
+    std::process::Command::new("nvidia-smi")
+        .args(["--query-gpu=name,memory.total", "--format=csv,noheader"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect())
+        .unwrap_or_default()
+}
+
+/// The device a job runs on, from its config:
+/// `CLIPGAN.DEVICE` if not `auto`, else `TRAIN.DEVICE` if set, else CUDA device GPU_ID
+/// when `CUDA` is true, GPU_ID >= 0 and CUDA is available, else the CPU. Under the
+/// daemon (`CLIPGAN_SLOT` set) the slot's GPUs are already chosen through
+/// `CUDA_VISIBLE_DEVICES`, so GPU_ID is ignored and the first visible one is used.
+/// The environment variable `CLIPGAN_DEVICE` overrides all of it.
+pub fn select(cfg: &Config) -> Result<tch::Device> {
+    init_torch();
+    let env = std::env::var("CLIPGAN_DEVICE").ok();
+    let explicit = env
+        .as_deref()
+        .map(|s| parse_device_string(s).ok_or_else(|| anyhow::anyhow!("CLIPGAN_DEVICE={s:?}: expected auto, cpu, cuda or cuda:N")))
+        .transpose()?
+        .filter(|c| *c != DeviceChoice::Auto)
+        .or_else(|| parse_device_string(&cfg.clipgan.device).filter(|c| *c != DeviceChoice::Auto))
+        .or_else(|| parse_device_string(&cfg.train.device).filter(|c| *c != DeviceChoice::Auto));
+    let count = tch::Cuda::device_count() as usize;
+    let under_daemon = std::env::var_os("CLIPGAN_SLOT").is_some();
+    match explicit {
+        Some(DeviceChoice::Cpu) => Ok(tch::Device::Cpu),
+        Some(DeviceChoice::Cuda(n)) => {
+            let n = if under_daemon { 0 } else { n.unwrap_or(0) };
+            if n >= count {
+                bail!("CUDA device {n} was asked for, but {count} CUDA device(s) are available ({})", cuda_help());
+            }
+            Ok(tch::Device::Cuda(n))
+        }
+        Some(DeviceChoice::Auto) | None => {
+            if !cfg.cuda || cfg.gpu_id < 0 || count == 0 {
+                return Ok(tch::Device::Cpu);
+            }
+            let n = if under_daemon { 0 } else { cfg.gpu_id as usize };
+            if n >= count {
+                bail!("GPU_ID {n} was asked for, but {count} CUDA device(s) are available");
+            }
+            Ok(tch::Device::Cuda(n))
+        }
+    }
+}
+
+fn cuda_help() -> String {
+    match init_torch() {
+        CudaBackend::Loaded(_) => "libtorch's CUDA backend is loaded; is the NVIDIA driver installed?".into(),
+        CudaBackend::Absent => "this libtorch is a CPU-only build".into(),
+        CudaBackend::Failed(e) => format!("libtorch's CUDA backend failed to load: {e}"),
+    }
+}
+
+/// Set libtorch's thread count from the config (0 keeps libtorch's default).
+pub fn apply_threads(cfg: &Config) {
+    if cfg.clipgan.threads > 0 {
+        tch::set_num_threads(cfg.clipgan.threads as i32);
+    }
+}

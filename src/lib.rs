@@ -1,0 +1,8 @@
+//! clipgan: a text-to-image research workbench (see docs/architecture.md).
+pub mod cli;
+pub mod config;
+pub mod device;
+pub mod home;
+pub mod rundir;
+pub mod util;
+pub mod worker;

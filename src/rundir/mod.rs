@@ -1,0 +1,9 @@
+//! The run folder: the one contract between workers, the daemon and the console.
+//! Format documented in docs/run-format.md.
+mod format;
+mod reader;
+mod writer;
+
+pub use format::*;
+pub use reader::{list_run_dirs, read_metrics, read_samples, JsonlTail, MetricsRead, MetricsTail, SamplesTail};
+pub use writer::{JsonlWriter, RunDir, RunWriter};

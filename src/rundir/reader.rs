@@ -1,0 +1,141 @@
+//! The reading side of the run folder: tolerant, incremental readers for the JSON-lines
+//! files (used by the console, `clipgan plot`, the daemon and the tests).
+use super::format::{MetricEvent, SampleEvent, METRICS_FILE, SAMPLES_INDEX};
+use serde::de::DeserializeOwned;
+use std::io::{Read, Seek, SeekFrom};
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+/// Follows a JSON-lines file that a worker appends to.
+///
+/// Each [`poll`](Self::poll) returns the records of the lines completed since the last
+/// call. A last line without its newline (a write in progress, or a worker killed
+/// mid-line) is held back until it is completed; lines that don't parse are skipped and
+/// counted in [`corrupt`](Self::corrupt). If the file shrinks (replaced or truncated),
+/// reading restarts from its beginning and [`resets`](Self::resets) counts it.
+pub struct JsonlTail<T> {
+    path: PathBuf,
+    offset: u64,
+    partial: Vec<u8>,
+    /// Lines that were not valid records, so far.
+    pub corrupt: u64,
+    /// Times the file was found shorter than already read.
+    pub resets: u64,
+    _record: PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> JsonlTail<T> {
+    pub fn new(path: &Path) -> Self {
+        JsonlTail { path: path.to_path_buf(), offset: 0, partial: Vec::new(), corrupt: 0, resets: 0, _record: PhantomData }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes consumed so far (whole lines only).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// New complete records. A missing file is not an error (the worker may not have
+    /// written yet): it yields nothing.
+    pub fn poll(&mut self) -> std::io::Result<Vec<T>> {
+        let mut out = Vec::new();
+        self.poll_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`poll`](Self::poll), appending to `out`; returns how many were added.
+    pub fn poll_into(&mut self, out: &mut Vec<T>) -> std::io::Result<usize> {
+        let mut f = match std::fs::File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let len = f.metadata()?.len();
+        let read_from = self.offset + self.partial.len() as u64;
+        if len < read_from {
+            self.offset = 0;
+            self.partial.clear();
+            self.resets += 1;
+        }
+        let start = self.offset + self.partial.len() as u64;
+        if len == start {
+            return Ok(0);
+        }
+        f.seek(SeekFrom::Start(start))?;
+        let mut buf = std::mem::take(&mut self.partial);
+        buf.reserve((len - start) as usize);
+        f.take(len - start).read_to_end(&mut buf)?;
+        let complete = match buf.iter().rposition(|&b| b == b'\n') {
+            Some(i) => i + 1,
+            None => {
+                self.partial = buf;
+                return Ok(0);
+            }
+        };
+        let before = out.len();
+        for line in buf[..complete].split(|&b| b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<T>(line) {
+                Ok(r) => out.push(r),
+                Err(_) => self.corrupt += 1,
+            }
+        }
+        self.offset += complete as u64;
+        self.partial = buf[complete..].to_vec();
+        Ok(out.len() - before)
+    }
+
+    /// Whether a torn (newline-less) last line is being held back.
+    pub fn has_partial_line(&self) -> bool {
+        !self.partial.is_empty()
+    }
+}
+
+pub type MetricsTail = JsonlTail<MetricEvent>;
+pub type SamplesTail = JsonlTail<SampleEvent>;
+
+/// What [`read_metrics`] found.
+#[derive(Debug, Default)]
+pub struct MetricsRead {
+    pub events: Vec<MetricEvent>,
+    /// Lines skipped because they were not valid events.
+    pub corrupt: u64,
+    /// Whether the file ended in a torn line (not counted as corrupt).
+    pub torn_last_line: bool,
+}
+
+/// Read a run folder's whole `metrics.jsonl` (missing = empty).
+pub fn read_metrics(run_dir: &Path) -> std::io::Result<MetricsRead> {
+    let mut tail = MetricsTail::new(&run_dir.join(METRICS_FILE));
+    let events = tail.poll()?;
+    Ok(MetricsRead { events, corrupt: tail.corrupt, torn_last_line: tail.has_partial_line() })
+}
+
+/// Read a run folder's sample index (missing = empty); corrupt lines are skipped.
+pub fn read_samples(run_dir: &Path) -> std::io::Result<Vec<SampleEvent>> {
+    SamplesTail::new(&run_dir.join(SAMPLES_INDEX)).poll()
+}
+
+/// The run folders under `runs_root` (those with a `run.json`), sorted by name (which
+/// starts with the creation time).
+pub fn list_run_dirs(runs_root: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(runs_root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let p = entry?.path();
+        if p.join(super::format::MANIFEST_FILE).is_file() {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,64 @@
+//! What every job process (pretrain, train, eval, fake-run) shares: where its run folder
+//! is, and the stop request.
+//!
+//! Contract with the daemon (docs/architecture.md): the daemon makes the run folder and
+//! passes it as `CLIPGAN_RUN_DIR`; a job started by hand makes a new one under
+//! `<home>/runs` (or uses `--run-dir`). SIGTERM (and SIGINT) ask the job to save a
+//! resumable checkpoint and exit with state `stopped`; a second signal is not special
+//! (the daemon follows up with SIGKILL after its timeout).
+use crate::rundir::{RunDir, RunWriter, MANIFEST_FILE};
+use anyhow::{Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// A stop request raised by SIGTERM/SIGINT (or by code, in tests).
+#[derive(Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    /// A flag that SIGTERM and SIGINT raise.
+    pub fn from_signals() -> Result<StopFlag> {
+        let flag = StopFlag::default();
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register(sig, flag.0.clone()).context("cannot install the SIGTERM handler")?;
+        }
+        Ok(flag)
+    }
+
+    pub fn is_raised(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::Relaxed)
+    }
+}
+
+/// The run folder a job writes to: `explicit` (`--run-dir`), else `CLIPGAN_RUN_DIR`
+/// (set by the daemon), else a new folder under `<home>/runs`. An existing folder
+/// holding a run is reused (resume); an existing empty one is initialised.
+pub fn open_run_dir(explicit: Option<&Path>, name: &str, job: &str, config_source: Option<&Path>) -> Result<RunDir> {
+    let chosen: Option<PathBuf> = explicit.map(Path::to_path_buf).or_else(|| std::env::var_os("CLIPGAN_RUN_DIR").map(PathBuf::from));
+    match chosen {
+        Some(p) if p.join(MANIFEST_FILE).exists() => RunDir::open(&p),
+        Some(p) => RunDir::create_at(&p, name, job, config_source),
+        None => RunDir::create(&crate::home::runs_dir(), name, job, config_source),
+    }
+}
+
+/// A started job: its run folder writer and its stop flag.
+pub struct Worker {
+    pub run: RunWriter,
+    pub stop: StopFlag,
+}
+
+impl Worker {
+    /// Open (or make) the run folder, install the signal handlers, write `starting`.
+    pub fn start(explicit_dir: Option<&Path>, name: &str, job: &str, config_source: Option<&Path>) -> Result<Worker> {
+        let stop = StopFlag::from_signals()?;
+        let dir = open_run_dir(explicit_dir, name, job, config_source)?;
+        let run = RunWriter::start(dir)?;
+        Ok(Worker { run, stop })
+    }
+}
