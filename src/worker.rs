@@ -62,3 +62,16 @@ impl Worker {
         Ok(Worker { run, stop })
     }
 }
+
+/// Exit codes of job processes (the daemon maps them to run states; 2 is clap's usage
+/// error).
+pub mod exit {
+    /// Ran to the end.
+    pub const FINISHED: u8 = 0;
+    /// Failed with an error (message on stderr and in status.json).
+    pub const FAILED: u8 = 1;
+    /// Stopped on request (SIGTERM/SIGINT) after saving a resumable checkpoint.
+    pub const STOPPED: u8 = 3;
+    /// A loss became NaN/Inf; stopped, the last good checkpoint kept.
+    pub const DIVERGED: u8 = 4;
+}

@@ -1,5 +1,6 @@
 //! The `clipgan` command line: one thin file per subcommand group, parsing arguments
 //! and calling the library modules.
+mod bench;
 mod config_cmd;
 mod doctor;
 
@@ -20,6 +21,9 @@ pub enum Command {
     /// Configuration files: validate and show them resolved.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
+    /// Benchmarks: speed and memory of the parts that have targets.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -27,6 +31,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Doctor => doctor::run(),
         Command::Config(c) => config_cmd::run(c),
+        Command::Bench(c) => bench::run(c),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,12 @@
+//! `clipgan bench ...`: speed and memory measurements (never timed unit tests).
+//! Each area adds a variant here and its code in its own `bench_<area>.rs` file.
+use anyhow::Result;
+use clap::Subcommand;
+use std::process::ExitCode;
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {}
+
+pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
+    match cmd {}
+}
