@@ -4,5 +4,6 @@ pub mod config;
 pub mod device;
 pub mod home;
 pub mod rundir;
+pub mod supervisor;
 pub mod util;
 pub mod worker;

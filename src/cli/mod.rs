@@ -3,6 +3,8 @@
 mod bench;
 mod config_cmd;
 mod doctor;
+mod fake_run;
+mod queue;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -24,6 +26,11 @@ pub enum Command {
     /// Benchmarks: speed and memory of the parts that have targets.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// A worker that trains nothing but behaves like one (metrics, status, samples,
+    /// checkpoints, SIGTERM), for trying the supervisor and the console.
+    FakeRun(fake_run::FakeRunCmd),
+    #[command(flatten)]
+    Supervisor(queue::SupervisorCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -32,6 +39,8 @@ pub fn main() -> ExitCode {
         Command::Doctor => doctor::run(),
         Command::Config(c) => config_cmd::run(c),
         Command::Bench(c) => bench::run(c),
+        Command::FakeRun(c) => fake_run::run(c),
+        Command::Supervisor(c) => queue::run(c),
     };
     match result {
         Ok(code) => code,

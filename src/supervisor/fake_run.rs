@@ -1,0 +1,145 @@
+//! `clipgan fake-run`: a worker that trains nothing but behaves like one: noisy,
+//! decreasing loss curves, status with progress and ETA, sample images, checkpoints,
+//! resume, SIGTERM handling, and a failure on request. For the supervisor's tests, load
+//! tests, and trying the console without libtorch work.
+use crate::rundir::RunState;
+use crate::util::{fsx, unix_now};
+use crate::worker::{exit, Worker};
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub struct FakeRunArgs {
+    pub steps: u64,
+    pub step_ms: u64,
+    /// Fail (exit::FAILED) when reaching this step.
+    pub fail_at: Option<u64>,
+    pub run_dir: Option<PathBuf>,
+    /// Continue in this run folder from its last checkpoint.
+    pub resume: Option<PathBuf>,
+    pub name: String,
+    /// Steps between sample images (0: none).
+    pub sample_every: u64,
+    /// Steps between checkpoints (0: only when stopping).
+    pub checkpoint_every: u64,
+    /// Extra bytes of output per step (to exercise log caps).
+    pub print_bytes: usize,
+    pub seed: u64,
+}
+
+/// `checkpoints/latest.json`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct FakeCheckpoint {
+    pub step: u64,
+    pub seed: u64,
+    pub wall: f64,
+}
+
+pub const CHECKPOINT_REL: &str = "checkpoints/latest.json";
+
+pub fn run(a: FakeRunArgs) -> Result<u8> {
+    if a.steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let dir_arg = a.resume.clone().or(a.run_dir.clone());
+    let mut w = Worker::start(dir_arg.as_deref(), &a.name, "fake-run", None)?;
+    let mut start = 0;
+    if a.resume.is_some() {
+        let rel = w.run.status().last_checkpoint.clone();
+        if let Some(rel) = rel {
+            let path = w.run.dir().file(&rel);
+            let text = fsx::read_to_string(&path)?;
+            let c: FakeCheckpoint = serde_json::from_str(&text).with_context(|| format!("{} is not a fake-run checkpoint", path.display()))?;
+            start = c.step;
+        }
+    }
+    w.run.set_totals(Some(a.steps), None);
+    let slot = std::env::var("CLIPGAN_SLOT").unwrap_or_default();
+    let gpus = std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_default();
+    println!("fake-run: run {} slot={slot} cuda_visible_devices={gpus} from step {start} to {}", w.run.dir().id(), a.steps);
+    w.run.set_message(format!("fake run from step {start}"));
+    w.run.progress(start)?;
+    let pad = "x".repeat(a.print_bytes);
+    let mut out = std::io::stdout().lock();
+    for step in start + 1..=a.steps {
+        if w.stop.is_raised() {
+            return stop(w, step - 1, a.seed);
+        }
+        std::thread::sleep(Duration::from_millis(a.step_ms));
+        if a.fail_at == Some(step) {
+            eprintln!("fake-run: failing at step {step} as asked (--fail-at)");
+            w.run.flush()?;
+            w.run.finish(RunState::Failed, format!("failed at step {step} as asked (--fail-at)"))?;
+            return Ok(exit::FAILED);
+        }
+        let v = curves(step, a.steps, a.seed);
+        w.run.scalars(step, &[("loss/g_total", v[0]), ("loss/d_total", v[1]), ("loss/damsm", v[2]), ("lr/generator", v[3])])?;
+        if step % 10 == 0 || step == a.steps {
+            w.run.scalar(step, "val/r_precision", v[4])?;
+        }
+        w.run.progress(step)?;
+        writeln!(out, "step {step}/{} loss/g_total {:.4}{pad}", a.steps, v[0]).ok();
+        out.flush().ok();
+        if a.sample_every > 0 && step % a.sample_every == 0 {
+            let img = sample_image(step, a.steps);
+            let caps: Vec<String> = (0..4).map(|k| format!("fake caption {k} at step {step}")).collect();
+            w.run.sample(step, "grid/64", &img, &caps, 2, 2)?;
+        }
+        if a.checkpoint_every > 0 && step % a.checkpoint_every == 0 {
+            checkpoint(&mut w, step, a.seed)?;
+        }
+    }
+    checkpoint(&mut w, a.steps, a.seed)?;
+    w.run.finish(RunState::Finished, "done")?;
+    Ok(exit::FINISHED)
+}
+
+fn stop(mut w: Worker, step: u64, seed: u64) -> Result<u8> {
+    w.run.set_state(RunState::Stopping, "saving a checkpoint")?;
+    checkpoint(&mut w, step, seed)?;
+    w.run.finish(RunState::Stopped, format!("stopped at step {step}"))?;
+    println!("fake-run: stopped at step {step}");
+    Ok(exit::STOPPED)
+}
+
+/// Metrics first, then the checkpoint: a resumed run never has a gap in its steps.
+fn checkpoint(w: &mut Worker, step: u64, seed: u64) -> Result<()> {
+    w.run.flush()?;
+    let c = FakeCheckpoint { step, seed, wall: unix_now() };
+    fsx::atomic_write(&w.run.dir().file(CHECKPOINT_REL), &serde_json::to_vec(&c)?)?;
+    w.run.set_checkpoint(CHECKPOINT_REL)
+}
+
+/// Noise in [-1, 1] that depends only on (seed, step, k): a resumed run draws the same.
+fn noise(seed: u64, step: u64, k: u64) -> f64 {
+    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+}
+
+/// Generator loss, discriminator loss, DAMSM loss, learning rate, R-precision.
+pub fn curves(step: u64, total: u64, seed: u64) -> [f64; 5] {
+    let t = step as f64 / total.max(1) as f64;
+    let g = 2.5 * (-t / 0.3).exp() + 0.8 + 0.15 * noise(seed, step, 1);
+    let d = 1.2 * (-t / 0.5).exp() + 0.4 + 0.1 * noise(seed, step, 2);
+    let damsm = 4.0 * (-t / 0.2).exp() + 1.0 + 0.2 * noise(seed, step, 3);
+    let lr = 2e-4 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos());
+    let r = (0.9 - 0.8 * (-t / 0.4).exp() + 0.02 * noise(seed, step, 4)).clamp(0.0, 1.0);
+    [g, d, damsm, lr, r]
+}
+
+fn sample_image(step: u64, total: u64) -> image::RgbImage {
+    let phase = step as f32 / total.max(1) as f32;
+    image::RgbImage::from_fn(64, 64, |x, y| {
+        let cx = 32.0 + 20.0 * (phase * 6.28).cos();
+        let cy = 32.0 + 20.0 * (phase * 6.28).sin();
+        let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
+        let blob = (255.0 * (1.0 - d / 24.0).max(0.0)) as u8;
+        image::Rgb([blob, (x * 4) as u8, (y * 4) as u8])
+    })
+}

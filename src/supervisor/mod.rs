@@ -1,0 +1,67 @@
+//! The run supervisor: a daemon that owns the job queue and the worker processes,
+//! persists its state, re-adopts workers after a restart, and watches the config folder.
+//! Clients (the CLI, the console) talk to it over a Unix socket. See docs/supervisor.md.
+//!
+//! Layout: `protocol` (the socket's message types), `state` (the persisted queue and its
+//! file), `core` (every state change: requests, process outcomes, scheduling; no I/O
+//! loop), `daemon` (the tokio loop around the core: socket, timers, signals), `client`
+//! (connect-or-spawn and typed requests), `shim` (the small process that supervises one
+//! worker), `procs` (process identity and signals), `logcap` (size-capped logs),
+//! `cfgindex` (the watched index of `cfg/`), `fake_run` (a worker that trains nothing).
+pub mod cfgindex;
+pub mod client;
+pub mod core;
+pub mod daemon;
+pub mod fake_run;
+pub mod logcap;
+pub mod procs;
+pub mod protocol;
+pub mod shim;
+pub mod state;
+
+use std::path::{Path, PathBuf};
+
+/// The files of one home's daemon, all under `<home>/.clipgan/`.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub home: PathBuf,
+    pub state_dir: PathBuf,
+    pub socket: PathBuf,
+    pub lock: PathBuf,
+    pub state: PathBuf,
+    pub log: PathBuf,
+    pub hooks_log: PathBuf,
+    pub runs: PathBuf,
+    pub cfg: PathBuf,
+}
+
+impl Paths {
+    pub fn for_home(home: &Path) -> Paths {
+        let state_dir = home.join(".clipgan");
+        Paths {
+            home: home.to_path_buf(),
+            socket: state_dir.join("daemon.sock"),
+            lock: state_dir.join("daemon.lock"),
+            state: state_dir.join("state.json"),
+            log: state_dir.join("daemon.log"),
+            hooks_log: state_dir.join("hooks.log"),
+            runs: home.join("runs"),
+            cfg: home.join("cfg"),
+            state_dir,
+        }
+    }
+
+    /// The paths of the current project home (`CLIPGAN_HOME` or the nearest one).
+    pub fn current() -> Paths {
+        Paths::for_home(&crate::home::home())
+    }
+}
+
+/// Files the shim writes into a run folder (documented in docs/supervisor.md).
+pub const WORKER_FILE: &str = "worker.json";
+pub const EXIT_FILE: &str = "exit.json";
+/// The raw config file as it was when the run was queued (`config.yml` is the resolved
+/// copy the worker writes).
+pub const CONFIG_SNAPSHOT_FILE: &str = "config.source.yml";
+/// The shim's own messages (not the worker's output).
+pub const SHIM_LOG: &str = "logs/shim.log";
