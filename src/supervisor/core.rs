@@ -871,19 +871,22 @@ impl Core {
     fn settle_dependencies(&mut self) {
         loop {
             let by_id: HashMap<u64, TaskState> = self.state.tasks.iter().map(|t| (t.id, t.state)).collect();
-            let mut changed = false;
-            for t in self.state.tasks.iter_mut().filter(|t| matches!(t.state, TaskState::Queued | TaskState::Held)) {
+            let mut settled = Vec::new();
+            for (i, t) in self.state.tasks.iter_mut().enumerate().filter(|(_, t)| matches!(t.state, TaskState::Queued | TaskState::Held)) {
                 if let Some((d, s)) = t.after.iter().filter_map(|d| by_id.get(d).map(|s| (*d, *s))).find(|(_, s)| s.is_final() && *s != TaskState::Finished) {
                     t.state = TaskState::DepFailed;
                     t.ended_at = Some(unix_now());
                     t.message = format!("not started: task {d} it runs after ended {}", s.name());
-                    changed = true;
+                    settled.push(i);
                 }
             }
-            if !changed {
+            if settled.is_empty() {
                 return;
             }
             self.dirty = true;
+            for i in settled {
+                self.run_hook(i);
+            }
         }
     }
 

@@ -176,6 +176,8 @@ async fn serve(core: &mut Core, paths: &Paths) -> Result<()> {
             changed
         });
         if core.shutdown {
+            // Let the connection tasks write their answers (the shutdown's included).
+            tokio::time::sleep(Duration::from_millis(100)).await;
             break;
         }
     }
