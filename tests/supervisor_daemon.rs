@@ -143,6 +143,53 @@ fn invalid_configs_are_refused_and_snapshots_tell_of_later_changes() {
     let rels: Vec<&str> = idx.files.iter().map(|f| f.rel.as_str()).collect();
     assert_eq!(rels, ["bad.yml", "good.yml", "new/damsm.yml"], "watch: {}", idx.watch);
     assert_eq!(idx.files[2].job.as_deref(), Some("pretrain"));
+
+    // Change notification: `wait` answers when the revision moves, or at its timeout.
+    let rev = c.status().unwrap().rev;
+    let t0 = std::time::Instant::now();
+    assert_eq!(c.wait_change(rev, Duration::from_millis(300)).unwrap(), rev, "no change: answered at the timeout");
+    assert!(t0.elapsed() >= Duration::from_millis(250));
+    let paths = h.paths.clone();
+    let waiter = std::thread::spawn(move || {
+        let mut c2 = clipgan::supervisor::client::Client::connect(&paths).unwrap();
+        let t0 = std::time::Instant::now();
+        (c2.wait_change(rev, Duration::from_secs(20)).unwrap(), t0.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    c.call_ok(Request::GroupAdd { name: "other".into(), change: GroupChange::default() }).unwrap();
+    let (new_rev, waited) = waiter.join().unwrap();
+    assert!(new_rev > rev && waited < Duration::from_secs(10), "{new_rev} {waited:?}");
+
+    // Malformed lines and other protocol versions get an error; the connection goes on.
+    use std::io::{BufRead, BufReader, Write};
+    let mut sock = std::os::unix::net::UnixStream::connect(&h.paths.socket).unwrap();
+    let mut lines = BufReader::new(sock.try_clone().unwrap());
+    let mut ask = |line: &str| {
+        sock.write_all(line.as_bytes()).unwrap();
+        let mut answer = String::new();
+        lines.read_line(&mut answer).unwrap();
+        answer
+    };
+    let a = ask("this is not json\n");
+    assert!(a.contains("\"resp\":\"error\"") && a.contains("malformed"), "{a}");
+    let a = ask("{\"v\":2,\"req\":\"hello\"}\n");
+    assert!(a.contains("protocol version 2"), "{a}");
+    let a = ask("{\"v\":1,\"req\":\"no_such_request\"}\n");
+    assert!(a.contains("malformed request"), "{a}");
+    let a = ask("{\"v\":1,\"req\":\"hello\"}\n");
+    assert!(a.contains("\"resp\":\"hello\""), "{a}");
+}
+
+#[test]
+fn a_corrupt_state_file_stops_the_daemon_with_a_message_and_is_kept() {
+    let h = Home::new();
+    write(h.paths.state.clone(), "{\"version\": 1, \"tasks\": [");
+    let out = h.run(&["status"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("state.json") && err.contains("corrupt"), "{err}");
+    assert_eq!(read(&h.paths.state), "{\"version\": 1, \"tasks\": [");
+    assert!(h.daemon_pids().is_empty());
 }
 
 #[test]

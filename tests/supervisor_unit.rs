@@ -62,7 +62,7 @@ fn process_identity_tells_a_live_process_from_a_reused_pid() {
     let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
     let id = ProcId::of(child.id()).expect("a live process");
     assert!(id.alive());
-    assert!(matches!(id.state(), Some('R' | 'S')));
+    assert!(id.state().is_some_and(|c| c != 'Z'));
     let impostor = ProcId { pid: id.pid, start: id.start + 1 };
     assert!(!impostor.alive(), "same pid, other start time: not our process");
     procs::signal_pid(child.id(), libc::SIGKILL).unwrap();
@@ -225,4 +225,15 @@ fn the_config_index_validates_files_and_ignores_editor_temp_files() {
     let v = idx.view(2);
     assert_eq!(v.files.len(), 2);
     assert!(v.files[0].ok && v.files[0].job.as_deref() == Some("train"));
+}
+
+#[test]
+fn the_command_line_definitions_are_consistent() {
+    use clap::CommandFactory;
+    clipgan::cli::Cli::command().debug_assert();
+    use clap::Parser;
+    let cli = clipgan::cli::Cli::try_parse_from(["clipgan", "queue", "add", "--job", "fake-run", "--after", "1,2", "--priority", "-3", "--", "--steps", "5"]).unwrap();
+    let text = format!("{cli:?}");
+    assert!(text.contains("after: [1, 2]") && text.contains("priority: -3") && text.contains("\"--steps\", \"5\""), "{text}");
+    assert!(clipgan::cli::Cli::try_parse_from(["clipgan", "pause"]).is_err(), "a task id or --group is required");
 }

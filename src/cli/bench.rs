@@ -5,8 +5,13 @@ use clap::Subcommand;
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
-pub enum BenchCommand {}
+pub enum BenchCommand {
+    /// The queue daemon under load: N fake-runs across S slots (all finish, none twice).
+    Supervisor(super::bench_supervisor::SupervisorBench),
+}
 
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
-    match cmd {}
+    match cmd {
+        BenchCommand::Supervisor(b) => super::bench_supervisor::run(b),
+    }
 }

@@ -1,6 +1,7 @@
 //! The `clipgan` command line: one thin file per subcommand group, parsing arguments
 //! and calling the library modules.
 mod bench;
+mod bench_supervisor;
 mod config_cmd;
 mod doctor;
 mod fake_run;

@@ -52,7 +52,7 @@ pub enum SupervisorCommand {
         #[command(flatten)]
         target: TargetArgs,
         /// With --group: only stop starting new tasks, leave running ones alone.
-        #[arg(long, requires = "group")]
+        #[arg(long)]
         wait: bool,
     },
     /// Undo a pause: continue a paused task (SIGCONT), release a held one, or let a
@@ -304,7 +304,13 @@ pub fn run(cmd: SupervisorCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         SupervisorCommand::Kill { id, signal, timeout } => print_ok(client()?.kill(id, signal.as_deref(), timeout)?),
-        SupervisorCommand::Pause { target, wait } => print_ok(client()?.pause(target.target()?, wait)?),
+        SupervisorCommand::Pause { target, wait } => {
+            let target = target.target()?;
+            if wait && matches!(target, Target::Task(_)) {
+                bail!("--wait goes with --group (a task is either paused or not)");
+            }
+            print_ok(client()?.pause(target, wait)?)
+        }
         SupervisorCommand::Resume { target } => print_ok(client()?.resume(target.target()?)?),
         SupervisorCommand::Restart { id } => print_ok(client()?.restart(id)?),
         SupervisorCommand::ResumeRun { id } => print_ok(client()?.resume_run(id)?),

@@ -191,6 +191,7 @@ fn start_watcher(core: &mut Core, tx: &mpsc::UnboundedSender<Msg>, slot: &mut Op
         return;
     }
     let tx = tx.clone();
+    let before = core.cfg.watch.clone();
     match cfgindex::watch(&root, move || {
         let _ = tx.send(Msg::ConfigChanged);
     }) {
@@ -200,7 +201,9 @@ fn start_watcher(core: &mut Core, tx: &mpsc::UnboundedSender<Msg>, slot: &mut Op
         }
         Err(e) => core.cfg.watch = format!("polling every 5 s (file events unavailable: {e})"),
     }
-    core.bump();
+    if core.cfg.watch != before {
+        core.bump();
+    }
 }
 
 async fn connection(stream: UnixStream, tx: mpsc::UnboundedSender<Msg>, rev_rx: watch::Receiver<u64>, own_uid: u32) {

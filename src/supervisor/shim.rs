@@ -64,7 +64,7 @@ pub fn run(a: ShimArgs) -> Result<u8> {
             return Ok(EXIT_BUSY);
         }
     };
-    eprintln!("clipgan shim: attempt {} at {}: {}", a.attempt, chrono::Utc::now().to_rfc3339(), a.argv.join(" "));
+    eprintln!("clipgan shim: starting attempt {} at {}: {}", a.attempt, chrono::Utc::now().to_rfc3339(), a.argv.join(" "));
     let mut cmd = Command::new(&a.argv[0]);
     cmd.args(&a.argv[1..]).process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
