@@ -688,6 +688,10 @@ impl Core {
             self.attempt_ended(i, ExitInfo { attempt: x.attempt, code: x.code, signal: x.signal, ended: x.ended }, None);
             return;
         }
+        // The common case, every tick: the shim runs and its worker is known.
+        if p.worker.is_some() && p.shim.alive() {
+            return;
+        }
         let record = read_json::<WorkerRecord>(&run_dir.join(WORKER_FILE)).filter(|w| w.attempt >= p.attempt);
         if p.worker.is_none() {
             if let Some(w) = record.as_ref().filter(|w| w.attempt == p.attempt && w.shim == p.shim) {
