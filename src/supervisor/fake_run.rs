@@ -136,8 +136,8 @@ pub fn curves(step: u64, total: u64, seed: u64) -> [f64; 5] {
 fn sample_image(step: u64, total: u64) -> image::RgbImage {
     let phase = step as f32 / total.max(1) as f32;
     image::RgbImage::from_fn(64, 64, |x, y| {
-        let cx = 32.0 + 20.0 * (phase * 6.28).cos();
-        let cy = 32.0 + 20.0 * (phase * 6.28).sin();
+        let cx = 32.0 + 20.0 * (phase * std::f32::consts::TAU).cos();
+        let cy = 32.0 + 20.0 * (phase * std::f32::consts::TAU).sin();
         let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
         let blob = (255.0 * (1.0 - d / 24.0).max(0.0)) as u8;
         image::Rgb([blob, (x * 4) as u8, (y * 4) as u8])

@@ -246,7 +246,7 @@ impl Task {
 pub type StateWriter = Box<dyn FnMut(&Path, &[u8]) -> Result<()> + Send>;
 
 pub fn atomic_writer() -> StateWriter {
-    Box::new(|path, bytes| fsx::atomic_write(path, bytes))
+    Box::new(fsx::atomic_write)
 }
 
 /// Read `state.json`; a missing file is a fresh state. A file that cannot be read is an
