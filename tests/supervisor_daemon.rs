@@ -197,9 +197,11 @@ fn a_sigkilled_worker_fails_with_its_signal_and_is_retried_from_its_checkpoint()
     let h = Home::new();
     let mut c = h.client();
     c.call_ok(Request::GroupSet { name: "default".into(), change: GroupChange { slots: Some(2), ..Default::default() } }).unwrap();
+    c.group_add("pof", GroupChange { pause_on_failure: Some(true), ..Default::default() }).unwrap();
     let args = ["--steps", "40", "--step-ms", "40", "--checkpoint-every", "5"];
     let retried = h.add_fake(&mut c, &args, |t| t.retries = 1);
-    let plain = h.add_fake(&mut c, &args, |_| {});
+    let plain = h.add_fake(&mut c, &args, |t| t.group = Some("pof".into()));
+    let behind = h.add_fake(&mut c, &["--steps", "2"], |t| t.group = Some("pof".into()));
     let s = h.wait_for(30, "both past step 12", |s| step_of(s, retried) >= 12 && step_of(s, plain) >= 12);
     let (w1, w2) = (worker_of(&s, retried).unwrap(), worker_of(&s, plain).unwrap());
     for w in [w1, w2] {
@@ -209,6 +211,10 @@ fn a_sigkilled_worker_fails_with_its_signal_and_is_retried_from_its_checkpoint()
     let t = &task(&s, plain).task;
     assert_eq!(t.exit.as_ref().unwrap().signal, Some(libc::SIGKILL));
     assert!(t.message.contains("killed by SIGKILL"), "{}", t.message);
+    // Its group pauses on failure: the task behind it does not start.
+    let g = s.groups.iter().find(|g| g.name == "pof").unwrap();
+    assert!(g.group.paused && g.group.paused_reason.contains("pauses on failure"), "{:?}", g.group);
+    assert_eq!(state_of(&s, behind), TaskState::Queued);
     let s = h.wait_for(30, "the retried task finished", |s| state_of(s, retried).is_final());
     let t = &task(&s, retried).task;
     assert_eq!(t.state, TaskState::Finished, "{}", t.message);
@@ -221,6 +227,7 @@ fn a_sigkilled_worker_fails_with_its_signal_and_is_retried_from_its_checkpoint()
     assert!(steps.len() < 40 + 12, "resumed near the kill, not from the start: {steps:?}");
     let shim_log = read(t.run_dir.join("logs/shim.log"));
     assert!(shim_log.contains("attempt 2") && shim_log.contains("--resume"), "{shim_log}");
+    assert_eq!(state_of(&c.status().unwrap(), behind), TaskState::Queued, "still held back by the paused group");
 }
 
 #[test]
@@ -315,6 +322,10 @@ fn two_daemons_started_at_once_leave_exactly_one() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     assert_eq!(h2.daemon_pids().len(), 1);
+    // `daemon --stop` returns once it is gone.
+    let out = h2.ok(&["daemon", "--stop"]);
+    assert!(out.contains("the daemon stops"), "{out}");
+    assert!(h2.daemon_pids().is_empty());
     let _ = won.kill();
     let _ = won.wait();
 }

@@ -148,6 +148,32 @@ impl Client {
         self.call_ok(Request::Remove { id })
     }
 
+    /// Groups with their running and queued counts.
+    pub fn groups(&mut self) -> Result<Vec<GroupView>> {
+        Ok(self.status()?.groups)
+    }
+
+    pub fn group_add(&mut self, name: &str, change: GroupChange) -> Result<(String, Vec<String>)> {
+        self.call_ok(Request::GroupAdd { name: name.to_string(), change })
+    }
+
+    pub fn group_set(&mut self, name: &str, change: GroupChange) -> Result<(String, Vec<String>)> {
+        self.call_ok(Request::GroupSet { name: name.to_string(), change })
+    }
+
+    pub fn group_remove(&mut self, name: &str) -> Result<(String, Vec<String>)> {
+        self.call_ok(Request::GroupRemove { name: name.to_string() })
+    }
+
+    pub fn settings(&mut self, change: SettingsChange) -> Result<(String, Vec<String>)> {
+        self.call_ok(Request::Settings(change))
+    }
+
+    /// Stop the daemon (workers keep running).
+    pub fn shutdown(&mut self) -> Result<(String, Vec<String>)> {
+        self.call_ok(Request::Shutdown)
+    }
+
     /// The config folder's index with each file's validation state.
     pub fn configs(&mut self, rescan: bool) -> Result<ConfigIndex> {
         match self.call(if rescan { Request::Rescan } else { Request::Configs })? {

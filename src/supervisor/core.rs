@@ -26,7 +26,10 @@ pub struct Core {
     /// The `clipgan` binary that shims and workers run.
     exe: PathBuf,
     rev: u64,
+    /// Changed since the last save.
     dirty: bool,
+    /// Changed in a way clients should see but that need not be saved by itself.
+    unsaved: bool,
     save_error: Option<String>,
     started: f64,
     pub cfg: CfgIndex,
@@ -65,6 +68,7 @@ impl Core {
             exe,
             rev: 1,
             dirty: true,
+            unsaved: false,
             save_error: None,
             started: unix_now(),
             cfg,
@@ -696,7 +700,9 @@ impl Core {
         if p.worker.is_none() {
             if let Some(w) = record.as_ref().filter(|w| w.attempt == p.attempt && w.shim == p.shim) {
                 self.state.tasks[i].procs.as_mut().expect("checked").worker = Some(w.worker);
-                self.dirty = true;
+                // Clients should see it, but it need not be saved on its own: a daemon
+                // that restarts learns it again from worker.json.
+                self.unsaved = true;
                 self.deliver(i);
             }
         }
@@ -979,9 +985,13 @@ impl Core {
     pub fn commit(&mut self) -> Vec<String> {
         self.schedule();
         if !self.dirty {
+            if std::mem::take(&mut self.unsaved) {
+                self.rev += 1;
+            }
             return Vec::new();
         }
         self.dirty = false;
+        self.unsaved = false;
         self.rev += 1;
         let bytes = to_bytes(&self.state);
         match (self.writer)(&self.paths.state, &bytes) {
