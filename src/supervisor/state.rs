@@ -274,7 +274,8 @@ pub fn load(path: &Path) -> Result<State> {
 }
 
 pub fn to_bytes(state: &State) -> Vec<u8> {
-    let mut b = serde_json::to_vec_pretty(state).expect("the state always serialises");
+    // One compact line: it is rewritten on every change, and can hold thousands of tasks.
+    let mut b = serde_json::to_vec(state).expect("the state always serialises");
     b.push(b'\n');
     b
 }
