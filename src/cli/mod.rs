@@ -2,6 +2,7 @@
 //! and calling the library modules.
 mod bench;
 mod config_cmd;
+mod data;
 mod doctor;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,9 @@ pub enum Command {
     /// Benchmarks: speed and memory of the parts that have targets.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Datasets: write the synthetic one, check one.
+    #[command(subcommand)]
+    Data(data::DataCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -32,6 +36,7 @@ pub fn main() -> ExitCode {
         Command::Doctor => doctor::run(),
         Command::Config(c) => config_cmd::run(c),
         Command::Bench(c) => bench::run(c),
+        Command::Data(c) => data::run(c),
     };
     match result {
         Ok(code) => code,

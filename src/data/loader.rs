@@ -140,7 +140,8 @@ pub struct Skipped {
 const TAG_SHUFFLE: u64 = 0x5348_5546;
 const TAG_SAMPLE: u64 = 0x5341_4d50;
 
-fn splitmix64(mut z: u64) -> u64 {
+/// SplitMix64's output function: a well-mixed 64-bit hash of `z`.
+pub fn splitmix64(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);

@@ -1,9 +1,11 @@
 //! Data: the CLIP tokenizer, AttnGAN's preprocessed dataset layout (CUB, COCO, synthetic),
 //! image transforms, the batched background loader, and the synthetic dataset generator.
 //! See docs/data.md.
+pub mod check;
 pub mod dataset;
 pub mod loader;
 pub mod pickle;
+pub mod synth;
 pub mod tokenizer;
 pub mod transforms;
 
