@@ -5,5 +5,6 @@ pub mod data;
 pub mod device;
 pub mod home;
 pub mod rundir;
+pub mod train;
 pub mod util;
 pub mod worker;

@@ -1,0 +1,6 @@
+//! Training: shared infrastructure (optimizer, schedule, checkpoints, seeds, mixed
+//! precision), the DAMSM/contrastive losses and the jobs. See docs/training.md.
+pub mod checkpoint;
+pub mod optim;
+pub mod schedule;
+pub mod seed;
