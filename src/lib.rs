@@ -4,6 +4,7 @@ pub mod config;
 pub mod data;
 pub mod device;
 pub mod home;
+pub mod models;
 pub mod rundir;
 pub mod train;
 pub mod util;
