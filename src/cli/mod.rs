@@ -3,6 +3,7 @@
 mod bench;
 mod bench_supervisor;
 mod config_cmd;
+mod data;
 mod doctor;
 mod fake_run;
 mod queue;
@@ -32,6 +33,9 @@ pub enum Command {
     FakeRun(fake_run::FakeRunCmd),
     #[command(flatten)]
     Supervisor(queue::SupervisorCommand),
+    /// Datasets: write the synthetic one, check one.
+    #[command(subcommand)]
+    Data(data::DataCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -42,6 +46,7 @@ pub fn main() -> ExitCode {
         Command::Bench(c) => bench::run(c),
         Command::FakeRun(c) => fake_run::run(c),
         Command::Supervisor(c) => queue::run(c),
+        Command::Data(c) => data::run(c),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,6 @@
 //! Small helpers shared by every module.
 pub mod fsx;
+pub mod grid;
 
 /// Seconds since the Unix epoch, as a float (the run format's wall-clock unit).
 pub fn unix_now() -> f64 {

@@ -1,0 +1,3 @@
+//! Models: a config struct, `new(path: nn::Path, cfg)` creating parameters under
+//! checkpoint-compatible names, and a plain `forward`. See docs/models.md.
+pub mod clip;

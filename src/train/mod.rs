@@ -1,0 +1,8 @@
+//! Training: shared infrastructure (optimizer, schedule, checkpoints, seeds, mixed
+//! precision), the DAMSM/contrastive losses and the jobs. See docs/training.md.
+pub mod amp;
+pub mod checkpoint;
+pub mod losses;
+pub mod optim;
+pub mod schedule;
+pub mod seed;
