@@ -5,8 +5,14 @@ use clap::Subcommand;
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
-pub enum BenchCommand {}
+pub enum BenchCommand {
+    /// Data loader throughput (images/s): synthetic 256 px and CUB-like 500x375 JPEGs,
+    /// batches of 16, 2 worker threads, 64/128/256 copies.
+    Loader(super::bench_data::LoaderArgs),
+}
 
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
-    match cmd {}
+    match cmd {
+        BenchCommand::Loader(a) => super::bench_data::run(a).map(|_| ExitCode::SUCCESS),
+    }
 }

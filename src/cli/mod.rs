@@ -1,6 +1,7 @@
 //! The `clipgan` command line: one thin file per subcommand group, parsing arguments
 //! and calling the library modules.
 mod bench;
+mod bench_data;
 mod config_cmd;
 mod data;
 mod doctor;
