@@ -65,17 +65,26 @@ fn resize_crop_flip_and_copies() {
     // No augmentation: centre crop of the 38x19 resize at (round(22/2), round(3/2)) = (11, 2).
     let out = transforms::prepare(&img, &[8, 16], None);
     assert_eq!(out[1].dimensions(), (16, 16));
-    assert_eq!(out[1], image::imageops::crop_imm(&resized, 11, 2, 16, 16).to_image());
-    assert_eq!(out[0], image::imageops::resize(&out[1], 8, 8, image::imageops::FilterType::Triangle));
+    assert_eq!(out[1], transforms::crop(&resized, 11, 2, 16, 16));
+    assert_eq!(out[0], transforms::resize_exact(&out[1], 8, 8));
     // Offsets as fractions of the free range; flip mirrors.
     let a = Augment { crop_x: 0.0, crop_y: 0.999, flip: false };
     let plain = transforms::prepare(&img, &[16], Some(a));
-    assert_eq!(plain[0], image::imageops::crop_imm(&resized, 0, 3, 16, 16).to_image());
+    assert_eq!(plain[0], transforms::crop(&resized, 0, 3, 16, 16));
     let flipped = transforms::prepare(&img, &[16], Some(Augment { flip: true, ..a }));
-    assert_eq!(flipped[0], image::imageops::flip_horizontal(&plain[0]));
+    assert_eq!(flipped[0], image::imageops::flip_horizontal(&plain[0]), "a mirror image");
     assert_ne!(flipped[0], plain[0]);
+    assert_eq!(transforms::crop(&resized, 11, 2, 16, 16).get_pixel(0, 0), resized.get_pixel(11, 2));
+    assert_eq!(transforms::crop(&resized, 11, 2, 16, 16).get_pixel(15, 15), resized.get_pixel(26, 17));
+    // Antialiased: a one-pixel checkerboard shrinks to grey, not to an aliasing pattern;
+    // a flat image stays flat.
+    let checker = RgbImage::from_fn(64, 64, |x, y| if (x + y) % 2 == 0 { image::Rgb([255; 3]) } else { image::Rgb([0; 3]) });
+    let small = transforms::resize_exact(&checker, 16, 16);
+    assert!(small.pixels().all(|p| p.0.iter().all(|&c| (118..=138).contains(&c))), "{:?}", small.get_pixel(3, 3));
+    let flat = transforms::resize_exact(&RgbImage::from_pixel(50, 30, image::Rgb([10, 200, 90])), 21, 13);
+    assert!(flat.pixels().all(|p| p.0 == [10, 200, 90]));
     let right = transforms::prepare(&img, &[16], Some(Augment { crop_x: 0.99, crop_y: 0.0, flip: false }));
-    assert_eq!(right[0], image::imageops::crop_imm(&resized, 22, 0, 16, 16).to_image());
+    assert_eq!(right[0], transforms::crop(&resized, 22, 0, 16, 16));
 }
 
 #[test]

@@ -8,10 +8,14 @@ use std::process::ExitCode;
 pub enum BenchCommand {
     /// The queue daemon under load: N fake-runs across S slots (all finish, none twice).
     Supervisor(super::bench_supervisor::SupervisorBench),
+    /// Data loader throughput (images/s): synthetic 256 px and CUB-like 500x375 JPEGs,
+    /// batches of 16, 2 worker threads, 64/128/256 copies.
+    Loader(super::bench_data::LoaderArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Supervisor(b) => super::bench_supervisor::run(b),
+        BenchCommand::Loader(a) => super::bench_data::run(a).map(|_| ExitCode::SUCCESS),
     }
 }

@@ -2,6 +2,7 @@
 //! and calling the library modules.
 mod bench;
 mod bench_supervisor;
+mod bench_data;
 mod config_cmd;
 mod data;
 mod doctor;

@@ -273,7 +273,7 @@ impl Dataset {
                     format!("{}: the bounding box of {} does not fit its image {}", src.display(), rec.key, rec.image_path.display())
                 })?;
                 let (x1, y1, x2, y2) = bbox_crop_rect(b, w, h);
-                Ok(image::imageops::crop_imm(&img, x1, y1, x2 - x1, y2 - y1).to_image())
+                Ok(super::transforms::crop(&img, x1, y1, x2 - x1, y2 - y1))
             }
         }
     }

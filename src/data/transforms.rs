@@ -2,9 +2,10 @@
 //! floor(largest·76/64), crop the largest size (random offset when augmenting, else the
 //! centre), flip horizontally (augmenting only, p = 0.5), then the smaller copies by
 //! antialiased resize of that crop; pixels as CLIP-normalised values or in [-1, 1].
-use image::imageops::{self, FilterType};
+use fast_image_resize as fir;
 use image::RgbImage;
 use rand::Rng;
+use std::cell::RefCell;
 use tch::{Kind, Tensor};
 
 /// CLIP's normalisation (method.md §3).
@@ -40,19 +41,65 @@ impl Augment {
     }
 }
 
+thread_local! {
+    // fast_image_resize keeps scratch buffers in its Resizer: one per thread, reused.
+    static RESIZER: RefCell<fir::Resizer> = RefCell::new(fir::Resizer::new());
+}
+
+/// Resize to exactly `w` x `h` with an antialiased bilinear filter (the kernel widened when
+/// shrinking, as PIL's and torchvision's `Resize`; fast_image_resize's convolution).
+pub fn resize_exact(img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    let (w, h) = (w.max(1), h.max(1));
+    if img.dimensions() == (w, h) {
+        return img.clone();
+    }
+    let resized = fir::images::ImageRef::new(img.width(), img.height(), img.as_raw(), fir::PixelType::U8x3)
+        .map_err(|e| e.to_string())
+        .and_then(|src| {
+            let mut dst = fir::images::Image::new(w, h, fir::PixelType::U8x3);
+            let opts = fir::ResizeOptions::new().resize_alg(fir::ResizeAlg::Convolution(fir::FilterType::Bilinear));
+            RESIZER.with(|r| r.borrow_mut().resize(&src, &mut dst, &opts)).map_err(|e| e.to_string())?;
+            RgbImage::from_raw(w, h, dst.into_vec()).ok_or_else(|| "buffer size".to_string())
+        });
+    // Both calls only fail on inconsistent sizes, which RgbImage rules out; stay safe anyway.
+    resized.unwrap_or_else(|_| image::imageops::resize(img, w, h, image::imageops::FilterType::Triangle))
+}
+
 /// Resize so the shorter side is `short` (torchvision's `Resize(int)`: the longer side is
-/// int(short·long/short_side)); antialiased (a triangle filter widened when shrinking, as PIL's bilinear).
+/// int(short·long/short_side)), antialiased.
 pub fn resize_shorter(img: &RgbImage, short: u32) -> RgbImage {
     let (w, h) = img.dimensions();
     let (nw, nh) = if w <= h {
-        (short, ((short as u64 * h as u64) / w as u64).max(1) as u32)
+        (short, ((short as u64 * h as u64) / w.max(1) as u64).max(1) as u32)
     } else {
-        (((short as u64 * w as u64) / h as u64).max(1) as u32, short)
+        (((short as u64 * w as u64) / h.max(1) as u64).max(1) as u32, short)
     };
-    if (nw, nh) == (w, h) {
-        return img.clone();
+    resize_exact(img, nw, nh)
+}
+
+/// The `w` x `h` region at (x, y) as a new image (row copies). The region must lie inside.
+pub fn crop(img: &RgbImage, x: u32, y: u32, w: u32, h: u32) -> RgbImage {
+    let stride = img.width() as usize * 3;
+    let raw = img.as_raw();
+    let mut out = Vec::with_capacity(w as usize * h as usize * 3);
+    for row in y as usize..(y + h) as usize {
+        let start = row * stride + x as usize * 3;
+        out.extend_from_slice(&raw[start..start + w as usize * 3]);
     }
-    imageops::resize(img, nw, nh, FilterType::Triangle)
+    RgbImage::from_raw(w, h, out).unwrap_or_else(|| RgbImage::new(w, h))
+}
+
+/// Mirror left-right in place.
+pub fn flip_horizontal(img: &mut RgbImage) {
+    let w = img.width() as usize;
+    for row in img.chunks_exact_mut(w * 3) {
+        for i in 0..w / 2 {
+            let j = w - 1 - i;
+            for c in 0..3 {
+                row.swap(i * 3 + c, j * 3 + c);
+            }
+        }
+    }
 }
 
 /// The `sizes` copies of an image (in the order given): resize to load_size(max), crop
@@ -67,14 +114,11 @@ pub fn prepare(img: &RgbImage, sizes: &[u32], aug: Option<Augment>) -> Vec<RgbIm
         Some(a) => (((a.crop_x * (fx + 1) as f64) as u32).min(fx), ((a.crop_y * (fy + 1) as f64) as u32).min(fy)),
         None => ((fx as f64 / 2.0).round() as u32, (fy as f64 / 2.0).round() as u32),
     };
-    let mut crop = imageops::crop_imm(&resized, x, y, largest, largest).to_image();
+    let mut top = crop(&resized, x, y, largest, largest);
     if aug.is_some_and(|a| a.flip) {
-        imageops::flip_horizontal_in_place(&mut crop);
+        flip_horizontal(&mut top);
     }
-    sizes
-        .iter()
-        .map(|&s| if s == largest { crop.clone() } else { imageops::resize(&crop, s.max(1), s.max(1), FilterType::Triangle) })
-        .collect()
+    sizes.iter().map(|&s| if s == largest { top.clone() } else { resize_exact(&top, s, s) }).collect()
 }
 
 /// Append an image as CHW floats in `mode` to `out`.
