@@ -14,6 +14,7 @@ pub mod core;
 pub mod daemon;
 pub mod fake_run;
 pub mod logcap;
+pub mod pipeline;
 pub mod procs;
 pub mod protocol;
 pub mod shim;
