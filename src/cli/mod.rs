@@ -4,6 +4,7 @@ mod bench;
 mod config_cmd;
 mod data;
 mod doctor;
+mod pretrain;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -28,6 +29,8 @@ pub enum Command {
     /// Datasets: write the synthetic one, check one.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Finetune CLIP with DAMSM + contrastive losses (method.md stage 1).
+    Pretrain(pretrain::PretrainArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -37,6 +40,7 @@ pub fn main() -> ExitCode {
         Command::Config(c) => config_cmd::run(c),
         Command::Bench(c) => bench::run(c),
         Command::Data(c) => data::run(c),
+        Command::Pretrain(a) => pretrain::run(a),
     };
     match result {
         Ok(code) => code,
