@@ -5,8 +5,16 @@ use clap::Subcommand;
 use std::process::ExitCode;
 
 #[derive(Subcommand, Debug)]
-pub enum BenchCommand {}
+pub enum BenchCommand {
+    /// CLIP forward time (image and text towers) of a preset with random weights.
+    ClipForward(super::bench_clip::ForwardArgs),
+    /// CLIP finetuning steps per second (forward, losses, backward, AdamW) on random inputs.
+    PretrainStep(super::bench_clip::StepArgs),
+}
 
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
-    match cmd {}
+    match cmd {
+        BenchCommand::ClipForward(a) => super::bench_clip::clip_forward(a),
+        BenchCommand::PretrainStep(a) => super::bench_clip::pretrain_step(a),
+    }
 }

@@ -1,6 +1,8 @@
 //! The `clipgan` command line: one thin file per subcommand group, parsing arguments
 //! and calling the library modules.
 mod bench;
+mod bench_clip;
+mod clip;
 mod config_cmd;
 mod data;
 mod doctor;
@@ -29,6 +31,9 @@ pub enum Command {
     /// Datasets: write the synthetic one, check one.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// CLIP checkpoints: embed texts and images, rank texts per image.
+    #[command(subcommand)]
+    Clip(clip::ClipCommand),
     /// Finetune CLIP with DAMSM + contrastive losses (method.md stage 1).
     Pretrain(pretrain::PretrainArgs),
 }
@@ -40,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::Config(c) => config_cmd::run(c),
         Command::Bench(c) => bench::run(c),
         Command::Data(c) => data::run(c),
+        Command::Clip(c) => clip::run(c),
         Command::Pretrain(a) => pretrain::run(a),
     };
     match result {

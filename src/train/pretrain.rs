@@ -324,19 +324,30 @@ fn clip_from_checkpoint(ck: &Checkpoint, tensors: &HashMap<String, Tensor>, devi
 }
 
 /// The loss terms of one batch.
-struct StepLosses {
-    total: Tensor,
-    words: Tensor,
-    sentence: Tensor,
-    nt_xent: Tensor,
+pub struct StepLosses {
+    pub total: Tensor,
+    /// L_w summed over both captions and both directions.
+    pub words: Tensor,
+    /// L_s likewise.
+    pub sentence: Tensor,
+    pub nt_xent: Tensor,
 }
 
-fn batch_losses(job: &Trainer, images: &Tensor, tokens: &[crate::data::TokenBatch], class_ids: &Tensor) -> StepLosses {
-    let s = &job.loaded.config.train.smooth;
-    let dev = job.device;
-    let (img, texts) = amp::autocast_bf16(dev, job.amp, || {
-        let img = job.clip.encode_image(&images.to_device(dev));
-        let texts: Vec<_> = tokens.iter().map(|t| job.clip.encode_text(&t.ids.to_device(dev), &t.mask.to_device(dev))).collect();
+/// The finetuning objective of one batch: images (CLIP-normalised, [B, 3, S, S]) with one
+/// or two captions each (NT-Xent needs two) and their class ids. The forward runs under
+/// bf16 autocast when `amp`; the losses in f32.
+pub fn batch_losses(
+    clip: &Clip,
+    s: &config::Smooth,
+    dev: Device,
+    amp: bool,
+    images: &Tensor,
+    tokens: &[crate::data::TokenBatch],
+    class_ids: &Tensor,
+) -> StepLosses {
+    let (img, texts) = amp::autocast_bf16(dev, amp, || {
+        let img = clip.encode_image(&images.to_device(dev));
+        let texts: Vec<_> = tokens.iter().map(|t| clip.encode_text(&t.ids.to_device(dev), &t.mask.to_device(dev))).collect();
         (img, texts)
     });
     // Losses in f32 (outside autocast).
@@ -387,7 +398,7 @@ fn train_loop(job: &mut Trainer, run: &mut RunWriter, stop: &StopFlag, mut pos: 
                     job.opt.set_lr(g, *lr);
                 }
                 seed::seed_torch(c.clipgan.seed, &[seed::stream::STEP, pos.step]);
-                let l = batch_losses(job, &batch.images[0], &batch.tokens, &batch.class_ids);
+                let l = batch_losses(&job.clip, &c.train.smooth, job.device, job.amp, &batch.images[0], &batch.tokens, &batch.class_ids);
                 let total = l.total.double_value(&[]);
                 let mut grad_norm = f64::NAN;
                 if total.is_finite() {
