@@ -152,13 +152,14 @@ fn bin() -> Command {
     c
 }
 
-/// Start a run in a child process, wait until it has logged `after` steps, send `signal`.
-fn run_and_kill(cfg: &Path, run_dir: &Path, after: u64, signal: i32) -> std::process::ExitStatus {
+/// Start a run in a child process, wait until it has logged `after` steps (and, with
+/// `need_checkpoint`, written a checkpoint), send `signal`.
+fn run_and_kill(cfg: &Path, run_dir: &Path, after: u64, need_checkpoint: bool, signal: i32) -> std::process::ExitStatus {
     let mut child = bin().args(["pretrain", "--cfg"]).arg(cfg).arg("--run-dir").arg(run_dir).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let steps = curve(run_dir, "loss/total").len() as u64;
-        if steps >= after {
+        if steps >= after && (!need_checkpoint || run_dir.join("checkpoints/latest.safetensors").exists()) {
             break;
         }
         if let Some(st) = child.try_wait().unwrap() {
@@ -193,7 +194,7 @@ fn kill_and_resume_gives_the_uninterrupted_loss_curve() {
 
     // SIGTERM mid-epoch: a checkpoint at the exact position, state stopped, exit code 3.
     let stopped = tmp.path().join("sigterm");
-    let st = run_and_kill(&cfg, &stopped, 8, libc::SIGTERM);
+    let st = run_and_kill(&cfg, &stopped, 8, false, libc::SIGTERM);
     assert_eq!(st.code(), Some(clipgan::worker::exit::STOPPED as i32), "{st}");
     let s = status(&stopped);
     assert_eq!(s.state, RunState::Stopped);
@@ -207,15 +208,20 @@ fn kill_and_resume_gives_the_uninterrupted_loss_curve() {
     assert_same_curve(&curve(&reference, "val/word_loss"), &curve(&stopped, "val/word_loss"), "val word loss");
 
     // SIGKILL: no chance to save; the periodic checkpoint (every step here) is the
-    // resume point, and the steps logged after it are recomputed identically.
-    let cfg_k = write_cfg(tmp.path(), "resume_kill.yml", 2, 2e-3, "  CHECKPOINT_MINUTES: 0.00001\n");
+    // resume point (written about every 0.3 s here), and the steps logged after it are
+    // recomputed identically.
+    let cfg_k = write_cfg(tmp.path(), "resume_kill.yml", 2, 2e-3, "  CHECKPOINT_MINUTES: 0.005\n");
     let killed = tmp.path().join("sigkill");
-    let st = run_and_kill(&cfg_k, &killed, 12, libc::SIGKILL);
+    let st = run_and_kill(&cfg_k, &killed, 12, true, libc::SIGKILL);
     assert_eq!(st.code(), None, "killed by a signal");
     assert_eq!(status(&killed).state, RunState::Running, "a killed worker cannot write its final state");
+    // What a kill during a checkpoint write leaves behind is cleaned up by the next worker.
+    let stale = killed.join("checkpoints/.latest.safetensors.tmp.99999.0");
+    std::fs::write(&stale, b"half a checkpoint").unwrap();
     let out = bin().args(["pretrain", "--resume"]).arg(&killed).output().unwrap();
     assert!(out.status.success(), "resume after SIGKILL failed: {}", String::from_utf8_lossy(&out.stderr));
     assert_same_curve(&want, &curve(&killed, "loss/total"), "SIGKILL + resume");
+    assert!(!stale.exists());
 }
 
 #[test]
@@ -279,4 +285,30 @@ fn bad_inputs_are_refused_with_clear_errors() {
     std::fs::write(&cfg, text).unwrap();
     let e = format!("{:#}", pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(tmp.path().join("nete_run")), resume: None }).unwrap_err());
     assert!(e.contains("model.safetensors") && e.contains("clipgan checkpoint"), "{e}");
+}
+
+#[test]
+fn r_precision_ranks_own_captions_against_other_classes() {
+    use tch::{Device, Kind, Tensor};
+    let classes = [0i64, 0, 1, 1, 2, 2];
+    let eye = Tensor::eye(6, (Kind::Float, Device::Cpu));
+    // Each image matches its own caption: all hits; 4 other-class captions each.
+    let rp = pretrain::r_precision(&eye, &eye, &classes, 100, 1);
+    assert_eq!((rp.precision, rp.trials), (1.0, 6));
+    assert!((rp.chance - 0.2).abs() < 1e-12);
+    // Fewer candidates: chance follows.
+    let rp = pretrain::r_precision(&eye, &eye, &classes, 2, 1);
+    assert!((rp.chance - 0.5).abs() < 1e-12 && rp.precision == 1.0);
+    // Only other classes' captions compete: image 0's own caption also leans towards
+    // caption 1 (same class), which is no candidate, so it is still a hit.
+    let sent = eye.copy();
+    let _ = sent.get(0).copy_(&(eye.get(0) * 0.5 + eye.get(1)));
+    let rp = pretrain::r_precision(&eye, &sent, &classes, 100, 1);
+    assert_eq!(rp.precision, 1.0);
+    // Every caption the same: ties count against, no hits.
+    let same = Tensor::ones([6, 6], (Kind::Float, Device::Cpu));
+    assert_eq!(pretrain::r_precision(&eye, &same, &classes, 100, 1).precision, 0.0);
+    // Captions of image i+2 (another class): never first.
+    let shifted = eye.roll([2], [0]);
+    assert_eq!(pretrain::r_precision(&eye, &shifted, &classes, 100, 1).precision, 0.0);
 }

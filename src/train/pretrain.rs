@@ -164,6 +164,7 @@ fn run_in(loaded: &LoadedConfig, run: &mut RunWriter, stop: &StopFlag) -> Result
     let dir = run.dir().clone();
     let latest = dir.checkpoints_dir().join(LATEST);
     let resuming = latest.is_file();
+    remove_stale_temp_files(&dir.checkpoints_dir());
     dir.write_config(&loaded.resolved_yaml())?;
     let config_hash = checkpoint::text_hash(&loaded.resolved_yaml());
 
@@ -288,6 +289,19 @@ fn run_in(loaded: &LoadedConfig, run: &mut RunWriter, stop: &StopFlag) -> Result
         config_hash,
     };
     train_loop(&mut job, run, stop, pos)
+}
+
+/// A worker killed while writing a checkpoint leaves its temporary file (`.NAME.tmp.PID.N`,
+/// see `util::fsx`) behind; the one worker of a run folder removes them when it starts.
+fn remove_stale_temp_files(dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".safetensors.tmp.") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
 }
 
 /// The CLIP weights to start finetuning from: CLIPGAN.CLIP_WEIGHTS, else
