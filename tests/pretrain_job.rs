@@ -55,6 +55,7 @@ CLIPGAN:
   CLIP_PRESET: 'tiny'
   CLIP_FROM_SCRATCH: true
   THREADS: 1
+  DEVICE: 'cpu'
   LOG_EVERY: 1
   WARMUP_EPOCHS: 1
   CYCLE_EPOCHS: {cycle}
@@ -302,7 +303,7 @@ fn r_precision_ranks_own_captions_against_other_classes() {
     // Only other classes' captions compete: image 0's own caption also leans towards
     // caption 1 (same class), which is no candidate, so it is still a hit.
     let sent = eye.copy();
-    let _ = sent.get(0).copy_(&(eye.get(0) * 0.5 + eye.get(1)));
+    sent.get(0).copy_(&(eye.get(0) * 0.5 + eye.get(1)));
     let rp = pretrain::r_precision(&eye, &sent, &classes, 100, 1);
     assert_eq!(rp.precision, 1.0);
     // Every caption the same: ties count against, no hits.

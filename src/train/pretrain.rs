@@ -439,7 +439,7 @@ fn train_loop(job: &mut Trainer, run: &mut RunWriter, stop: &StopFlag, mut pos: 
                 job.opt.step();
                 pos.step = step;
                 pos.batch += 1;
-                if step % c.clipgan.log_every as u64 == 0 || pos.batch == bpe {
+                if step.is_multiple_of(c.clipgan.log_every as u64) || pos.batch == bpe {
                     let (t0, s0) = window;
                     let speed = (step - s0) as f64 * batch_size / t0.elapsed().as_secs_f64().max(1e-9);
                     window = (Instant::now(), step);
@@ -467,7 +467,7 @@ fn train_loop(job: &mut Trainer, run: &mut RunWriter, stop: &StopFlag, mut pos: 
             return stop_now(job, run, pos);
         }
         pos = Position { epoch: pos.epoch + 1, batch: 0, step: pos.step };
-        if pos.epoch % c.train.snapshot_interval as u64 == 0 || pos.epoch == max_epoch {
+        if pos.epoch.is_multiple_of(c.train.snapshot_interval as u64) || pos.epoch == max_epoch {
             let snap = run.dir().checkpoints_dir().join(snapshot_name(pos.epoch));
             checkpoint::save(&snap, &make_checkpoint(job, pos, false))?;
         }
