@@ -39,7 +39,7 @@ fn run_optimizer(name: &str, weight_decay: f64, decoupled: bool) {
         // d/dp (p * g).sum() = g: the reference's gradients, exactly.
         let mut loss = (&a * &ga).sum(Kind::Float);
         if i != 2 {
-            loss = loss + (&b * &gb).sum(Kind::Float);
+            loss += (&b * &gb).sum(Kind::Float);
         }
         loss.backward();
         if i == 3 {

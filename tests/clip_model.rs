@@ -265,3 +265,89 @@ fn pixels_for_clip_maps_gan_range_to_clip_normalisation() {
     let red01 = y.double_value(&[0, 0, 0, 0]) * clip::CLIP_STD[0] + clip::CLIP_MEAN[0];
     assert!(red01 > 1e-3, "the corner pixel vanished: {red01}");
 }
+
+#[test]
+fn clip_embed_prints_codes_and_rankings() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A random tiny-preset CLIP saved as a bare HF-named safetensors file.
+    tch::manual_seed(5);
+    let cfg = ClipConfig::preset("tiny").unwrap();
+    let vs = nn::VarStore::new(Device::Cpu);
+    let model = Clip::new(vs.root(), &cfg);
+    let vars: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(n, _)| !n.starts_with("linear_subr")).collect();
+    let refs: Vec<(&str, &Tensor)> = vars.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let weights = tmp.path().join("tiny.safetensors");
+    Tensor::write_safetensors(&refs, &weights).unwrap();
+    let mut files = Vec::new();
+    for (name, rgb) in [("red.png", [220u8, 30, 30]), ("blue.png", [30, 30, 220])] {
+        let p = tmp.path().join(name);
+        image::RgbImage::from_pixel(40, 32, image::Rgb(rgb)).save(&p).unwrap();
+        files.push(p);
+    }
+    let texts = ["a red circle", "a blue square on a white background", "three green stars"];
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_clipgan"));
+    cmd.args(["clip", "embed", "--model"]).arg(&weights).args(["--preset", "tiny", "--device", "cpu"]);
+    for t in texts {
+        cmd.args(["--text", t]);
+    }
+    for f in &files {
+        cmd.arg("--image").arg(f);
+    }
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["texts"].as_array().unwrap().len(), 3);
+    assert_eq!(j["images"][1]["code"].as_array().unwrap().len(), 32);
+    assert_eq!(j["finetuned"], false);
+
+    // The same numbers computed here: CLIP preprocessing (shorter side to 32, centre crop).
+    let tok = clipgan::data::Tokenizer::builtin().unwrap().encode_batch(&texts, 77);
+    let sent = tch::no_grad(|| model.encode_text(&tok.ids, &tok.mask).sentence);
+    let pixels: Vec<Tensor> = files
+        .iter()
+        .map(|f| {
+            let img = image::open(f).unwrap().to_rgb8();
+            let crop = image::imageops::crop_imm(&img, 4, 0, 32, 32).to_image();
+            clipgan::data::transforms::image_tensor(&crop, clipgan::data::PixelMode::Clip)
+        })
+        .collect();
+    let codes = tch::no_grad(|| model.image_code(&Tensor::stack(&pixels, 0)));
+    for (i, img) in j["rankings"].as_array().unwrap().iter().enumerate() {
+        let ranking = img["ranking"].as_array().unwrap();
+        assert_eq!(ranking.len(), 3);
+        let cos: Vec<f64> = ranking.iter().map(|r| r["cosine"].as_f64().unwrap()).collect();
+        assert!(cos.windows(2).all(|w| w[0] >= w[1]), "sorted best first: {cos:?}");
+        for r in ranking {
+            let k = r["index"].as_u64().unwrap() as i64;
+            assert_eq!(r["text"], texts[k as usize]);
+            let a = codes.get(i as i64);
+            let b = sent.get(k);
+            let want = (&a * &b).sum(Kind::Float).double_value(&[]) / (a.norm().double_value(&[]) * b.norm().double_value(&[]));
+            assert!((r["cosine"].as_f64().unwrap() - want).abs() < 1e-5, "image {i} text {k}");
+        }
+    }
+    let code0: Vec<f64> = j["images"][0]["code"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    assert!((code0[3] - codes.double_value(&[0, 3])).abs() < 1e-5);
+
+    // A model whose vocabulary is smaller than the tokenizer's is refused clearly.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clipgan"))
+        .args(["clip", "embed", "--model"])
+        .arg(fixture("hf_tiny"))
+        .args(["--text", "hello", "--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("vocabulary has 100"), "{}", String::from_utf8_lossy(&out.stderr));
+    // An unreadable image is named.
+    let bad = tmp.path().join("broken.png");
+    std::fs::write(&bad, b"\x89PNG\r\n\x1a\nbroken").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clipgan"))
+        .args(["clip", "embed", "--model"])
+        .arg(&weights)
+        .args(["--preset", "tiny", "--device", "cpu", "--image"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("broken.png"), "{}", String::from_utf8_lossy(&out.stderr));
+}

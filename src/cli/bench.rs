@@ -11,11 +11,17 @@ pub enum BenchCommand {
     /// Data loader throughput (images/s): synthetic 256 px and CUB-like 500x375 JPEGs,
     /// batches of 16, 2 worker threads, 64/128/256 copies.
     Loader(super::bench_data::LoaderArgs),
+    /// CLIP forward time (image and text towers) of a preset with random weights.
+    ClipForward(super::bench_clip::ForwardArgs),
+    /// CLIP finetuning steps per second (forward, losses, backward, AdamW) on random inputs.
+    PretrainStep(super::bench_clip::StepArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
     match cmd {
         BenchCommand::Supervisor(b) => super::bench_supervisor::run(b),
         BenchCommand::Loader(a) => super::bench_data::run(a).map(|_| ExitCode::SUCCESS),
+        BenchCommand::ClipForward(a) => super::bench_clip::clip_forward(a),
+        BenchCommand::PretrainStep(a) => super::bench_clip::pretrain_step(a),
     }
 }

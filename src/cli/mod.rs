@@ -1,12 +1,15 @@
 //! The `clipgan` command line: one thin file per subcommand group, parsing arguments
 //! and calling the library modules.
 mod bench;
-mod bench_supervisor;
+mod bench_clip;
 mod bench_data;
+mod bench_supervisor;
+mod clip;
 mod config_cmd;
 mod data;
 mod doctor;
 mod fake_run;
+mod pretrain;
 mod queue;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +40,11 @@ pub enum Command {
     /// Datasets: write the synthetic one, check one.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// CLIP checkpoints: embed texts and images, rank texts per image.
+    #[command(subcommand)]
+    Clip(clip::ClipCommand),
+    /// Finetune CLIP with DAMSM + contrastive losses (method.md stage 1).
+    Pretrain(pretrain::PretrainArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -48,6 +56,8 @@ pub fn main() -> ExitCode {
         Command::FakeRun(c) => fake_run::run(c),
         Command::Supervisor(c) => queue::run(c),
         Command::Data(c) => data::run(c),
+        Command::Clip(c) => clip::run(c),
+        Command::Pretrain(a) => pretrain::run(a),
     };
     match result {
         Ok(code) => code,

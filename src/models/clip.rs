@@ -11,7 +11,7 @@
 //! Weights load from a HuggingFace folder (`config.json` + `model.safetensors`, any CLIP
 //! size), a bare `.safetensors` (architecture from a preset), a hub name found in the
 //! local HuggingFace cache, or a clipgan finetuning checkpoint; see [`load_clip`].
-use crate::train::checkpoint;
+use crate::train::checkpoint::{self, NamedTensors};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -819,8 +819,8 @@ pub fn load_finetuned_clip(path: &Path, device: Device) -> Result<(nn::VarStore,
 
 /// The CLIP parameters split into the two finetuning groups: (backbone, linear_subr),
 /// each with its VarStore names, sorted.
-pub fn parameter_groups(vs: &nn::VarStore) -> (Vec<(String, Tensor)>, Vec<(String, Tensor)>) {
-    let mut all: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+pub fn parameter_groups(vs: &nn::VarStore) -> (NamedTensors, NamedTensors) {
+    let mut all: NamedTensors = vs.variables().into_iter().collect();
     all.sort_by(|a, b| a.0.cmp(&b.0));
     all.into_iter().partition(|(n, _)| !n.starts_with(SUBR_PREFIX))
 }

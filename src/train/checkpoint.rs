@@ -16,6 +16,11 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use tch::{nn, Device, Kind, Tensor};
 
+/// Named tensors, in order (a checkpoint's content, a parameter group, ...).
+pub type NamedTensors = Vec<(String, Tensor)>;
+/// One tensor of a safetensors header: name, dtype, shape, byte range in the data section.
+pub type TensorEntry = (String, Dtype, Vec<usize>, (usize, usize));
+
 /// Value of the `format` metadata key in every clipgan checkpoint.
 pub const FORMAT: &str = "clipgan-checkpoint";
 /// Version of the layout; bumped on changes old readers cannot handle.
@@ -221,7 +226,7 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
 pub struct Header {
     pub meta: BTreeMap<String, String>,
     /// (name, dtype, shape, byte range in the data section), in file order.
-    pub tensors: Vec<(String, Dtype, Vec<usize>, (usize, usize))>,
+    pub tensors: Vec<TensorEntry>,
     /// Where the data section starts in the file.
     pub data_start: u64,
     pub data_len: usize,
@@ -273,7 +278,7 @@ fn read_header_from(f: &mut std::fs::File, path: &Path) -> Result<Header> {
 
 /// Read every tensor of a safetensors file onto `device`, with its metadata. When the
 /// file carries a clipgan checksum it is verified.
-pub fn read_safetensors(path: &Path, device: Device) -> Result<(Vec<(String, Tensor)>, BTreeMap<String, String>)> {
+pub fn read_safetensors(path: &Path, device: Device) -> Result<(NamedTensors, BTreeMap<String, String>)> {
     let mut f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let header = read_header_from(&mut f, path)?;
     f.seek(SeekFrom::Start(header.data_start)).with_context(|| format!("cannot read {}", path.display()))?;

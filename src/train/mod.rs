@@ -6,3 +6,4 @@ pub mod losses;
 pub mod optim;
 pub mod schedule;
 pub mod seed;
+pub mod pretrain;

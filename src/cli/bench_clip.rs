@@ -1,0 +1,218 @@
+//! `clipgan bench clip-forward` and `clipgan bench pretrain-step`: CLIP forward time and
+//! finetuning steps per second on made-up inputs (random weights; no data loading, which
+//! `clipgan bench loader` measures). Reports every iteration and the median, as wall time
+//! and as process CPU time (all threads), since a shared machine skews wall time.
+use crate::config;
+use crate::data::TokenBatch;
+use crate::models::clip::{Clip, ClipConfig};
+use crate::train::optim::{clip_grad_norm, Adam, ParamGroup};
+use crate::train::{pretrain, seed};
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+use tch::{nn, Device, Kind, Tensor};
+
+#[derive(Args, Debug)]
+pub struct ForwardArgs {
+    /// CLIP preset (random weights).
+    #[arg(long, default_value = "vit-b-32")]
+    pub preset: String,
+    #[arg(long, default_value_t = 8)]
+    pub batch: i64,
+    /// Timed iterations (after one untimed warm-up).
+    #[arg(long, default_value_t = 7)]
+    pub iters: usize,
+    /// auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// libtorch threads (0: libtorch's default).
+    #[arg(long, default_value_t = 0)]
+    pub threads: i32,
+}
+
+#[derive(Args, Debug)]
+pub struct StepArgs {
+    /// A finetuning config: its CLIP preset, batch size, WORDS_NUM, gammas, AMP, device.
+    #[arg(long, default_value = "cfg/demo/pretrain.yml")]
+    pub cfg: PathBuf,
+    /// Timed steps (after two untimed warm-up steps).
+    #[arg(long, default_value_t = 10)]
+    pub iters: usize,
+    /// Override the config's batch size.
+    #[arg(long)]
+    pub batch: Option<u32>,
+    /// Override the config's CLIP preset.
+    #[arg(long)]
+    pub preset: Option<String>,
+}
+
+/// Process CPU seconds (user + system, all threads).
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
+}
+
+/// Time `f` `iters` times after one warm-up call: (wall seconds, CPU seconds) per call.
+fn time_it(iters: usize, device: Device, mut f: impl FnMut()) -> (Vec<f64>, Vec<f64>) {
+    f();
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    for _ in 0..iters {
+        if let Device::Cuda(_) = device {
+            tch::Cuda::synchronize(0);
+        }
+        let (t0, c0) = (Instant::now(), cpu_seconds());
+        f();
+        if let Device::Cuda(_) = device {
+            tch::Cuda::synchronize(0);
+        }
+        wall.push(t0.elapsed().as_secs_f64());
+        cpu.push(cpu_seconds() - c0);
+    }
+    (wall, cpu)
+}
+
+fn device_from(s: &str) -> Result<Device> {
+    crate::device::init_torch();
+    let mut c = config::Config::default();
+    c.clipgan.device = s.to_string();
+    crate::device::select(&c)
+}
+
+/// Random token batch: lengths uniform in [min_len, max_len], BOS/EOS ids, zero padding.
+fn random_tokens(b: i64, l: i64, min_len: i64, max_len: i64, vocab: i64, salt: u64) -> TokenBatch {
+    let mut rng = seed::Rng::new(7, &[seed::stream::BENCH, salt]);
+    let mut ids = vec![0i64; (b * l) as usize];
+    let mut mask = vec![false; (b * l) as usize];
+    let mut lengths = Vec::new();
+    for r in 0..b {
+        let n = (min_len + rng.below((max_len - min_len + 1) as u64) as i64).min(l);
+        for t in 0..n {
+            let id = if t == 0 { vocab - 2 } else if t == n - 1 { vocab - 1 } else { 1 + rng.below((vocab - 3) as u64) as i64 };
+            ids[(r * l + t) as usize] = id;
+            mask[(r * l + t) as usize] = true;
+        }
+        lengths.push(n);
+    }
+    TokenBatch {
+        ids: Tensor::from_slice(&ids).view([b, l]),
+        mask: Tensor::from_slice(&mask).view([b, l]),
+        lengths: Tensor::from_slice(&lengths),
+    }
+}
+
+pub fn clip_forward(a: ForwardArgs) -> Result<ExitCode> {
+    let device = device_from(&a.device)?;
+    if a.threads > 0 {
+        tch::set_num_threads(a.threads);
+    }
+    let cfg = ClipConfig::preset(&a.preset)?;
+    seed::seed_torch(7, &[seed::stream::BENCH]);
+    let vs = nn::VarStore::new(device);
+    let model = Clip::new(vs.root(), &cfg);
+    let s = cfg.vision.image_size;
+    let pixels = Tensor::randn([a.batch, 3, s, s], (Kind::Float, device));
+    let tokens = random_tokens(a.batch, cfg.text.max_position_embeddings, 10, 20, cfg.text.vocab_size, 1);
+    let (ids, mask) = (tokens.ids.to_device(device), tokens.mask.to_device(device));
+    println!(
+        "CLIP {} ({} parameters + linear_subr), batch {}, {s} px, on {device:?} with {} threads",
+        a.preset,
+        cfg.num_parameters(),
+        a.batch,
+        tch::get_num_threads()
+    );
+    let (w, c) = time_it(a.iters, device, || {
+        let _ = tch::no_grad(|| model.encode_image(&pixels));
+    });
+    println!("image tower (encode_image: regions + code): wall {:?} s", w.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>());
+    println!("  median wall {:.3} s, median CPU {:.3} s", median(&w), median(&c));
+    let (w, c) = time_it(a.iters, device, || {
+        let _ = tch::no_grad(|| model.encode_text(&ids, &mask));
+    });
+    println!("text tower (encode_text, {} tokens): wall {:?} s", cfg.text.max_position_embeddings, w.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>());
+    println!("  median wall {:.3} s, median CPU {:.3} s", median(&w), median(&c));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn pretrain_step(a: StepArgs) -> Result<ExitCode> {
+    let loaded = config::load(&a.cfg)?;
+    let mut c = loaded.config.clone();
+    if let Some(b) = a.batch {
+        c.train.batch_size = b;
+    }
+    if let Some(p) = &a.preset {
+        c.clipgan.clip_preset = p.clone();
+    }
+    if c.train.batch_size < 2 {
+        bail!("the batch size must be at least 2");
+    }
+    crate::device::init_torch();
+    let device = crate::device::select(&c)?;
+    crate::device::apply_threads(&c);
+    let amp = c.clipgan.amp && device.is_cuda();
+    let cfg = ClipConfig::preset(&c.clipgan.clip_preset)?;
+    seed::seed_torch(7, &[seed::stream::BENCH]);
+    let vs = nn::VarStore::new(device);
+    let model = Clip::new(vs.root(), &cfg);
+    let (backbone, subr) = crate::models::clip::parameter_groups(&vs);
+    let mut opt = Adam::new(
+        vec![ParamGroup::new("backbone", backbone, c.train.backbone_lr), ParamGroup::new("linear_subr", subr, c.train.linear_lr)],
+        pretrain::BETAS,
+        pretrain::ADAM_EPS,
+        pretrain::WEIGHT_DECAY,
+        true,
+    );
+    let b = c.train.batch_size as i64;
+    let l = (c.text.words_num as i64).min(cfg.text.max_position_embeddings);
+    let s = cfg.vision.image_size;
+    let images = Tensor::randn([b, 3, s, s], (Kind::Float, Device::Cpu));
+    let tokens = [random_tokens(b, l, 9, 21.min(l), cfg.text.vocab_size, 1), random_tokens(b, l, 9, 21.min(l), cfg.text.vocab_size, 2)];
+    let class_ids = Tensor::arange(b, (Kind::Int64, Device::Cpu)).remainder(b / 2 + 1);
+    println!(
+        "finetuning step: CLIP {} at {s} px, batch {b}, two captions of {l} tokens, {} on {device:?} with {} threads{}",
+        c.clipgan.clip_preset,
+        cfg.num_parameters() + cfg.subr_parameters(),
+        tch::get_num_threads(),
+        if amp { ", bf16 autocast" } else { "" }
+    );
+    // Per phase: forward + losses, backward, clipping + AdamW (CPU seconds).
+    let mut phases: [Vec<f64>; 3] = Default::default();
+    let mut step = || {
+        let c0 = cpu_seconds();
+        let loss = pretrain::batch_losses(&model, &c.train.smooth, device, amp, &images, &tokens, &class_ids);
+        let _ = loss.total.double_value(&[]);
+        let c1 = cpu_seconds();
+        opt.zero_grad();
+        loss.total.backward();
+        let c2 = cpu_seconds();
+        let _ = clip_grad_norm(&opt.params(), c.train.rnn_grad_clip);
+        opt.step();
+        let c3 = cpu_seconds();
+        for (v, x) in phases.iter_mut().zip([c1 - c0, c2 - c1, c3 - c2]) {
+            v.push(x);
+        }
+    };
+    step();
+    let (w, cpu) = time_it(a.iters, device, &mut step);
+    println!("step wall times: {:?} s", w.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>());
+    let (mw, mc) = (median(&w), median(&cpu));
+    println!("median: {mw:.3} s wall ({:.2} steps/s, {:.1} images/s), {mc:.3} s CPU per step", 1.0 / mw, b as f64 / mw);
+    println!(
+        "median CPU by phase: forward + losses {:.3} s, backward {:.3} s, clipping + AdamW {:.3} s",
+        median(&phases[0]),
+        median(&phases[1]),
+        median(&phases[2])
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,25 @@
+//! `clipgan pretrain`: CLIP finetuning (train::pretrain).
+use crate::train::pretrain::{self, Options};
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct PretrainArgs {
+    /// Finetuning config (the seed's cfg/DAMSM/*.yml or cfg/demo/pretrain.yml).
+    #[arg(long)]
+    pub cfg: Option<PathBuf>,
+    /// Run folder to write (default: $CLIPGAN_RUN_DIR, else a new folder under runs/).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Continue the run in this folder from its checkpoints/latest.safetensors (with
+    /// its config.yml unless --cfg is given).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+}
+
+pub fn run(args: PretrainArgs) -> Result<ExitCode> {
+    let code = pretrain::main(&Options { cfg: args.cfg, run_dir: args.run_dir, resume: args.resume })?;
+    Ok(ExitCode::from(code))
+}

@@ -1,0 +1,684 @@
+//! `clipgan pretrain`: CLIP finetuning with the DAMSM word and sentence losses and
+//! NT-Xent between two captions of each image (method.md §4, §6).
+//!
+//! Per step, for images I with two different captions c¹, c²:
+//! L = L_w(I, c¹) + L_w(I, c²) + L_s(I, c¹) + L_s(I, c²) + NTXent_{τ=0.5}(ē¹, ē²).
+//! AdamW (weight decay 0.01, betas 0.5/0.999) with two parameter groups (CLIP at
+//! BACKBONE_LR, `linear_subr` at LINEAR_LR), the warm-up + cosine-restart schedule
+//! evaluated at each step's fractional epoch, gradient-norm clipping (RNN_GRAD_CLIP).
+//! Each epoch: validation on the test split (word loss, sentence loss, R-precision), a
+//! retrieval preview image, `checkpoints/latest.safetensors`, and every SNAPSHOT_INTERVAL
+//! epochs a model-only snapshot. See docs/training.md for the checkpoint contents.
+use crate::config::{self, Job, LoadedConfig};
+use crate::data::{Dataset, DatasetSpec, Loader, LoaderConfig, PixelMode, Split, Tokenizer};
+use crate::models::clip::{self, Clip, ClipConfig, CHECKPOINT_PREFIX, CONFIG_META_KEY};
+use crate::rundir::{RunDir, RunState, RunWriter};
+use crate::train::checkpoint::{self, Checkpoint};
+use crate::train::losses::{nt_xent, sentence_loss, words_loss};
+use crate::train::optim::{clip_grad_norm, Adam, ParamGroup};
+use crate::train::schedule::WarmRestarts;
+use crate::train::{amp, seed};
+use crate::worker::{self, StopFlag, Worker};
+use crate::{device, util};
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use tch::{nn, Device, Kind, Tensor};
+
+/// NT-Xent temperature (method.md §4).
+pub const NT_XENT_TAU: f64 = 0.5;
+/// AdamW settings of the finetuning (method.md §6).
+pub const BETAS: (f64, f64) = (0.5, 0.999);
+pub const WEIGHT_DECAY: f64 = 0.01;
+pub const ADAM_EPS: f64 = 1e-8;
+/// Name prefix of the optimizer state in checkpoints.
+pub const OPTIM_PREFIX: &str = "optim.";
+/// Test images shown in the retrieval preview.
+const PREVIEW_IMAGES: usize = 8;
+
+/// File names under `checkpoints/`.
+pub const LATEST: &str = "latest.safetensors";
+pub fn snapshot_name(epochs_done: u64) -> String {
+    format!("clip_epoch_{epochs_done:04}.safetensors")
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The config; with `resume` alone, the run folder's `config.yml` is used.
+    pub cfg: Option<PathBuf>,
+    /// Run folder to write (else CLIPGAN_RUN_DIR, else a new one under runs/).
+    pub run_dir: Option<PathBuf>,
+    /// A run folder to continue from its `checkpoints/latest.safetensors`.
+    pub resume: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    /// Stopped on request (SIGTERM) after saving a resumable checkpoint.
+    Stopped,
+    /// A loss or gradient became NaN/Inf; the last good checkpoint is kept.
+    Diverged,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Finished => worker::exit::FINISHED,
+            Outcome::Stopped => worker::exit::STOPPED,
+            Outcome::Diverged => worker::exit::DIVERGED,
+        }
+    }
+}
+
+/// Where a run stands: the next batch to train is `batch` of epoch `epoch` (0-based),
+/// after `step` optimisation steps. `batch == batches_per_epoch` means the epoch's
+/// training is done and its validation is pending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Position {
+    epoch: u64,
+    batch: usize,
+    step: u64,
+}
+
+/// Run the job; errors after the run folder exists are also recorded there (state
+/// `failed` with the message).
+pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
+    device::init_torch();
+    let (loaded, cfg_path) = load_config(opts)?;
+    if loaded.config.job() != Job::Pretrain {
+        eprintln!(
+            "clipgan: note: {} has CONFIG_NAME {:?} (the seed's finetuning configs say 'DAMSM'); finetuning CLIP with it anyway",
+            cfg_path.display(),
+            loaded.config.config_name
+        );
+    }
+    if let (Some(r), Some(d)) = (&opts.resume, &opts.run_dir) {
+        if std::path::absolute(r)? != std::path::absolute(d)? {
+            bail!("--resume {} and --run-dir {} name different run folders", r.display(), d.display());
+        }
+    }
+    if let Some(r) = &opts.resume {
+        if !r.join(crate::rundir::CHECKPOINTS_DIR).join(LATEST).is_file() {
+            bail!("cannot resume {}: it has no checkpoints/{LATEST}", r.display());
+        }
+    }
+    let name = cfg_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "pretrain".into());
+    let explicit = opts.resume.as_deref().or(opts.run_dir.as_deref());
+    let mut worker = Worker::start(explicit, &name, Job::Pretrain.name(), Some(&cfg_path))?;
+    let dir = worker.run.dir().clone();
+    match run_in(&loaded, &mut worker.run, &worker.stop) {
+        Ok((outcome, message)) => {
+            let state = match outcome {
+                Outcome::Finished => RunState::Finished,
+                Outcome::Stopped => RunState::Stopped,
+                Outcome::Diverged => RunState::Diverged,
+            };
+            worker.run.finish(state, message)?;
+            Ok((outcome, dir))
+        }
+        Err(e) => {
+            let msg = format!("{e:#}");
+            let _ = worker.run.finish(RunState::Failed, msg.lines().next().unwrap_or_default().to_string());
+            Err(e)
+        }
+    }
+}
+
+fn load_config(opts: &Options) -> Result<(LoadedConfig, PathBuf)> {
+    let path = match (&opts.cfg, &opts.resume) {
+        (Some(c), _) => c.clone(),
+        (None, Some(r)) => r.join(crate::rundir::CONFIG_FILE),
+        (None, None) => bail!("a config is needed: --cfg FILE (or --resume RUN_DIR, which reuses the run's config.yml)"),
+    };
+    let loaded = config::load(&path)?;
+    for w in &loaded.warnings {
+        eprintln!("{w}");
+    }
+    Ok((loaded, path))
+}
+
+/// Everything the training loop works with.
+struct Trainer<'a> {
+    loaded: &'a LoadedConfig,
+    device: Device,
+    amp: bool,
+    vs: nn::VarStore,
+    clip: Clip,
+    ccfg: ClipConfig,
+    opt: Adam,
+    schedule: WarmRestarts,
+    train: Arc<Dataset>,
+    test: Arc<Dataset>,
+    tokenizer: Arc<Tokenizer>,
+    train_loader: LoaderConfig,
+    val_loader: LoaderConfig,
+    batches_per_epoch: usize,
+    config_hash: String,
+}
+
+fn run_in(loaded: &LoadedConfig, run: &mut RunWriter, stop: &StopFlag) -> Result<(Outcome, String)> {
+    let c = &loaded.config;
+    let dir = run.dir().clone();
+    let latest = dir.checkpoints_dir().join(LATEST);
+    let resuming = latest.is_file();
+    remove_stale_temp_files(&dir.checkpoints_dir());
+    dir.write_config(&loaded.resolved_yaml())?;
+    let config_hash = checkpoint::text_hash(&loaded.resolved_yaml());
+
+    let device = device::select(c)?;
+    device::apply_threads(c);
+    let amp = c.clipgan.amp && device.is_cuda();
+    if c.clipgan.amp && !amp {
+        println!("note: CLIPGAN.AMP (bf16 autocast) is for CUDA; running in f32 on {device:?}");
+    }
+    run.set_message("loading data");
+    let spec = DatasetSpec::from_config(loaded)?;
+    let train = Arc::new(Dataset::open(&spec, Split::Train)?);
+    let test = Arc::new(Dataset::open(&spec, Split::Test)?);
+    let tokenizer = Arc::new(Tokenizer::from_config(loaded)?);
+
+    // The model: from the run's own checkpoint (resume), TRAIN.NET_E, random weights
+    // (CLIP_FROM_SCRATCH) or pretrained CLIP weights; randomness from (seed, INIT).
+    run.set_message("building the model");
+    seed::seed_torch(c.clipgan.seed, &[seed::stream::INIT]);
+    let start_from = if resuming {
+        Some(latest.clone())
+    } else if !c.train.net_e.trim().is_empty() {
+        Some(loaded.require("TRAIN.NET_E")?)
+    } else {
+        None
+    };
+    let mut resume_ck = None;
+    let (vs, clip, ccfg) = match &start_from {
+        Some(path) => {
+            let mut ck = checkpoint::load(path, device)?;
+            let tensors = ck.tensor_map();
+            let model = clip_from_checkpoint(&ck, &tensors, device).with_context(|| format!("cannot continue from {}", path.display()))?;
+            resume_ck = Some((path.clone(), ck, tensors));
+            model
+        }
+        None if c.clipgan.clip_from_scratch => {
+            let ccfg = ClipConfig::preset(&c.clipgan.clip_preset)?;
+            let vs = nn::VarStore::new(device);
+            let clip = Clip::new(vs.root(), &ccfg);
+            (vs, clip, ccfg)
+        }
+        None => {
+            let source = pretrained_source(loaded)?;
+            println!("loading pretrained CLIP from {}", source.display());
+            clip::load_clip(&source, &c.clipgan.clip_preset, device)?
+        }
+    };
+    ccfg.check_words_num(c.text.words_num as usize)?;
+    if tokenizer.vocab_size() as i64 > ccfg.text.vocab_size {
+        bail!("the tokenizer ({}) has {} tokens but this CLIP's vocabulary has {}", tokenizer.source, tokenizer.vocab_size(), ccfg.text.vocab_size);
+    }
+    if c.text.embedding_dim as i64 != ccfg.joint_dim() || ccfg.projection_dim != ccfg.joint_dim() {
+        println!(
+            "note: TEXT.EMBEDDING_DIM is {} but this CLIP has word/region width {} and code width {}; DM-GAN training needs all three equal",
+            c.text.embedding_dim,
+            ccfg.joint_dim(),
+            ccfg.projection_dim
+        );
+    }
+    let size = ccfg.vision.image_size as u32;
+    if c.tree.base_size != size {
+        println!("note: TREE.BASE_SIZE is {} but this CLIP takes {size} px images; finetuning at {size} px", c.tree.base_size);
+    }
+
+    let (backbone, subr) = clip::parameter_groups(&vs);
+    let mut opt = Adam::new(
+        vec![ParamGroup::new("backbone", backbone, c.train.backbone_lr), ParamGroup::new("linear_subr", subr, c.train.linear_lr)],
+        BETAS,
+        ADAM_EPS,
+        WEIGHT_DECAY,
+        true,
+    );
+    let train_loader = LoaderConfig { sizes: vec![size], ..LoaderConfig::for_training(c, PixelMode::Clip) };
+    let val_loader = LoaderConfig { sizes: vec![size], ..LoaderConfig::for_evaluation(c, PixelMode::Clip) };
+    let batches_per_epoch = train.len() / train_loader.batch_size;
+    if batches_per_epoch == 0 {
+        bail!("the training split has {} images, fewer than one batch of TRAIN.BATCH_SIZE {}", train.len(), train_loader.batch_size);
+    }
+
+    let mut pos = Position { epoch: 0, batch: 0, step: 0 };
+    if let Some((path, ck, tensors)) = &resume_ck {
+        pos = Position { epoch: ck.meta_parse("epoch")?, batch: ck.meta_parse("batch")?, step: ck.meta_parse("step")? };
+        let has_optim = tensors.keys().any(|k| k.starts_with(OPTIM_PREFIX));
+        if has_optim {
+            opt.load_state(tensors, OPTIM_PREFIX).with_context(|| format!("{}: the optimizer state does not fit", path.display()))?;
+        } else {
+            println!("note: {} is a model-only snapshot: the optimizer starts with fresh moments", path.display());
+        }
+        let saved_bpe: usize = ck.meta_parse("batches_per_epoch").unwrap_or(batches_per_epoch);
+        if saved_bpe != batches_per_epoch && pos.batch > 0 {
+            bail!(
+                "{} stopped at batch {} of {saved_bpe} per epoch, but this config gives {batches_per_epoch} batches per epoch (dataset or TRAIN.BATCH_SIZE changed); resume with the run's own config",
+                path.display(),
+                pos.batch
+            );
+        }
+        if ck.meta.get("config_hash").is_some_and(|h| *h != config_hash) {
+            println!("note: the config differs from the one {} was written with", path.display());
+        }
+        if ck.meta.get("seed").is_some_and(|s| *s != c.clipgan.seed.to_string()) {
+            println!("note: CLIPGAN.SEED differs from the checkpoint's: data order and augmentation change from here on");
+        }
+        println!("continuing from {} at epoch {}, batch {}, step {}", path.display(), pos.epoch + 1, pos.batch, pos.step);
+    }
+    drop(resume_ck);
+
+    let mut job = Trainer {
+        loaded,
+        device,
+        amp,
+        vs,
+        clip,
+        ccfg,
+        opt,
+        schedule: WarmRestarts::from_config(&c.clipgan),
+        train,
+        test,
+        tokenizer,
+        train_loader,
+        val_loader,
+        batches_per_epoch,
+        config_hash,
+    };
+    train_loop(&mut job, run, stop, pos)
+}
+
+/// A worker killed while writing a checkpoint leaves its temporary file (`.NAME.tmp.PID.N`,
+/// see `util::fsx`) behind; the one worker of a run folder removes them when it starts.
+fn remove_stale_temp_files(dir: &std::path::Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".safetensors.tmp.") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
+/// The CLIP weights to start finetuning from: CLIPGAN.CLIP_WEIGHTS, else
+/// TRAIN.CLIP_MODEL_BASE (a local path, or a hub name looked up in the HuggingFace cache).
+fn pretrained_source(loaded: &LoadedConfig) -> Result<PathBuf> {
+    let c = &loaded.config;
+    if !c.clipgan.clip_weights.trim().is_empty() {
+        return loaded.require("CLIPGAN.CLIP_WEIGHTS");
+    }
+    let base = c.train.clip_model_base.trim();
+    if base.is_empty() {
+        bail!(
+            "{}: no CLIP to finetune: set CLIPGAN.CLIP_WEIGHTS or TRAIN.CLIP_MODEL_BASE, or CLIPGAN.CLIP_FROM_SCRATCH: true (small presets)",
+            loaded.path.display()
+        );
+    }
+    Ok(match loaded.resolve(base) {
+        Some(p) if p.exists() => p,
+        _ => PathBuf::from(base),
+    })
+}
+
+/// Build CLIP from a clipgan checkpoint's stored architecture and `clip.` tensors.
+fn clip_from_checkpoint(ck: &Checkpoint, tensors: &HashMap<String, Tensor>, device: Device) -> Result<(nn::VarStore, Clip, ClipConfig)> {
+    let text = ck.meta_str(CONFIG_META_KEY).context("not a CLIP finetuning checkpoint")?;
+    let ccfg = ClipConfig::from_hf_json_str(text)?;
+    let vs = nn::VarStore::new(device);
+    let mut clip = Clip::new(vs.root(), &ccfg);
+    let clip_tensors: HashMap<String, Tensor> =
+        tensors.iter().filter(|(k, _)| k.starts_with(CHECKPOINT_PREFIX)).map(|(k, v)| (k.clone(), v.shallow_clone())).collect();
+    checkpoint::load_var_store(&vs, &clip_tensors, CHECKPOINT_PREFIX, |_| false)?;
+    clip.subr_loaded = true;
+    Ok((vs, clip, ccfg))
+}
+
+/// The loss terms of one batch.
+pub struct StepLosses {
+    pub total: Tensor,
+    /// L_w summed over both captions and both directions.
+    pub words: Tensor,
+    /// L_s likewise.
+    pub sentence: Tensor,
+    pub nt_xent: Tensor,
+}
+
+/// The finetuning objective of one batch: images (CLIP-normalised, [B, 3, S, S]) with one
+/// or two captions each (NT-Xent needs two) and their class ids. The forward runs under
+/// bf16 autocast when `amp`; the losses in f32.
+pub fn batch_losses(
+    clip: &Clip,
+    s: &config::Smooth,
+    dev: Device,
+    amp: bool,
+    images: &Tensor,
+    tokens: &[crate::data::TokenBatch],
+    class_ids: &Tensor,
+) -> StepLosses {
+    let (img, texts) = amp::autocast_bf16(dev, amp, || {
+        let img = clip.encode_image(&images.to_device(dev));
+        let texts: Vec<_> = tokens.iter().map(|t| clip.encode_text(&t.ids.to_device(dev), &t.mask.to_device(dev))).collect();
+        (img, texts)
+    });
+    // Losses in f32 (outside autocast).
+    let f = |t: &Tensor| t.to_kind(Kind::Float);
+    let (regions, code) = (f(&img.regions), f(&img.code));
+    let classes = class_ids.to_device(dev);
+    let mut words = Tensor::zeros([], (Kind::Float, dev));
+    let mut sentence = Tensor::zeros([], (Kind::Float, dev));
+    for (t, tok) in texts.iter().zip(tokens) {
+        let w = words_loss(&regions, &f(&t.words), &tok.mask.to_device(dev), Some(&classes), s.gamma1, s.gamma2, s.gamma3);
+        words = words + w.loss0 + w.loss1;
+        let (s0, s1) = sentence_loss(&code, &f(&t.sentence), Some(&classes), s.gamma3);
+        sentence = sentence + s0 + s1;
+    }
+    let nt = if texts.len() == 2 { nt_xent(&f(&texts[0].sentence), &f(&texts[1].sentence), NT_XENT_TAU) } else { Tensor::zeros([], (Kind::Float, dev)) };
+    StepLosses { total: &words + &sentence + &nt, words, sentence, nt_xent: nt }
+}
+
+fn train_loop(job: &mut Trainer, run: &mut RunWriter, stop: &StopFlag, mut pos: Position) -> Result<(Outcome, String)> {
+    let c = &job.loaded.config;
+    let max_epoch = c.train.max_epoch as u64;
+    let bpe = job.batches_per_epoch;
+    let mut total_steps = max_epoch * bpe as u64;
+    if c.clipgan.max_steps > 0 {
+        total_steps = total_steps.min(c.clipgan.max_steps);
+    }
+    run.set_totals(Some(total_steps), Some(max_epoch as u32));
+    run.set_epoch(pos.epoch.min(max_epoch.saturating_sub(1)) as u32 + 1);
+    run.set_message("");
+    run.progress(pos.step)?;
+    let ckpt_every = std::time::Duration::from_secs_f64(c.clipgan.checkpoint_minutes * 60.0);
+    let mut last_ckpt = Instant::now();
+    let batch_size = job.train_loader.batch_size as f64;
+    let mut window = (Instant::now(), pos.step);
+
+    while pos.epoch < max_epoch {
+        run.set_epoch(pos.epoch as u32 + 1);
+        if pos.batch < bpe {
+            let loader = Loader::new(job.train.clone(), job.tokenizer.clone(), job.train_loader.clone(), pos.epoch, pos.batch)?;
+            for batch in loader {
+                let batch = batch?;
+                if c.clipgan.max_steps > 0 && pos.step >= c.clipgan.max_steps {
+                    break;
+                }
+                let epoch_pos = WarmRestarts::position(pos.epoch, pos.batch, bpe);
+                let lrs = [job.schedule.lr(c.train.backbone_lr, epoch_pos), job.schedule.lr(c.train.linear_lr, epoch_pos)];
+                for (g, lr) in lrs.iter().enumerate() {
+                    job.opt.set_lr(g, *lr);
+                }
+                seed::seed_torch(c.clipgan.seed, &[seed::stream::STEP, pos.step]);
+                let l = batch_losses(&job.clip, &c.train.smooth, job.device, job.amp, &batch.images[0], &batch.tokens, &batch.class_ids);
+                let total = l.total.double_value(&[]);
+                let mut grad_norm = f64::NAN;
+                if total.is_finite() {
+                    job.opt.zero_grad();
+                    l.total.backward();
+                    grad_norm = clip_grad_norm(&job.opt.params(), c.train.rnn_grad_clip);
+                }
+                let step = pos.step + 1;
+                let values = [
+                    ("loss/total", total),
+                    ("loss/words", l.words.double_value(&[])),
+                    ("loss/sentence", l.sentence.double_value(&[])),
+                    ("loss/nt_xent", l.nt_xent.double_value(&[])),
+                    ("grad_norm", grad_norm),
+                ];
+                if !total.is_finite() || !grad_norm.is_finite() {
+                    run.scalars(step, &values)?;
+                    let what = if total.is_finite() { format!("the gradient norm became {grad_norm}") } else { format!("the loss became {total}") };
+                    let kept = if run.dir().checkpoints_dir().join(LATEST).is_file() { format!("; checkpoints/{LATEST} (the last good state) is kept") } else { String::new() };
+                    let msg = format!("diverged at step {step} (epoch {}): {what}{kept}", pos.epoch + 1);
+                    eprintln!("clipgan: {msg}");
+                    return Ok((Outcome::Diverged, msg));
+                }
+                job.opt.step();
+                pos.step = step;
+                pos.batch += 1;
+                if step.is_multiple_of(c.clipgan.log_every as u64) || pos.batch == bpe {
+                    let (t0, s0) = window;
+                    let speed = (step - s0) as f64 * batch_size / t0.elapsed().as_secs_f64().max(1e-9);
+                    window = (Instant::now(), step);
+                    let mut all = values.to_vec();
+                    all.extend([("lr/backbone", lrs[0]), ("lr/linear_subr", lrs[1]), ("speed/images_per_s", speed)]);
+                    run.scalars(step, &all)?;
+                }
+                run.progress(step)?;
+                if stop.is_raised() {
+                    return stop_now(job, run, pos);
+                }
+                if !ckpt_every.is_zero() && last_ckpt.elapsed() >= ckpt_every {
+                    save_latest(job, run, pos)?;
+                    last_ckpt = Instant::now();
+                }
+            }
+        }
+        if c.clipgan.max_steps > 0 && pos.step >= c.clipgan.max_steps && pos.batch < bpe {
+            break; // stopped by MAX_STEPS mid-epoch
+        }
+        pos.batch = bpe;
+        // Validation and preview of this epoch; the checkpoint then points at the next.
+        validate(job, run, pos, stop)?;
+        if stop.is_raised() {
+            return stop_now(job, run, pos);
+        }
+        pos = Position { epoch: pos.epoch + 1, batch: 0, step: pos.step };
+        if pos.epoch.is_multiple_of(c.train.snapshot_interval as u64) || pos.epoch == max_epoch {
+            let snap = run.dir().checkpoints_dir().join(snapshot_name(pos.epoch));
+            checkpoint::save(&snap, &make_checkpoint(job, pos, false))?;
+        }
+        save_latest(job, run, pos)?;
+        last_ckpt = Instant::now();
+        if c.clipgan.max_steps > 0 && pos.step >= c.clipgan.max_steps {
+            break;
+        }
+    }
+    save_latest(job, run, pos)?;
+    Ok((Outcome::Finished, format!("finished: {} epochs, {} steps", pos.epoch, pos.step)))
+}
+
+fn stop_now(job: &Trainer, run: &mut RunWriter, pos: Position) -> Result<(Outcome, String)> {
+    run.set_state(RunState::Stopping, "saving a checkpoint")?;
+    save_latest(job, run, pos)?;
+    Ok((Outcome::Stopped, format!("stopped at epoch {}, step {}; resume with --resume", pos.epoch + 1, pos.step)))
+}
+
+fn make_checkpoint(job: &Trainer, pos: Position, with_optimizer: bool) -> Checkpoint {
+    let c = &job.loaded.config;
+    let mut ck = Checkpoint::new(Job::Pretrain.name());
+    ck.set_meta("kind", if with_optimizer { "latest" } else { "snapshot" });
+    ck.set_meta(CONFIG_META_KEY, job.ccfg.to_hf_json());
+    ck.set_meta("epoch", pos.epoch);
+    ck.set_meta("batch", pos.batch);
+    ck.set_meta("step", pos.step);
+    ck.set_meta("batches_per_epoch", job.batches_per_epoch);
+    ck.set_meta("seed", c.clipgan.seed);
+    ck.set_meta("config_hash", &job.config_hash);
+    ck.set_meta("created", util::unix_now());
+    ck.push_var_store(CHECKPOINT_PREFIX, &job.vs);
+    if with_optimizer {
+        ck.tensors.extend(job.opt.state_tensors(OPTIM_PREFIX));
+    }
+    ck
+}
+
+fn save_latest(job: &Trainer, run: &mut RunWriter, pos: Position) -> Result<()> {
+    let path = run.dir().checkpoints_dir().join(LATEST);
+    checkpoint::save(&path, &make_checkpoint(job, pos, true))?;
+    run.flush()?;
+    run.set_checkpoint(&format!("{}/{LATEST}", crate::rundir::CHECKPOINTS_DIR))
+}
+
+/// Validation on the test split: mean word and sentence loss over its full batches,
+/// R-precision over all its images, and the retrieval preview.
+fn validate(job: &Trainer, run: &mut RunWriter, pos: Position, stop: &StopFlag) -> Result<()> {
+    let c = &job.loaded.config;
+    let s = &c.train.smooth;
+    let dev = job.device;
+    run.set_message("validating");
+    // Epoch 0 always: the same caption of each test image every epoch.
+    let loader = Loader::new(job.test.clone(), job.tokenizer.clone(), job.val_loader.clone(), 0, 0)?;
+    let (mut wsum, mut ssum, mut nfull) = (0.0, 0.0, 0usize);
+    let (mut codes, mut sents, mut classes, mut captions) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // Preview: test images spread evenly over the split (it is ordered by class).
+    let n_test = job.test.len();
+    let k = PREVIEW_IMAGES.min(n_test);
+    let wanted: Vec<usize> = (0..k).map(|i| i * n_test / k).collect();
+    let mut preview: Vec<(usize, Tensor)> = Vec::new();
+    tch::no_grad(|| -> Result<()> {
+        for batch in loader {
+            let batch = batch?;
+            if stop.is_raised() {
+                return Ok(());
+            }
+            let tok = &batch.tokens[0];
+            let (img, text) = amp::autocast_bf16(dev, job.amp, || {
+                (job.clip.encode_image(&batch.images[0].to_device(dev)), job.clip.encode_text(&tok.ids.to_device(dev), &tok.mask.to_device(dev)))
+            });
+            let f = |t: &Tensor| t.to_kind(Kind::Float);
+            let cls = batch.class_ids.to_device(dev);
+            if batch.len() == job.val_loader.batch_size && batch.len() >= 2 {
+                let w = words_loss(&f(&img.regions), &f(&text.words), &tok.mask.to_device(dev), Some(&cls), s.gamma1, s.gamma2, s.gamma3);
+                let (s0, s1) = sentence_loss(&f(&img.code), &f(&text.sentence), Some(&cls), s.gamma3);
+                wsum += (w.loss0 + w.loss1).double_value(&[]);
+                ssum += (s0 + s1).double_value(&[]);
+                nfull += 1;
+            }
+            let first_row = codes.iter().map(|c: &Tensor| c.size()[0] as usize).sum::<usize>();
+            for (i, row) in (first_row..first_row + batch.len()).enumerate() {
+                if wanted.contains(&row) {
+                    preview.push((row, batch.images[0].get(i as i64)));
+                }
+            }
+            codes.push(f(&img.code).to_device(Device::Cpu));
+            sents.push(f(&text.sentence).to_device(Device::Cpu));
+            classes.extend(Vec::<i64>::try_from(&batch.class_ids)?);
+            for (&n, &k) in batch.indices.iter().zip(&batch.caption_ids[0]) {
+                captions.push(job.test.caption(n, k).to_string());
+            }
+        }
+        Ok(())
+    })?;
+    if stop.is_raised() || codes.is_empty() {
+        return Ok(());
+    }
+    let codes = Tensor::cat(&codes, 0);
+    let sents = Tensor::cat(&sents, 0);
+    let rp = r_precision(&codes, &sents, &classes, c.clipgan.eval.r_candidates as usize, c.clipgan.seed);
+    let mut values = vec![("val/r_precision", rp.precision), ("val/r_chance", rp.chance)];
+    if nfull > 0 {
+        values.push(("val/word_loss", wsum / nfull as f64));
+        values.push(("val/sentence_loss", ssum / nfull as f64));
+    }
+    run.scalars(pos.step, &values)?;
+    println!(
+        "epoch {} step {}: val R-precision {:.3} (chance {:.3}, {} trials){}",
+        pos.epoch + 1,
+        pos.step,
+        rp.precision,
+        rp.chance,
+        rp.trials,
+        if nfull > 0 { format!(", word loss {:.3}, sentence loss {:.3}", wsum / nfull as f64, ssum / nfull as f64) } else { String::new() }
+    );
+    if !preview.is_empty() {
+        retrieval_preview(run, pos, &preview, &codes, &sents, &classes, &captions)?;
+    }
+    run.set_message("");
+    Ok(())
+}
+
+/// R-precision of a set of images against captions.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RPrecision {
+    /// Fraction of images whose own caption ranks first among its candidates.
+    pub precision: f64,
+    /// Expected precision of a random ranking (mean of 1/candidates).
+    pub chance: f64,
+    pub trials: usize,
+}
+
+/// R-precision (AttnGAN/DM-GAN protocol) on real images: for image n, its caption n and
+/// up to `candidates - 1` captions of images of other classes (drawn without
+/// replacement, from (seed, n)); a hit when caption n has the highest cosine with the
+/// image code (ties count against it). `img_codes`, `sent_codes`: [N, P], row n of both
+/// belongs to image n.
+pub fn r_precision(img_codes: &Tensor, sent_codes: &Tensor, class_ids: &[i64], candidates: usize, seed_value: u64) -> RPrecision {
+    let n = class_ids.len();
+    let norm = |t: &Tensor| t / t.norm_scalaropt_dim(2, [1], true).clamp_min(1e-8);
+    let sim = norm(img_codes).matmul(&norm(sent_codes).tr()).to_kind(Kind::Double).to_device(Device::Cpu);
+    let sim: Vec<Vec<f64>> = (0..n as i64).map(|i| Vec::<f64>::try_from(sim.get(i)).unwrap_or_default()).collect();
+    let (mut hits, mut chance, mut trials) = (0usize, 0.0, 0usize);
+    for i in 0..n {
+        let mut others: Vec<usize> = (0..n).filter(|&j| class_ids[j] != class_ids[i]).collect();
+        if others.is_empty() {
+            continue;
+        }
+        let mut rng = seed::Rng::new(seed_value, &[seed::stream::VAL, i as u64]);
+        rng.shuffle(&mut others);
+        others.truncate(candidates.saturating_sub(1).max(1));
+        let own = sim[i][i];
+        if others.iter().all(|&j| sim[i][j] < own) {
+            hits += 1;
+        }
+        chance += 1.0 / (others.len() + 1) as f64;
+        trials += 1;
+    }
+    if trials == 0 {
+        return RPrecision { precision: 0.0, chance: 0.0, trials: 0 };
+    }
+    RPrecision { precision: hits as f64 / trials as f64, chance: chance / trials as f64, trials }
+}
+
+/// A grid of test images, each captioned with the validation caption that ranks first
+/// for it, marked `[own]` (its own caption), `[class]` (another image of its class) or
+/// `[wrong]`.
+fn retrieval_preview(
+    run: &RunWriter,
+    pos: Position,
+    preview: &[(usize, Tensor)],
+    codes: &Tensor,
+    sents: &Tensor,
+    classes: &[i64],
+    captions: &[String],
+) -> Result<()> {
+    let rows: Vec<i64> = preview.iter().map(|(r, _)| *r as i64).collect();
+    let norm = |t: &Tensor| t / t.norm_scalaropt_dim(2, [1], true).clamp_min(1e-8);
+    let sim = norm(&codes.index_select(0, &Tensor::from_slice(&rows))).matmul(&norm(sents).tr());
+    let top = sim.argmax(1, false);
+    let labels: Vec<String> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, &row)| {
+            let j = top.int64_value(&[i as i64]) as usize;
+            let mark = if j == row as usize {
+                "[own]"
+            } else if classes[j] == classes[row as usize] {
+                "[class]"
+            } else {
+                "[wrong]"
+            };
+            format!("{mark} {}", captions[j])
+        })
+        .collect();
+    let images = Tensor::stack(&preview.iter().map(|(_, t)| t.shallow_clone()).collect::<Vec<_>>(), 0);
+    let k = rows.len();
+    let mean = Tensor::from_slice(&clip::CLIP_MEAN).view([1, 3, 1, 1]);
+    let std = Tensor::from_slice(&clip::CLIP_STD).view([1, 3, 1, 1]);
+    let pixels01 = images.to_device(Device::Cpu).to_kind(Kind::Float) * std + mean;
+    let cols = 4.min(k);
+    let grid = util::grid::image_grid_01(&pixels01, cols)?;
+    let grid_rows = k.div_ceil(cols);
+    run.sample(pos.step, "retrieval", &grid, &labels, grid_rows as u32, cols as u32)?;
+    Ok(())
+}
+
+/// Options of `clipgan pretrain` as the CLI passes them; returns the process exit code.
+pub fn main(opts: &Options) -> Result<u8> {
+    let (outcome, dir) = run(opts)?;
+    println!("run folder: {}", dir.path().display());
+    Ok(outcome.exit_code())
+}

@@ -1,0 +1,315 @@
+//! The finetuning job end to end on tiny synthetic data (CPU): it learns (loss falls,
+//! validation R-precision far above chance), writes the run folder, resumes exactly after
+//! SIGTERM and after SIGKILL, stops as `diverged` keeping the last good checkpoint, and
+//! refuses bad inputs with clear errors.
+use clipgan::data::synth::{self, SynthConfig};
+use clipgan::models::clip;
+use clipgan::rundir::{self, RunDir, RunState};
+use clipgan::train::checkpoint;
+use clipgan::train::pretrain::{self, Options, Outcome};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The synthetic dataset shared by the tests of this file (made once).
+fn data_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap().keep();
+        let out = tmp.join("synth");
+        // 480 train images (12 classes), 160 test images (4 unseen classes): each test
+        // image has >= 99 captions of other classes, so R-precision is 1 of 100.
+        synth::generate(&out, &SynthConfig { train: 480, test: 160, size: 64, seed: 3 }).unwrap();
+        out
+    })
+}
+
+/// A tiny-preset finetuning config in `dir`; `extra` lines are appended under CLIPGAN.
+fn write_cfg(dir: &Path, name: &str, epochs: u32, backbone_lr: f64, extra: &str) -> PathBuf {
+    let text = format!(
+        "CONFIG_NAME: 'DAMSM'
+DATASET_NAME: 'birds'
+DATA_DIR: '{data}'
+WORKERS: 1
+TREE:
+  BRANCH_NUM: 1
+  BASE_SIZE: 32
+TRAIN:
+  BATCH_SIZE: 16
+  MAX_EPOCH: {epochs}
+  SNAPSHOT_INTERVAL: 1
+  BACKBONE_LR: {backbone_lr:e}
+  LINEAR_LR: 0.002
+  RNN_GRAD_CLIP: 0.25
+  SMOOTH:
+    GAMMA1: 4.0
+    GAMMA2: 5.0
+    GAMMA3: 10.0
+TEXT:
+  EMBEDDING_DIM: 32
+  CAPTIONS_PER_IMAGE: 10
+  WORDS_NUM: 24
+CLIPGAN:
+  CLIP_PRESET: 'tiny'
+  CLIP_FROM_SCRATCH: true
+  THREADS: 1
+  DEVICE: 'cpu'
+  LOG_EVERY: 1
+  WARMUP_EPOCHS: 1
+  CYCLE_EPOCHS: {cycle}
+{extra}",
+        data = data_dir().display(),
+        cycle = epochs.max(2),
+    );
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The last value of `tag` at each step.
+fn curve(run: &Path, tag: &str) -> BTreeMap<u64, f64> {
+    rundir::read_metrics(run).unwrap().events.into_iter().filter(|e| e.tag == tag).map(|e| (e.step, e.value)).collect()
+}
+
+fn status(run: &Path) -> rundir::Status {
+    RunDir::open(run).unwrap().status().unwrap().unwrap()
+}
+
+#[test]
+fn tiny_run_learns_and_writes_the_run_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = write_cfg(tmp.path(), "learn.yml", 4, 2e-3, "");
+    let run_dir = tmp.path().join("run");
+    let t0 = Instant::now();
+    let (outcome, dir) = pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(run_dir.clone()), resume: None }).unwrap();
+    eprintln!("tiny 4-epoch run: {:.1} s", t0.elapsed().as_secs_f64());
+    assert_eq!(outcome, Outcome::Finished);
+    assert_eq!(dir.path(), run_dir);
+
+    // 480 / 16 = 30 steps per epoch.
+    let loss = curve(&run_dir, "loss/total");
+    assert_eq!(loss.len(), 120);
+    let first: f64 = loss.values().take(10).sum::<f64>() / 10.0;
+    let last: f64 = loss.values().rev().take(10).sum::<f64>() / 10.0;
+    assert!(last < 0.75 * first, "the loss did not fall: {first:.3} -> {last:.3}");
+    for tag in ["loss/words", "loss/sentence", "loss/nt_xent", "grad_norm", "lr/backbone", "lr/linear_subr", "speed/images_per_s"] {
+        assert_eq!(curve(&run_dir, tag).len(), 120, "{tag}");
+    }
+    // The schedule: warm-up from the floor, peak after one epoch, cosine down.
+    let lr = curve(&run_dir, "lr/backbone");
+    assert!(lr[&1] < 1e-6 && (lr[&31] - 2e-3).abs() < 1e-9 && lr[&120] < lr[&60]);
+
+    let rp = curve(&run_dir, "val/r_precision");
+    let chance = curve(&run_dir, "val/r_chance");
+    assert_eq!(rp.len(), 4, "validation once per epoch");
+    assert!((chance.values().last().unwrap() - 0.01).abs() < 1e-9, "1 of 100 candidates");
+    let final_rp = *rp.values().last().unwrap();
+    eprintln!("validation R-precision by epoch: {:?}", rp.values().collect::<Vec<_>>());
+    assert!(final_rp > 0.15, "validation R-precision {final_rp} is not clearly above chance (0.01)");
+    assert_eq!(curve(&run_dir, "val/word_loss").len(), 4);
+    assert_eq!(curve(&run_dir, "val/sentence_loss").len(), 4);
+
+    let st = status(&run_dir);
+    assert_eq!(st.state, RunState::Finished);
+    assert_eq!((st.step, st.total_steps, st.total_epochs), (120, Some(120), Some(4)));
+    assert_eq!(st.last_checkpoint.as_deref(), Some("checkpoints/latest.safetensors"));
+
+    // One retrieval preview per epoch: 8 images with their top captions.
+    let samples = rundir::read_samples(&run_dir).unwrap();
+    assert_eq!(samples.len(), 4);
+    for s in &samples {
+        assert_eq!((s.tag.as_str(), s.captions.len(), s.rows, s.cols), ("retrieval", 8, 2, 4));
+        assert!(s.captions.iter().all(|c| ["[own] ", "[class] ", "[wrong] "].iter().any(|m| c.starts_with(m))), "{:?}", s.captions);
+        let img = image::open(run_dir.join(&s.file)).unwrap();
+        assert_eq!((img.width(), img.height()), (4 * 34 + 2, 2 * 34 + 2));
+    }
+
+    // Snapshots every epoch (model only) and the resumable latest; both load as the
+    // finetuned CLIP of the GAN stage, and give the same model at the end.
+    let ck = run_dir.join("checkpoints");
+    for e in 1..=4 {
+        let meta = checkpoint::read_meta(&ck.join(format!("clip_epoch_{e:04}.safetensors"))).unwrap();
+        assert_eq!((meta["kind"].as_str(), meta["epoch"].as_str()), ("snapshot", e.to_string().as_str()));
+    }
+    let snap = ck.join("clip_epoch_0004.safetensors");
+    let header = checkpoint::read_header(&snap).unwrap();
+    assert!(header.tensors.iter().all(|(n, ..)| n.starts_with("clip.")), "snapshots hold the model only");
+    let latest = checkpoint::read_header(&ck.join("latest.safetensors")).unwrap();
+    assert!(latest.tensors.iter().any(|(n, ..)| n.starts_with("optim.") && n.ends_with(".exp_avg_sq")));
+    assert_eq!((latest.meta["epoch"].as_str(), latest.meta["batch"].as_str(), latest.meta["step"].as_str()), ("4", "0", "120"));
+    let (_, a, cfg_a) = clip::load_finetuned_clip(&snap, tch::Device::Cpu).unwrap();
+    let (_, b, _) = clip::load_finetuned_clip(&run_dir, tch::Device::Cpu).unwrap();
+    assert_eq!(cfg_a, clip::ClipConfig::preset("tiny").unwrap());
+    let pixels = tch::Tensor::zeros([1, 3, 32, 32], (tch::Kind::Float, tch::Device::Cpu));
+    let (ca, cb) = tch::no_grad(|| (a.image_code(&pixels), b.image_code(&pixels)));
+    assert_eq!(Vec::<f32>::try_from(ca.flatten(0, -1)).unwrap(), Vec::<f32>::try_from(cb.flatten(0, -1)).unwrap());
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_clipgan"));
+    c.env_remove("CLIPGAN_RUN_DIR").env("CLIPGAN_DEVICE", "cpu");
+    c
+}
+
+/// Start a run in a child process, wait until it has logged `after` steps (and, with
+/// `need_checkpoint`, written a checkpoint), send `signal`.
+fn run_and_kill(cfg: &Path, run_dir: &Path, after: u64, need_checkpoint: bool, signal: i32) -> std::process::ExitStatus {
+    let mut child = bin().args(["pretrain", "--cfg"]).arg(cfg).arg("--run-dir").arg(run_dir).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let steps = curve(run_dir, "loss/total").len() as u64;
+        if steps >= after && (!need_checkpoint || run_dir.join("checkpoints/latest.safetensors").exists()) {
+            break;
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("the run ended before it could be killed: {st}");
+        }
+        assert!(Instant::now() < deadline, "the run made no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, signal) };
+    child.wait().unwrap()
+}
+
+fn assert_same_curve(a: &BTreeMap<u64, f64>, b: &BTreeMap<u64, f64>, what: &str) {
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "{what}: steps differ");
+    for (step, va) in a {
+        let vb = b[step];
+        assert!((va - vb).abs() <= 1e-5 * (1.0 + va.abs()), "{what} at step {step}: {va} uninterrupted, {vb} resumed");
+    }
+}
+
+#[test]
+fn kill_and_resume_gives_the_uninterrupted_loss_curve() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Reference: two epochs without interruption.
+    let cfg = write_cfg(tmp.path(), "resume.yml", 2, 2e-3, "");
+    let reference = tmp.path().join("reference");
+    let (outcome, _) = pretrain::run(&Options { cfg: Some(cfg.clone()), run_dir: Some(reference.clone()), resume: None }).unwrap();
+    assert_eq!(outcome, Outcome::Finished);
+    let want = curve(&reference, "loss/total");
+    assert_eq!(want.len(), 60);
+
+    // SIGTERM mid-epoch: a checkpoint at the exact position, state stopped, exit code 3.
+    let stopped = tmp.path().join("sigterm");
+    let st = run_and_kill(&cfg, &stopped, 8, false, libc::SIGTERM);
+    assert_eq!(st.code(), Some(clipgan::worker::exit::STOPPED as i32), "{st}");
+    let s = status(&stopped);
+    assert_eq!(s.state, RunState::Stopped);
+    let meta = checkpoint::read_meta(&stopped.join("checkpoints/latest.safetensors")).unwrap();
+    assert!(meta["step"].parse::<u64>().unwrap() >= 8 && meta["step"].parse::<u64>().unwrap() < 60);
+    let out = bin().args(["pretrain", "--resume"]).arg(&stopped).output().unwrap();
+    assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(status(&stopped).state, RunState::Finished);
+    assert_same_curve(&want, &curve(&stopped, "loss/total"), "SIGTERM + resume");
+    assert_same_curve(&curve(&reference, "val/r_precision"), &curve(&stopped, "val/r_precision"), "val R-precision");
+    assert_same_curve(&curve(&reference, "val/word_loss"), &curve(&stopped, "val/word_loss"), "val word loss");
+
+    // SIGKILL: no chance to save; the periodic checkpoint (every step here) is the
+    // resume point (written about every 0.3 s here), and the steps logged after it are
+    // recomputed identically.
+    let cfg_k = write_cfg(tmp.path(), "resume_kill.yml", 2, 2e-3, "  CHECKPOINT_MINUTES: 0.005\n");
+    let killed = tmp.path().join("sigkill");
+    let st = run_and_kill(&cfg_k, &killed, 12, true, libc::SIGKILL);
+    assert_eq!(st.code(), None, "killed by a signal");
+    assert_eq!(status(&killed).state, RunState::Running, "a killed worker cannot write its final state");
+    // What a kill during a checkpoint write leaves behind is cleaned up by the next worker.
+    let stale = killed.join("checkpoints/.latest.safetensors.tmp.99999.0");
+    std::fs::write(&stale, b"half a checkpoint").unwrap();
+    let out = bin().args(["pretrain", "--resume"]).arg(&killed).output().unwrap();
+    assert!(out.status.success(), "resume after SIGKILL failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_same_curve(&want, &curve(&killed, "loss/total"), "SIGKILL + resume");
+    assert!(!stale.exists());
+}
+
+#[test]
+fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_dir = tmp.path().join("run");
+    let good = write_cfg(tmp.path(), "good.yml", 1, 2e-3, "");
+    let (outcome, _) = pretrain::run(&Options { cfg: Some(good), run_dir: Some(run_dir.clone()), resume: None }).unwrap();
+    assert_eq!(outcome, Outcome::Finished);
+    let latest = run_dir.join("checkpoints/latest.safetensors");
+    let before = std::fs::read(&latest).unwrap();
+    // Continue for a second epoch at an absurd learning rate: NaN/Inf within steps.
+    let bad = write_cfg(tmp.path(), "bad.yml", 2, 1e30, "");
+    let text = std::fs::read_to_string(&bad).unwrap().replace("WARMUP_EPOCHS: 1", "WARMUP_EPOCHS: 0");
+    std::fs::write(&bad, text).unwrap();
+    let out = bin().args(["pretrain", "--cfg"]).arg(&bad).arg("--resume").arg(&run_dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(clipgan::worker::exit::DIVERGED as i32), "{}", String::from_utf8_lossy(&out.stderr));
+    let s = status(&run_dir);
+    assert_eq!(s.state, RunState::Diverged);
+    assert!(s.message.contains("diverged at step") && s.message.contains("last good state"), "{}", s.message);
+    assert_eq!(std::fs::read(&latest).unwrap(), before, "the last good checkpoint is kept as it was");
+    // The non-finite value is recorded, not dropped.
+    let events = rundir::read_metrics(&run_dir).unwrap().events;
+    assert!(events.iter().any(|e| (e.tag == "loss/total" || e.tag == "grad_norm") && !e.value.is_finite()));
+}
+
+#[test]
+fn bad_inputs_are_refused_with_clear_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A missing dataset: the error names the key and the path; the run is marked failed.
+    let cfg = write_cfg(tmp.path(), "nodata.yml", 1, 2e-3, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(&data_dir().display().to_string(), "/nonexistent/synth");
+    std::fs::write(&cfg, text).unwrap();
+    let run_dir = tmp.path().join("nodata_run");
+    let e = format!("{:#}", pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(run_dir.clone()), resume: None }).unwrap_err());
+    assert!(e.contains("DATA_DIR") && e.contains("/nonexistent/synth"), "{e}");
+    let s = status(&run_dir);
+    assert_eq!(s.state, RunState::Failed);
+    assert!(s.message.contains("DATA_DIR"), "{}", s.message);
+
+    // Resuming a folder without a checkpoint.
+    let e = format!("{:#}", pretrain::run(&Options { cfg: None, run_dir: None, resume: Some(tmp.path().join("nowhere")) }).unwrap_err());
+    assert!(e.contains("nowhere"), "{e}");
+
+    // A truncated latest checkpoint: refused with its name, nothing overwritten.
+    let cfg = write_cfg(tmp.path(), "short.yml", 1, 2e-3, "  MAX_STEPS: 3\n");
+    let run_dir = tmp.path().join("short_run");
+    pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(run_dir.clone()), resume: None }).unwrap();
+    let latest = run_dir.join("checkpoints/latest.safetensors");
+    let bytes = std::fs::read(&latest).unwrap();
+    std::fs::write(&latest, &bytes[..bytes.len() - 100]).unwrap();
+    let e = format!("{:#}", pretrain::run(&Options { cfg: None, run_dir: None, resume: Some(run_dir.clone()) }).unwrap_err());
+    assert!(e.contains("latest.safetensors") && e.contains("truncated"), "{e}");
+    assert_eq!(std::fs::read(&latest).unwrap().len(), bytes.len() - 100);
+    assert_eq!(status(&run_dir).state, RunState::Failed);
+
+    // NET_E that is not a finetuning checkpoint (HuggingFace weights have no linear_subr).
+    let hf = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/clip/hf_tiny/model.safetensors");
+    let cfg = write_cfg(tmp.path(), "nete.yml", 1, 2e-3, "");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace("TRAIN:\n", &format!("TRAIN:\n  NET_E: '{}'\n", hf.display()));
+    std::fs::write(&cfg, text).unwrap();
+    let e = format!("{:#}", pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(tmp.path().join("nete_run")), resume: None }).unwrap_err());
+    assert!(e.contains("model.safetensors") && e.contains("clipgan checkpoint"), "{e}");
+}
+
+#[test]
+fn r_precision_ranks_own_captions_against_other_classes() {
+    use tch::{Device, Kind, Tensor};
+    let classes = [0i64, 0, 1, 1, 2, 2];
+    let eye = Tensor::eye(6, (Kind::Float, Device::Cpu));
+    // Each image matches its own caption: all hits; 4 other-class captions each.
+    let rp = pretrain::r_precision(&eye, &eye, &classes, 100, 1);
+    assert_eq!((rp.precision, rp.trials), (1.0, 6));
+    assert!((rp.chance - 0.2).abs() < 1e-12);
+    // Fewer candidates: chance follows.
+    let rp = pretrain::r_precision(&eye, &eye, &classes, 2, 1);
+    assert!((rp.chance - 0.5).abs() < 1e-12 && rp.precision == 1.0);
+    // Only other classes' captions compete: image 0's own caption also leans towards
+    // caption 1 (same class), which is no candidate, so it is still a hit.
+    let sent = eye.copy();
+    sent.get(0).copy_(&(eye.get(0) * 0.5 + eye.get(1)));
+    let rp = pretrain::r_precision(&eye, &sent, &classes, 100, 1);
+    assert_eq!(rp.precision, 1.0);
+    // Every caption the same: ties count against, no hits.
+    let same = Tensor::ones([6, 6], (Kind::Float, Device::Cpu));
+    assert_eq!(pretrain::r_precision(&eye, &same, &classes, 100, 1).precision, 0.0);
+    // Captions of image i+2 (another class): never first.
+    let shifted = eye.roll([2], [0]);
+    assert_eq!(pretrain::r_precision(&eye, &shifted, &classes, 100, 1).precision, 0.0);
+}
