@@ -169,14 +169,3 @@ pub fn tensor_to_images(t: &Tensor, from: PixelMode) -> Vec<RgbImage> {
         })
         .collect()
 }
-
-/// Generator outputs in [-1, 1] ([B, 3, H, W]) as CLIP inputs: (x + 1)/2, antialiased
-/// bilinear resize to `size` when needed, CLIP normalisation (method.md §9, bug 2).
-pub fn gan_to_clip(x: &Tensor, size: i64) -> Tensor {
-    let s = x.size();
-    let x = (x + 1.0) * 0.5;
-    let x = if s[2] != size || s[3] != size { x.internal_upsample_bilinear2d_aa([size, size], false, None, None) } else { x };
-    let mean = Tensor::from_slice(&CLIP_MEAN).view([1, 3, 1, 1]).to_device(x.device()).to_kind(x.kind());
-    let std = Tensor::from_slice(&CLIP_STD).view([1, 3, 1, 1]).to_device(x.device()).to_kind(x.kind());
-    (x - mean) / std
-}
