@@ -187,9 +187,13 @@ fn kill_and_resume_gives_the_uninterrupted_loss_curve() {
     let tmp = tempfile::tempdir().unwrap();
     // Reference: two epochs without interruption.
     let cfg = write_cfg(tmp.path(), "resume.yml", 2, 2e-3, "");
+    // In its own process, like the runs it is compared with: libtorch's global generator
+    // is re-seeded before each draw (train::seed), and the other tests of this file run
+    // jobs in this process at the same time, which would interleave their draws.
     let reference = tmp.path().join("reference");
-    let (outcome, _) = pretrain::run(&Options { cfg: Some(cfg.clone()), run_dir: Some(reference.clone()), resume: None }).unwrap();
-    assert_eq!(outcome, Outcome::Finished);
+    let out = bin().args(["pretrain", "--cfg"]).arg(&cfg).arg("--run-dir").arg(&reference).output().unwrap();
+    assert!(out.status.success(), "reference run failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(status(&reference).state, RunState::Finished);
     let want = curve(&reference, "loss/total");
     assert_eq!(want.len(), 60);
 
