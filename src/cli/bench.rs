@@ -15,6 +15,8 @@ pub enum BenchCommand {
     ClipForward(super::bench_clip::ForwardArgs),
     /// CLIP finetuning steps per second (forward, losses, backward, AdamW) on random inputs.
     PretrainStep(super::bench_clip::StepArgs),
+    /// One DM-GAN training iteration (all D steps + G step) on random inputs.
+    TrainStep(super::bench_gan::TrainStepArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
@@ -23,5 +25,6 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Loader(a) => super::bench_data::run(a).map(|_| ExitCode::SUCCESS),
         BenchCommand::ClipForward(a) => super::bench_clip::clip_forward(a),
         BenchCommand::PretrainStep(a) => super::bench_clip::pretrain_step(a),
+        BenchCommand::TrainStep(a) => super::bench_gan::train_step(a),
     }
 }

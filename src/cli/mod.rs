@@ -11,6 +11,9 @@ mod doctor;
 mod fake_run;
 mod pretrain;
 mod queue;
+mod train;
+mod model;
+mod bench_gan;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -45,6 +48,11 @@ pub enum Command {
     Clip(clip::ClipCommand),
     /// Finetune CLIP with DAMSM + contrastive losses (method.md stage 1).
     Pretrain(pretrain::PretrainArgs),
+    /// Train DM-GAN on frozen finetuned-CLIP text features (method.md stage 2).
+    Train(train::TrainArgs),
+    /// Models: print the DM-GAN summary of a config.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -58,6 +66,8 @@ pub fn main() -> ExitCode {
         Command::Data(c) => data::run(c),
         Command::Clip(c) => clip::run(c),
         Command::Pretrain(a) => pretrain::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Model(c) => model::run(c),
     };
     match result {
         Ok(code) => code,
