@@ -8,6 +8,7 @@ mod clip;
 mod config_cmd;
 mod data;
 mod doctor;
+mod eval;
 mod fake_run;
 mod pretrain;
 mod queue;
@@ -45,6 +46,10 @@ pub enum Command {
     Clip(clip::ClipCommand),
     /// Finetune CLIP with DAMSM + contrastive losses (method.md stage 1).
     Pretrain(pretrain::PretrainArgs),
+    /// FID between two image folders or .npz statistics (pytorch-fid's FID Inception).
+    Fid(eval::FidArgs),
+    /// Inception Score of an image folder (10 splits, mean ± std).
+    Is(eval::IsArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -58,6 +63,8 @@ pub fn main() -> ExitCode {
         Command::Data(c) => data::run(c),
         Command::Clip(c) => clip::run(c),
         Command::Pretrain(a) => pretrain::run(a),
+        Command::Fid(a) => eval::fid(a),
+        Command::Is(a) => eval::is(a),
     };
     match result {
         Ok(code) => code,
