@@ -3,6 +3,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod eval;
 pub mod home;
 pub mod models;
 pub mod rundir;

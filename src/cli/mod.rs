@@ -8,6 +8,7 @@ mod clip;
 mod config_cmd;
 mod data;
 mod doctor;
+mod eval;
 mod fake_run;
 mod pretrain;
 mod queue;
@@ -53,6 +54,10 @@ pub enum Command {
     /// Models: print the DM-GAN summary of a config.
     #[command(subcommand)]
     Model(model::ModelCommand),
+    /// FID between two image folders or .npz statistics (pytorch-fid's FID Inception).
+    Fid(eval::FidArgs),
+    /// Inception Score of an image folder (10 splits, mean ± std).
+    Is(eval::IsArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -68,6 +73,8 @@ pub fn main() -> ExitCode {
         Command::Pretrain(a) => pretrain::run(a),
         Command::Train(a) => train::run(a),
         Command::Model(c) => model::run(c),
+        Command::Fid(a) => eval::fid(a),
+        Command::Is(a) => eval::is(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,125 @@
+//! `clipgan fid`, `clipgan is` (pytorch-fid-like tools over image folders) and
+//! `clipgan eval` (the evaluation job, src/eval/job.rs).
+use crate::eval::frechet::frechet_distance;
+use crate::eval::inception::{self, weights_help};
+use crate::eval::inception_score::inception_score;
+use crate::eval::stats::{Extractor, Source};
+use crate::eval::{folders, stats};
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Environment variable naming the FID Inception weights when --weights is not given.
+pub const WEIGHTS_ENV: &str = "CLIPGAN_INCEPTION_WEIGHTS";
+
+#[derive(Args, Debug)]
+pub struct FidArgs {
+    /// Two folders of images (searched recursively) or .npz statistics (mu, sigma).
+    #[arg(num_args = 2, required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Feature block: 64, 192, 768 or 2048 (pool3), as pytorch-fid's --dims.
+    #[arg(long, default_value_t = 2048)]
+    pub dims: i64,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// pt_inception-2015-12-05-6726825d.pth (or a .safetensors with its names);
+    /// default: $CLIPGAN_INCEPTION_WEIGHTS.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Recompute folder statistics even when cached, and do not cache them.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Save the first path's statistics to this .npz (pytorch-fid's --save-stats).
+    #[arg(long)]
+    pub save_stats: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct IsArgs {
+    /// A folder of images (searched recursively).
+    pub path: PathBuf,
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+    #[arg(long, default_value_t = 10)]
+    pub splits: usize,
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+}
+
+/// --weights, else $CLIPGAN_INCEPTION_WEIGHTS; an error that says what to get otherwise.
+pub fn weights_path(explicit: Option<&Path>) -> Result<PathBuf> {
+    let p = explicit.map(Path::to_path_buf).or_else(|| std::env::var_os(WEIGHTS_ENV).filter(|v| !v.is_empty()).map(PathBuf::from));
+    match p {
+        Some(p) if p.is_file() => Ok(p),
+        Some(p) => bail!("Inception weights {} do not exist. {}", p.display(), weights_help()),
+        None => bail!("no Inception weights given (--weights FILE or ${WEIGHTS_ENV}). {}", weights_help()),
+    }
+}
+
+pub fn select_device(s: &str) -> Result<tch::Device> {
+    crate::device::init_torch();
+    let mut cfg = crate::config::Config::default();
+    cfg.clipgan.device = s.to_string();
+    crate::device::select(&cfg)
+}
+
+pub fn fid(a: FidArgs) -> Result<ExitCode> {
+    if !inception::DIMS.contains(&a.dims) {
+        bail!("--dims {}: pytorch-fid's Inception gives 64, 192, 768 or 2048 features", a.dims);
+    }
+    let device = select_device(&a.device)?;
+    let all_files = a.paths.iter().all(|p| p.is_file());
+    let mut loaded = None;
+    let weights = if all_files { PathBuf::new() } else { weights_path(a.weights.as_deref())? };
+    if !all_files {
+        loaded = Some(inception::load(&weights, device)?);
+    }
+    let mut out = Vec::new();
+    for p in &a.paths {
+        let s = if p.is_file() {
+            stats::read_npz(p)?
+        } else {
+            let (_, net) = loaded.as_ref().expect("weights loaded for folders");
+            let ex = Extractor { net, weights: &weights, dims: a.dims, batch_size: a.batch_size, device, cache: !a.no_cache };
+            let (s, src) = ex.stats(p)?;
+            match src {
+                Source::Cache => eprintln!("{}: cached statistics", p.display()),
+                Source::Computed { images } => eprintln!("{}: {images} images", p.display()),
+                Source::File => {}
+            }
+            s
+        };
+        out.push(s);
+    }
+    if let Some(save) = &a.save_stats {
+        stats::write_npz(save, &out[0], None)?;
+        eprintln!("saved statistics of {} to {}", a.paths[0].display(), save.display());
+    }
+    if out[0].dim() != out[1].dim() {
+        bail!("the statistics have different widths ({} and {}); pass the --dims they were computed with", out[0].dim(), out[1].dim());
+    }
+    let fid = frechet_distance(&out[0], &out[1])?;
+    println!("FID: {fid}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn is(a: IsArgs) -> Result<ExitCode> {
+    let device = select_device(&a.device)?;
+    let weights = weights_path(a.weights.as_deref())?;
+    let images = folders::list_images(&a.path)?;
+    if images.len() < a.splits {
+        bail!("{} holds {} image(s); {} splits need at least as many", a.path.display(), images.len(), a.splits);
+    }
+    let (_vs, net) = inception::load(&weights, device)?;
+    let (_, logits) = folders::extract(&net, &images, 2048, true, a.batch_size, device, |_, _| {})
+        .with_context(|| format!("running the Inception over {}", a.path.display()))?;
+    let s = inception_score(&logits.expect("logits requested"), a.splits)?;
+    println!("IS: {} ± {}", s.mean, s.std);
+    Ok(ExitCode::SUCCESS)
+}

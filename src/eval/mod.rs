@@ -1,0 +1,11 @@
+//! Evaluation (method.md section 7, docs/evaluation.md): Fréchet distance, Inception
+//! Score, KID, R-precision, pytorch-fid's FID Inception V3, image folders and cached
+//! statistics.
+pub mod folders;
+pub mod frechet;
+pub mod inception;
+pub mod inception_score;
+pub mod kid;
+pub mod rprecision;
+pub mod stats;
+pub mod pth;
