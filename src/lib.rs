@@ -5,6 +5,7 @@ pub mod data;
 pub mod device;
 pub mod home;
 pub mod models;
+pub mod plot;
 pub mod rundir;
 pub mod supervisor;
 pub mod train;
