@@ -3,6 +3,7 @@
 mod bench;
 mod bench_clip;
 mod bench_data;
+mod bench_eval;
 mod bench_supervisor;
 mod clip;
 mod config_cmd;
