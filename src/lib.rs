@@ -6,6 +6,7 @@ pub mod device;
 pub mod eval;
 pub mod home;
 pub mod models;
+pub mod plot;
 pub mod rundir;
 pub mod supervisor;
 pub mod train;

@@ -19,6 +19,8 @@ pub enum BenchCommand {
     FidFeatures(super::bench_eval::FidFeaturesArgs),
     /// Fréchet distance time for D-dimensional statistics (default 2048).
     Frechet(super::bench_eval::FrechetArgs),
+    /// One DM-GAN training iteration (all D steps + G step) on random inputs.
+    TrainStep(super::bench_gan::TrainStepArgs),
 }
 
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
@@ -29,5 +31,6 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::PretrainStep(a) => super::bench_clip::pretrain_step(a),
         BenchCommand::FidFeatures(a) => super::bench_eval::fid_features(a),
         BenchCommand::Frechet(a) => super::bench_eval::frechet(a),
+        BenchCommand::TrainStep(a) => super::bench_gan::train_step(a),
     }
 }

@@ -13,6 +13,9 @@ mod eval;
 mod fake_run;
 mod pretrain;
 mod queue;
+mod train;
+mod model;
+mod bench_gan;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -47,10 +50,18 @@ pub enum Command {
     Clip(clip::ClipCommand),
     /// Finetune CLIP with DAMSM + contrastive losses (method.md stage 1).
     Pretrain(pretrain::PretrainArgs),
+    /// Train DM-GAN on frozen finetuned-CLIP text features (method.md stage 2).
+    Train(train::TrainArgs),
+    /// Models: print the DM-GAN summary of a config.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// FID between two image folders or .npz statistics (pytorch-fid's FID Inception).
     Fid(eval::FidArgs),
     /// Inception Score of an image folder (10 splits, mean ± std).
     Is(eval::IsArgs),
+    /// Evaluate a generator (or every snapshot of a train run): images, R-precision,
+    /// FD_CLIP, FID and IS when the Inception weights are configured.
+    Eval(eval::EvalArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -64,8 +75,11 @@ pub fn main() -> ExitCode {
         Command::Data(c) => data::run(c),
         Command::Clip(c) => clip::run(c),
         Command::Pretrain(a) => pretrain::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Model(c) => model::run(c),
         Command::Fid(a) => eval::fid(a),
         Command::Is(a) => eval::is(a),
+        Command::Eval(a) => eval::eval(a),
     };
     match result {
         Ok(code) => code,

@@ -7,3 +7,4 @@ pub mod optim;
 pub mod schedule;
 pub mod seed;
 pub mod pretrain;
+pub mod gan;

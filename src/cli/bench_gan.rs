@@ -1,0 +1,155 @@
+//! `clipgan bench train-step`: one full DM-GAN training iteration (every D step, the G
+//! step with its CLIP terms, the EMA update) on random inputs and random weights, no
+//! data. `--gan-only` replaces CLIP by random text features and drops the CLIP and
+//! contrastive terms (plain DM-GAN). Prints every iteration and the median wall and
+//! process CPU time (all threads; the steadier figure on a shared machine).
+use crate::config;
+use crate::data::TokenBatch;
+use crate::models::clip::{Clip, ClipConfig};
+use crate::models::dmgan::{self, GanConfig};
+use crate::train::gan::{self, ClipTerms, Nets, TextIn};
+use crate::train::seed;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+use tch::{nn, Device, Kind, Tensor};
+
+#[derive(Args, Debug)]
+pub struct TrainStepArgs {
+    /// A training config: its DM-GAN sizes, CLIP preset, batch size, WORDS_NUM, λ, threads, device.
+    #[arg(long)]
+    pub cfg: PathBuf,
+    /// Override the config's batch size.
+    #[arg(long)]
+    pub batch: Option<u32>,
+    /// Timed iterations (after one untimed warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
+    /// Random text features instead of CLIP, no CLIP loss terms (plain DM-GAN).
+    #[arg(long)]
+    pub gan_only: bool,
+    /// Override CLIPGAN.THREADS (libtorch intra-op threads).
+    #[arg(long)]
+    pub threads: Option<u32>,
+}
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+/// Random captions: lengths in [min_len, max_len], BOS/EOS ids, zero padding.
+fn random_tokens(b: i64, l: i64, min_len: i64, max_len: i64, vocab: i64, salt: u64) -> TokenBatch {
+    let mut rng = seed::Rng::new(7, &[seed::stream::BENCH, salt]);
+    let mut ids = vec![0i64; (b * l) as usize];
+    let mut mask = vec![false; (b * l) as usize];
+    let mut lengths = Vec::new();
+    for r in 0..b {
+        let n = (min_len + rng.below((max_len - min_len + 1) as u64) as i64).min(l);
+        for t in 0..n {
+            let id = if t == 0 { vocab - 2 } else if t == n - 1 { vocab - 1 } else { 1 + rng.below((vocab - 3) as u64) as i64 };
+            ids[(r * l + t) as usize] = id;
+            mask[(r * l + t) as usize] = true;
+        }
+        lengths.push(n);
+    }
+    TokenBatch { ids: Tensor::from_slice(&ids).view([b, l]), mask: Tensor::from_slice(&mask).view([b, l]), lengths: Tensor::from_slice(&lengths) }
+}
+
+pub fn train_step(a: TrainStepArgs) -> Result<ExitCode> {
+    let loaded = config::load(&a.cfg)?;
+    let mut c = loaded.config.clone();
+    if let Some(b) = a.batch {
+        c.train.batch_size = b;
+    }
+    if let Some(t) = a.threads {
+        c.clipgan.threads = t;
+    }
+    if c.train.batch_size < 2 {
+        bail!("the batch size must be at least 2");
+    }
+    crate::device::init_torch();
+    let device = crate::device::select(&c)?;
+    crate::device::apply_threads(&c);
+    let g = GanConfig::from_config(&c).with_context(|| format!("{}", a.cfg.display()))?;
+    let b = c.train.batch_size as i64;
+    seed::seed_torch(7, &[seed::stream::BENCH]);
+    let mut nets = Nets::new(&g, device, c.train.generator_lr, c.train.discriminator_lr);
+    let ccfg = ClipConfig::preset(&c.clipgan.clip_preset)?;
+    let clip_vs = nn::VarStore::new(device);
+    let clip = (!a.gan_only).then(|| Clip::new(clip_vs.root(), &ccfg));
+    let mut clip_vs = clip_vs;
+    clip_vs.freeze();
+    if let Some(cl) = &clip {
+        if ccfg.joint_dim() != g.nef || ccfg.projection_dim != g.nef {
+            bail!("CLIP preset {} has width {} but TEXT.EMBEDDING_DIM is {}", c.clipgan.clip_preset, cl.cfg.joint_dim(), g.nef);
+        }
+    }
+    let l = (c.text.words_num as i64).min(ccfg.text.max_position_embeddings);
+    let tokens = [random_tokens(b, l, 9, 21.min(l), ccfg.text.vocab_size, 1), random_tokens(b, l, 9, 21.min(l), ccfg.text.vocab_size, 2)];
+    let reals: Vec<Tensor> = g.sizes().iter().map(|&s| Tensor::rand([b, 3, s, s], (Kind::Float, device)) * 2.0 - 1.0).collect();
+    let class_ids = Tensor::arange(b, (Kind::Int64, device));
+    let z = Tensor::randn([b, g.z_dim], (Kind::Float, device));
+    let random_text = |tok: &TokenBatch| {
+        TextIn::new(Tensor::randn([b, g.nef, l], (Kind::Float, device)), Tensor::randn([b, g.nef], (Kind::Float, device)), tok.mask.to_device(device))
+    };
+    let fixed_texts = a.gan_only.then(|| [random_text(&tokens[0]), random_text(&tokens[1])]);
+    let terms = clip.as_ref().map(|cl| ClipTerms { clip: cl, image_size: ccfg.vision.image_size, smooth: &c.train.smooth });
+    let counts = dmgan::parameter_counts(&g);
+    println!(
+        "DM-GAN train step: {} branches ({}), G {} / D {} parameters, batch {b}, {}, on {device:?} with {} threads",
+        g.branch_num,
+        g.sizes().iter().map(|s| format!("{s}px")).collect::<Vec<_>>().join(", "),
+        dmgan::group_digits(counts[0].1),
+        dmgan::group_digits(counts[1..].iter().map(|x| x.1).sum()),
+        if a.gan_only { "random text features, no CLIP terms (--gan-only)".to_string() } else { format!("CLIP {} (random weights, frozen) encoding two captions of {l} tokens, λ {}", c.clipgan.clip_preset, c.train.smooth.lambda) },
+        tch::get_num_threads()
+    );
+    let mut step = || -> Result<()> {
+        let texts = match (&fixed_texts, &clip) {
+            (Some(_), _) => None,
+            (None, Some(cl)) => Some(tokens.each_ref().map(|t| {
+                tch::no_grad(|| {
+                    let f = cl.encode_text(&t.ids.to_device(device), &t.mask.to_device(device));
+                    TextIn::new(f.words, f.sentence, t.mask.to_device(device))
+                })
+            })),
+            (None, None) => unreachable!(),
+        };
+        let texts = texts.as_ref().or(fixed_texts.as_ref()).expect("texts");
+        gan::train_step(&mut nets, &reals, texts, &class_ids, &z, terms.as_ref(), c.train.smooth.lambda, c.clipgan.ema_decay)
+            .map_err(|e| anyhow::anyhow!("non-finite loss: {}", e.what))?;
+        if let Device::Cuda(i) = device {
+            tch::Cuda::synchronize(i as i64);
+        }
+        Ok(())
+    };
+    step()?;
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    for i in 0..a.iters {
+        let (t0, c0) = (Instant::now(), cpu_seconds());
+        step()?;
+        wall.push(t0.elapsed().as_secs_f64());
+        cpu.push(cpu_seconds() - c0);
+        println!("iteration {}: {:.3} s wall, {:.3} s CPU", i + 1, wall[i], cpu[i]);
+    }
+    let mw = median(&wall);
+    println!("median: {mw:.3} s wall ({:.2} images/s), {:.3} s CPU per iteration", b as f64 / mw, median(&cpu));
+    Ok(ExitCode::SUCCESS)
+}

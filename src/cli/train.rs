@@ -1,0 +1,32 @@
+//! `clipgan train`: DM-GAN training (train::gan).
+use crate::train::gan::{self, Options};
+use anyhow::Result;
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// Training config (the seed's cfg/clip_*_DMGAN.yml or cfg/demo/train.yml).
+    #[arg(long)]
+    pub cfg: Option<PathBuf>,
+    /// Run folder to write (default: $CLIPGAN_RUN_DIR, else a new folder under runs/).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// The finetuned CLIP (a `clipgan pretrain` run folder or checkpoint); overrides
+    /// TRAIN.CLIP_MODEL_CHECKPOINT.
+    #[arg(long)]
+    pub clip: Option<PathBuf>,
+    /// Continue the run in this folder from its checkpoints/latest.safetensors.
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Check config, data, CLIP checkpoint and output folder, print the model summary,
+    /// and exit without training.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(args: TrainArgs) -> Result<ExitCode> {
+    let code = gan::main(&Options { cfg: args.cfg, run_dir: args.run_dir, resume: args.resume, clip: args.clip, dry_run: args.dry_run })?;
+    Ok(ExitCode::from(code))
+}
