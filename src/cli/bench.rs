@@ -15,6 +15,10 @@ pub enum BenchCommand {
     ClipForward(super::bench_clip::ForwardArgs),
     /// CLIP finetuning steps per second (forward, losses, backward, AdamW) on random inputs.
     PretrainStep(super::bench_clip::StepArgs),
+    /// FID Inception feature extraction (images/s, batch 32, 299 px, synthetic weights).
+    FidFeatures(super::bench_eval::FidFeaturesArgs),
+    /// Fréchet distance time for D-dimensional statistics (default 2048).
+    Frechet(super::bench_eval::FrechetArgs),
     /// One DM-GAN training iteration (all D steps + G step) on random inputs.
     TrainStep(super::bench_gan::TrainStepArgs),
 }
@@ -25,6 +29,8 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Loader(a) => super::bench_data::run(a).map(|_| ExitCode::SUCCESS),
         BenchCommand::ClipForward(a) => super::bench_clip::clip_forward(a),
         BenchCommand::PretrainStep(a) => super::bench_clip::pretrain_step(a),
+        BenchCommand::FidFeatures(a) => super::bench_eval::fid_features(a),
+        BenchCommand::Frechet(a) => super::bench_eval::frechet(a),
         BenchCommand::TrainStep(a) => super::bench_gan::train_step(a),
     }
 }

@@ -123,3 +123,29 @@ pub fn is(a: IsArgs) -> Result<ExitCode> {
     println!("IS: {} ± {}", s.mean, s.std);
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Evaluation config (cfg/eval_clip_bird.yml, cfg/demo/eval.yml).
+    #[arg(long)]
+    pub cfg: PathBuf,
+    /// The generator: a train run folder, its checkpoints/latest.safetensors or a netG
+    /// snapshot (overrides TRAIN.NET_G).
+    #[arg(long)]
+    pub net_g: Option<PathBuf>,
+    /// The finetuned CLIP checkpoint (overrides TRAIN.CLIP_MODEL_CHECKPOINT).
+    #[arg(long)]
+    pub clip: Option<PathBuf>,
+    /// Run folder to write (default: $CLIPGAN_RUN_DIR, else a new folder under runs/).
+    #[arg(long)]
+    pub run_dir: Option<PathBuf>,
+    /// Evaluate every checkpoints/netG_epoch_*.safetensors of this train run (metrics
+    /// logged at each snapshot's training step); replaces --net-g.
+    #[arg(long, conflicts_with = "net_g")]
+    pub snapshots: Option<PathBuf>,
+}
+
+pub fn eval(a: EvalArgs) -> Result<ExitCode> {
+    let opts = crate::eval::job::Options { cfg: Some(a.cfg), net_g: a.net_g, clip: a.clip, run_dir: a.run_dir, snapshots: a.snapshots };
+    Ok(ExitCode::from(crate::eval::job::main(&opts)?))
+}

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_clip;
 mod bench_data;
+mod bench_eval;
 mod bench_supervisor;
 mod clip;
 mod config_cmd;
@@ -58,6 +59,9 @@ pub enum Command {
     Fid(eval::FidArgs),
     /// Inception Score of an image folder (10 splits, mean ± std).
     Is(eval::IsArgs),
+    /// Evaluate a generator (or every snapshot of a train run): images, R-precision,
+    /// FD_CLIP, FID and IS when the Inception weights are configured.
+    Eval(eval::EvalArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -75,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Model(c) => model::run(c),
         Command::Fid(a) => eval::fid(a),
         Command::Is(a) => eval::is(a),
+        Command::Eval(a) => eval::eval(a),
     };
     match result {
         Ok(code) => code,

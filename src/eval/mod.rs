@@ -9,3 +9,4 @@ pub mod kid;
 pub mod rprecision;
 pub mod stats;
 pub mod pth;
+pub mod job;

@@ -1,0 +1,104 @@
+//! `clipgan bench fid-features` and `clipgan bench frechet`: FID Inception feature
+//! extraction speed (images/s, synthetic weights, random 299 px input: no decoding) and
+//! the Fréchet distance time for D-dimensional statistics. Wall and process CPU time per
+//! iteration and the medians (a shared machine skews wall time).
+use crate::eval::frechet::{frechet_distance, Stats};
+use crate::eval::inception::{self, FidInception};
+use anyhow::Result;
+use clap::Args;
+use std::process::ExitCode;
+use std::time::Instant;
+use tch::{nn, Kind, Tensor};
+
+#[derive(Args, Debug)]
+pub struct FidFeaturesArgs {
+    #[arg(long, default_value_t = 32)]
+    pub batch: i64,
+    /// Timed batches (after one untimed warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
+    /// auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
+    /// libtorch threads (0: libtorch's default).
+    #[arg(long, default_value_t = 0)]
+    pub threads: i32,
+}
+
+#[derive(Args, Debug)]
+pub struct FrechetArgs {
+    #[arg(long, default_value_t = 2048)]
+    pub dims: i64,
+    #[arg(long, default_value_t = 5)]
+    pub iters: usize,
+    #[arg(long, default_value_t = 0)]
+    pub threads: i32,
+}
+
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[s.len() / 2]
+}
+
+/// Time `f` `iters` times after one warm-up call; prints each and returns (wall, cpu) medians.
+fn time_it(iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)> {
+    f()?;
+    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
+    for i in 0..iters.max(1) {
+        let (t, c) = (Instant::now(), cpu_seconds());
+        f()?;
+        wall.push(t.elapsed().as_secs_f64());
+        cpu.push(cpu_seconds() - c);
+        println!("  iter {i}: {:.3} s wall, {:.3} s CPU", wall[i], cpu[i]);
+    }
+    Ok((median(&wall), median(&cpu)))
+}
+
+pub fn fid_features(a: FidFeaturesArgs) -> Result<ExitCode> {
+    let device = super::eval::select_device(&a.device)?;
+    if a.threads > 0 {
+        tch::set_num_threads(a.threads);
+    }
+    let mut vs = nn::VarStore::new(device);
+    let net = FidInception::new(&vs.root());
+    inception::fill_synthetic(&mut vs);
+    tch::manual_seed(5);
+    let x = Tensor::rand([a.batch, 3, 299, 299], (Kind::Float, device));
+    println!("fid-features: batch {}, 299 px, {device:?}, {} libtorch threads", a.batch, tch::get_num_threads());
+    let (wall, cpu) = time_it(a.iters, || {
+        let f = net.forward(&x, 2048, false)?.features;
+        let _ = f.to_device(tch::Device::Cpu); // synchronise
+        Ok(())
+    })?;
+    println!("median: {wall:.3} s/batch wall = {:.1} images/s ({cpu:.3} CPU-s/batch)", a.batch as f64 / wall);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn frechet(a: FrechetArgs) -> Result<ExitCode> {
+    crate::device::init_torch();
+    if a.threads > 0 {
+        tch::set_num_threads(a.threads);
+    }
+    let d = a.dims;
+    tch::manual_seed(6);
+    let opts = (Kind::Double, tch::Device::Cpu);
+    let stats = |n: i64| -> Result<Stats> { Stats::from_features(&Tensor::randn([n, d], opts)) };
+    let (s1, s2) = (stats(d + 100)?, stats(d + 200)?);
+    println!("frechet: {d}-d statistics, float64, {} libtorch threads", tch::get_num_threads());
+    let mut value = 0.0;
+    let (wall, cpu) = time_it(a.iters, || {
+        value = frechet_distance(&s1, &s2)?;
+        Ok(())
+    })?;
+    println!("median: {wall:.3} s wall ({cpu:.3} CPU-s); distance {value:.6}");
+    Ok(ExitCode::SUCCESS)
+}

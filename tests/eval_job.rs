@@ -1,0 +1,177 @@
+//! `clipgan eval` end to end on tiny synthetic data with a tiny random CLIP and random
+//! generators saved as checkpoints (CPU, subprocesses): images, results.json, metrics at
+//! the generator's step, FID/IS reported unavailable without weights, `--snapshots`, and
+//! the missing/unreadable generator errors.
+use clipgan::config;
+use clipgan::data::synth::{self, SynthConfig};
+use clipgan::models::clip::{self, Clip, ClipConfig};
+use clipgan::models::dmgan::{self, GanConfig, Generator};
+use clipgan::rundir;
+use clipgan::train::checkpoint::{self, Checkpoint};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use tch::{nn, Device};
+
+/// Synthetic data, a tiny random "finetuned" CLIP and the eval config (made once).
+fn fixtures() -> &'static (PathBuf, PathBuf, PathBuf) {
+    static F: OnceLock<(PathBuf, PathBuf, PathBuf)> = OnceLock::new();
+    F.get_or_init(|| {
+        let tmp = tempfile::tempdir().unwrap().keep();
+        let data = tmp.join("synth");
+        synth::generate(&data, &SynthConfig { train: 8, test: 40, size: 64, seed: 5 }).unwrap();
+        let ccfg = ClipConfig::preset("tiny").unwrap();
+        tch::manual_seed(11);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _clip = Clip::new(vs.root(), &ccfg);
+        let mut ck = Checkpoint::new("pretrain");
+        ck.set_meta("kind", "latest");
+        ck.set_meta(clip::CONFIG_META_KEY, ccfg.to_hf_json());
+        ck.push_var_store(clip::CHECKPOINT_PREFIX, &vs);
+        let clip_file = tmp.join("clip_tiny.safetensors");
+        checkpoint::save(&clip_file, &ck).unwrap();
+        let cfg = tmp.join("eval.yml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "CONFIG_NAME: 'DMGAN'
+DATASET_NAME: 'birds'
+DATA_DIR: '{}'
+WORKERS: 1
+B_VALIDATION: True
+TREE:
+  BRANCH_NUM: 1
+  BASE_SIZE: 64
+TRAIN:
+  FLAG: False
+  BATCH_SIZE: 16
+GAN:
+  GF_DIM: 4
+  Z_DIM: 8
+  CONDITION_DIM: 6
+  R_NUM: 1
+TEXT:
+  EMBEDDING_DIM: 32
+  CAPTIONS_PER_IMAGE: 10
+  WORDS_NUM: 24
+CLIPGAN:
+  THREADS: 1
+  DEVICE: 'cpu'
+  EVAL:
+    PASSES: 2
+    R_TRIALS: 200
+    R_FOLDS: 10
+    R_CANDIDATES: 5
+",
+                data.display()
+            ),
+        )
+        .unwrap();
+        (data, clip_file, cfg)
+    })
+}
+
+/// A random generator saved as a train snapshot at `step`.
+fn save_generator(path: &Path, step: u64, seed: i64) {
+    let loaded = config::load(&fixtures().2).unwrap();
+    let gcfg = GanConfig::from_config(&loaded.config).unwrap();
+    tch::manual_seed(seed);
+    let vs = nn::VarStore::new(Device::Cpu);
+    let _g = Generator::new(vs.root(), &gcfg);
+    let mut ck = Checkpoint::new("train");
+    ck.set_meta(dmgan::GAN_META_KEY, gcfg.to_json());
+    ck.set_meta("kind", "snapshot");
+    ck.set_meta("step", step);
+    ck.push_var_store(dmgan::EMA_G_PREFIX, &vs);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    checkpoint::save(path, &ck).unwrap();
+}
+
+fn eval(args: &[&str], run: &Path) -> (bool, String) {
+    let (_, clip_file, cfg) = fixtures();
+    let out = Command::new(env!("CARGO_BIN_EXE_clipgan"))
+        .env_remove("CLIPGAN_RUN_DIR")
+        .env("CLIPGAN_DEVICE", "cpu")
+        .arg("eval")
+        .arg("--cfg")
+        .arg(cfg)
+        .arg("--clip")
+        .arg(clip_file)
+        .arg("--run-dir")
+        .arg(run)
+        .args(args)
+        .output()
+        .unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn count_pngs(dir: &Path) -> usize {
+    clipgan::eval::folders::list_images(dir).map(|v| v.len()).unwrap_or(0)
+}
+
+#[test]
+fn eval_writes_images_results_and_metrics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = tmp.path().join("netG_epoch_0003.safetensors");
+    save_generator(&g, 42, 1);
+    let run = tmp.path().join("run");
+    let (ok, out) = eval(&["--net-g", g.to_str().unwrap()], &run);
+    assert!(ok, "{out}");
+    // 2 passes over 40 test images, as PNG files under images/<generator>/.
+    assert_eq!(count_pngs(&run.join("images/netG_epoch_0003")), 80, "{out}");
+    let res: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let r = &res["results"][0];
+    assert_eq!(r["step"], 42);
+    let rp = r["r_precision"]["mean"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&rp));
+    assert_eq!(r["r_precision"]["folds"].as_array().unwrap().len(), 10);
+    assert!(r["r_precision"]["encoder"].as_str().unwrap().starts_with("finetuned CLIP"));
+    assert!(r["fd_clip"]["value"].as_f64().unwrap() >= 0.0);
+    // No Inception weights: FID and IS reported unavailable, with what to get.
+    assert!(r["fid"]["unavailable"].as_str().unwrap().contains("pt_inception-2015-12-05-6726825d.pth"), "{r}");
+    assert!(r["is"]["unavailable"].as_str().is_some(), "{r}");
+    let m = rundir::read_metrics(&run).unwrap();
+    let at: Vec<_> = m.events.iter().filter(|e| e.tag == "eval/r_precision").map(|e| e.step).collect();
+    assert_eq!(at, vec![42]);
+    assert!(m.events.iter().any(|e| e.tag == "eval/fd_clip"));
+    let st = rundir::RunDir::open(&run).unwrap().status().unwrap().unwrap();
+    assert_eq!(st.state, rundir::RunState::Finished);
+}
+
+#[test]
+fn snapshots_are_evaluated_at_their_steps() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train_run");
+    save_generator(&train.join("checkpoints/netG_epoch_0001.safetensors"), 10, 2);
+    save_generator(&train.join("checkpoints/netG_epoch_0002.safetensors"), 20, 3);
+    let run = tmp.path().join("run");
+    let (ok, out) = eval(&["--snapshots", train.to_str().unwrap()], &run);
+    assert!(ok, "{out}");
+    let m = rundir::read_metrics(&run).unwrap();
+    let at: Vec<_> = m.events.iter().filter(|e| e.tag == "eval/r_precision").map(|e| e.step).collect();
+    assert_eq!(at, vec![10, 20]);
+    assert_eq!(count_pngs(&run.join("images/netG_epoch_0002")), 80);
+}
+
+#[test]
+fn missing_or_unreadable_generator_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (ok, out) = eval(&["--net-g", "/no/such/netG.safetensors"], &tmp.path().join("r1"));
+    assert!(!ok && out.contains("/no/such/netG.safetensors"), "{out}");
+    // Config without TRAIN.NET_G and no --net-g.
+    let (ok, out) = eval(&[], &tmp.path().join("r2"));
+    assert!(!ok && out.contains("TRAIN.NET_G"), "{out}");
+    let bad = tmp.path().join("bad.safetensors");
+    std::fs::write(&bad, b"not a checkpoint").unwrap();
+    let run = tmp.path().join("r3");
+    let (ok, out) = eval(&["--net-g", bad.to_str().unwrap()], &run);
+    assert!(!ok && out.contains("bad.safetensors"), "{out}");
+    let st = rundir::RunDir::open(&run).unwrap().status().unwrap().unwrap();
+    assert_eq!(st.state, rundir::RunState::Failed);
+    // A CLIP checkpoint is not a generator.
+    let (ok, out) = eval(&["--net-g", fixtures().1.to_str().unwrap()], &tmp.path().join("r4"));
+    assert!(!ok && out.contains("clip_tiny.safetensors"), "{out}");
+    // --snapshots on a folder without snapshots.
+    let (ok, out) = eval(&["--snapshots", tmp.path().to_str().unwrap()], &tmp.path().join("r5"));
+    assert!(!ok && out.contains("checkpoints"), "{out}");
+}
