@@ -15,6 +15,9 @@ pub enum BenchCommand {
     ClipForward(super::bench_clip::ForwardArgs),
     /// CLIP finetuning steps per second (forward, losses, backward, AdamW) on random inputs.
     PretrainStep(super::bench_clip::StepArgs),
+    /// The console's curves view: 8 runs x 1,000,000 points: load time, memory per point,
+    /// frame time.
+    Console(super::bench_console::ConsoleBench),
 }
 
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
@@ -23,5 +26,6 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Loader(a) => super::bench_data::run(a).map(|_| ExitCode::SUCCESS),
         BenchCommand::ClipForward(a) => super::bench_clip::clip_forward(a),
         BenchCommand::PretrainStep(a) => super::bench_clip::pretrain_step(a),
+        BenchCommand::Console(a) => super::bench_console::run(a),
     }
 }

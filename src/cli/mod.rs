@@ -2,10 +2,12 @@
 //! and calling the library modules.
 mod bench;
 mod bench_clip;
+mod bench_console;
 mod bench_data;
 mod bench_supervisor;
 mod clip;
 mod config_cmd;
+mod console;
 mod data;
 mod doctor;
 mod fake_run;
@@ -45,6 +47,8 @@ pub enum Command {
     Clip(clip::ClipCommand),
     /// Finetune CLIP with DAMSM + contrastive losses (method.md stage 1).
     Pretrain(pretrain::PretrainArgs),
+    /// The terminal console: runs, configs, live curves, logs (a client of the daemon).
+    Console(console::ConsoleArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -58,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Data(c) => data::run(c),
         Command::Clip(c) => clip::run(c),
         Command::Pretrain(a) => pretrain::run(a),
+        Command::Console(a) => console::run(a),
     };
     match result {
         Ok(code) => code,
