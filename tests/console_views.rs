@@ -369,10 +369,10 @@ fn compare_baseline_group_mean_and_config_diff() {
     chars(&mut f.app, "q"); // closes the popup, does not quit
     assert!(!f.app.quit && f.app.popups.is_empty());
 
-    // Baseline: unmark run 2, pin run 3 ... the baseline is shown with the marked runs.
+    // Baseline: mark run 1 only, pin run 2: the baseline is shown with the marked runs.
     f.app.runs.marked.clear();
     f.app.runs.marked.insert(1);
-    key(&mut f.app, KeyCode::Down);
+    f.app.runs.selected = 1;
     chars(&mut f.app, "b");
     assert_eq!(f.app.runs.baseline, Some(2));
     let shown: Vec<u64> = f.app.shown_runs().iter().map(|t| t.task.id).collect();
@@ -387,8 +387,9 @@ fn compare_baseline_group_mean_and_config_diff() {
         t.task.config_hash = Some("h1".into());
     }
     f.app.handle(Event::Snapshot(Box::new(snap)));
-    assert_eq!(clipgan::console::views::curves::config_groups(&f.app).len(), 0, "off by default");
+    assert!(!f.app.curves.group_mean, "off by default");
     chars(&mut f.app, "m");
+    assert!(f.app.curves.group_mean);
     let groups = clipgan::console::views::curves::config_groups(&f.app);
     assert_eq!(groups.len(), 1);
     let (x0, x1) = clipgan::console::views::curves::visible_range(&f.app, "loss/g_total").unwrap();

@@ -652,6 +652,7 @@ impl App {
             (Ok(va), Ok(vb)) => {
                 let lines = config_diff(&va, &vb);
                 let title = format!(" config diff: task {a} | task {b} ({} differences) ", lines.len());
+                self.message.clear();
                 self.popups.push(Popup::Text { title, lines, top: 0 });
             }
             (Err(e), _) | (_, Err(e)) => self.message = format!("error: {e}"),
