@@ -21,6 +21,9 @@ pub enum BenchCommand {
     Frechet(super::bench_eval::FrechetArgs),
     /// One DM-GAN training iteration (all D steps + G step) on random inputs.
     TrainStep(super::bench_gan::TrainStepArgs),
+    /// The console's curves view: 8 runs x 1,000,000 points: load time, memory per point,
+    /// frame time.
+    Console(super::bench_console::ConsoleBench),
 }
 
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
@@ -32,5 +35,6 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::FidFeatures(a) => super::bench_eval::fid_features(a),
         BenchCommand::Frechet(a) => super::bench_eval::frechet(a),
         BenchCommand::TrainStep(a) => super::bench_gan::train_step(a),
+        BenchCommand::Console(a) => super::bench_console::run(a),
     }
 }

@@ -2,12 +2,15 @@
 //! and calling the library modules.
 mod bench;
 mod bench_clip;
+mod bench_console;
 mod bench_data;
 mod bench_eval;
 mod bench_supervisor;
 mod clip;
 mod config_cmd;
+mod console;
 mod data;
+mod demo;
 mod doctor;
 mod eval;
 mod fake_run;
@@ -62,6 +65,11 @@ pub enum Command {
     /// Evaluate a generator (or every snapshot of a train run): images, R-precision,
     /// FD_CLIP, FID and IS when the Inception weights are configured.
     Eval(eval::EvalArgs),
+    /// The terminal console: runs, configs, live curves, logs (a client of the daemon).
+    Console(console::ConsoleArgs),
+    /// The demo: synthetic data, then CLIP finetuning -> DM-GAN -> evaluation queued on the
+    /// daemon and shown in the console (headless progress lines without a terminal).
+    Demo(demo::DemoArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -80,6 +88,8 @@ pub fn main() -> ExitCode {
         Command::Fid(a) => eval::fid(a),
         Command::Is(a) => eval::is(a),
         Command::Eval(a) => eval::eval(a),
+        Command::Console(a) => console::run(a),
+        Command::Demo(a) => demo::run(a),
     };
     match result {
         Ok(code) => code,

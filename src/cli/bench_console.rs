@@ -1,0 +1,121 @@
+//! `clipgan bench console`: the curves view with R runs x N points each (default 8 x
+//! 1,000,000): time to load one N-line metrics.jsonl, memory per point, and the frame
+//! time of the curves view (data loaded, one thread) both when the view changed (the
+//! decimation runs: "cold", as after a zoom, pan or new data) and when it did not
+//! (decimated curves cached: "warm", as after a cursor move or a tick).
+use crate::console::app::{App, View};
+use crate::console::event::Event;
+use crate::console::keys::Keymap;
+use crate::console::theme::Theme;
+use anyhow::{Context, Result};
+use clap::Args;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct ConsoleBench {
+    #[arg(long, default_value_t = 8)]
+    runs: usize,
+    /// Points (metrics.jsonl lines) per run.
+    #[arg(long, default_value_t = 1_000_000)]
+    points: u64,
+    /// Frames to time (median reported).
+    #[arg(long, default_value_t = 30)]
+    frames: usize,
+    /// Terminal size.
+    #[arg(long, default_value_t = 200)]
+    width: u16,
+    #[arg(long, default_value_t = 50)]
+    height: u16,
+}
+
+fn rss_bytes() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = s.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    // SAFETY: plain libc query.
+    pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+pub fn run(a: ConsoleBench) -> Result<ExitCode> {
+    let dir = tempfile_dir()?;
+    let home = dir.clone();
+    // One metrics file, shared by the runs through symlinks (the loads are real reads).
+    let file = home.join("metrics.jsonl");
+    let t = Instant::now();
+    {
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&file).with_context(|| format!("cannot write {}", file.display()))?);
+        for s in 0..a.points {
+            // A noisy decaying loss with a spike every 100,000 steps.
+            let noise = ((s.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f64 / (1u64 << 24) as f64) - 0.5;
+            let v = 2.0 * (-(s as f64) / (a.points as f64 / 4.0)).exp() + 0.5 + 0.1 * noise + if s % 100_000 == 7 { 5.0 } else { 0.0 };
+            writeln!(w, "{{\"step\":{s},\"epoch\":0,\"wall\":{:.3},\"tag\":\"loss/g_total\",\"value\":{v}}}", 1.8e9 + s as f64 * 0.01)?;
+        }
+    }
+    let bytes = std::fs::metadata(&file)?.len();
+    println!("wrote {} lines ({:.1} MB) in {:.2} s", a.points, bytes as f64 / 1e6, t.elapsed().as_secs_f64());
+    let mut tasks = Vec::new();
+    for i in 0..a.runs {
+        let rd = home.join(format!("runs/run{i}"));
+        std::fs::create_dir_all(&rd)?;
+        std::os::unix::fs::symlink(&file, rd.join("metrics.jsonl"))?;
+        tasks.push(serde_json::json!({"id": i + 1, "job": "fake-run", "group": "default", "state": "finished", "run_id": format!("run{i}"), "run_dir": rd, "queued_at": 1.8e9}));
+    }
+    let snap = serde_json::from_value(serde_json::json!({"rev": 1, "daemon_pid": 0, "home": home, "settings": {}, "groups": [], "tasks": tasks, "save_error": null}))?;
+    let mut app = App::new(&home, Keymap::default(), Theme::default());
+    app.handle(Event::Snapshot(Box::new(snap)));
+    // handle() loaded the data already; time a fresh load of one run.
+    let mut one = crate::console::store::RunData::new(&home.join("runs/run0"));
+    let rss0 = rss_bytes();
+    let t = Instant::now();
+    let n = one.poll()?;
+    let load_s = t.elapsed().as_secs_f64();
+    let rss1 = rss_bytes();
+    drop(one);
+    let points: usize = app.store.runs.values().map(|r| r.points()).sum();
+    println!("load: {n} lines of metrics.jsonl in {load_s:.3} s ({:.0} lines/s); RSS +{:.1} MB for that run", n as f64 / load_s, (rss1.saturating_sub(rss0)) as f64 / 1e6);
+    let data_bytes: usize = app.store.runs.values().flat_map(|r| r.tags.values()).map(|s| (s.steps.capacity() + s.walls.capacity() + s.values.capacity() + s.smoothed.capacity()) * 8).sum();
+    println!("memory: {points} points held, {:.1} bytes/point (steps, walls, values, smoothed; vectors' capacity)", data_bytes as f64 / points as f64);
+
+    app.runs.marked.extend(1..=a.runs as u64);
+    app.view = View::Curves;
+    let mut term = Terminal::new(TestBackend::new(a.width, a.height))?;
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    for i in 0..a.frames {
+        // A view change (pan by a little) each frame: every curve is decimated again.
+        app.curves.zoom = (0.0, 1.0 - 0.001 * (i % 10) as f64);
+        app.decim.clear();
+        let t = Instant::now();
+        term.draw(|f| crate::console::views::draw(f, &app))?;
+        cold.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        term.draw(|f| crate::console::views::draw(f, &app))?;
+        warm.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    println!(
+        "frame ({}x{}, {} runs x {} points, 1 chart, EMA smoothing): cold median {:.2} ms (min {:.2}), warm median {:.2} ms",
+        a.width,
+        a.height,
+        a.runs,
+        a.points,
+        median(&mut cold),
+        cold[0],
+        median(&mut warm)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let d = std::env::temp_dir().join(format!("clipgan-bench-console-{}", std::process::id()));
+    std::fs::create_dir_all(&d).with_context(|| format!("cannot create {}", d.display()))?;
+    Ok(d)
+}

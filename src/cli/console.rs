@@ -1,0 +1,30 @@
+//! `clipgan console`: the terminal UI over the daemon and the run folders.
+use anyhow::Result;
+use clap::Args;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct ConsoleArgs {
+    /// Write the default key bindings and theme (keys.yml, theme.yml) into the user
+    /// folder ($CLIPGAN_CONFIG_DIR, else $XDG_CONFIG_HOME/clipgan, else ~/.config/clipgan)
+    /// and exit.
+    #[arg(long)]
+    write_defaults: bool,
+    /// With --write-defaults: overwrite existing files.
+    #[arg(long, requires = "write_defaults")]
+    force: bool,
+    /// Select and follow these task ids.
+    #[arg(long, value_delimiter = ',')]
+    focus: Vec<u64>,
+}
+
+pub fn run(a: ConsoleArgs) -> Result<ExitCode> {
+    if a.write_defaults {
+        for p in crate::console::write_defaults(a.force)? {
+            println!("wrote {}", p.display());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::console::run_on(&crate::home::home(), &a.focus)?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,101 @@
+//! `clipgan console`: the terminal UI. A client of the daemon (control) and a reader of
+//! run folders (data); quitting it or losing the terminal changes nothing in the daemon.
+//!
+//! Layout: `app` (the state and how events change it), `event` (typed events, commands,
+//! the threads around the app), `keys` / `theme` (user files), `store` (metric series per
+//! run, tailed), `views` (drawing, a pure function of the state).
+pub mod app;
+pub mod event;
+pub mod keys;
+pub mod store;
+pub mod theme;
+pub mod views;
+
+use crate::supervisor::client::Client;
+use crate::supervisor::Paths;
+use anyhow::{Context, Result};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+/// How often run folders and logs are polled (and ages redrawn).
+pub const TICK: Duration = Duration::from_millis(1000);
+
+/// The app for a home with the user's keys and theme.
+pub fn new_app(home: &Path) -> Result<app::App> {
+    let dir = keys::user_dir();
+    let km = keys::Keymap::load(&dir)?;
+    let th = theme::Theme::load(&dir)?;
+    Ok(app::App::new(home, km, th))
+}
+
+/// Write the default `keys.yml` and `theme.yml` into the user folder (existing files are
+/// kept unless `force`); returns the paths written.
+pub fn write_defaults(force: bool) -> Result<Vec<std::path::PathBuf>> {
+    let dir = keys::user_dir();
+    crate::util::fsx::create_dir_all(&dir)?;
+    let mut written = Vec::new();
+    for (name, text) in [(keys::KEYS_FILE, keys::Keymap::defaults_yaml()), (theme::THEME_FILE, theme::Theme::defaults_yaml())] {
+        let p = dir.join(name);
+        if p.exists() && !force {
+            anyhow::bail!("{} exists; pass --force to overwrite it", p.display());
+        }
+        crate::util::fsx::atomic_write(&p, text.as_bytes())?;
+        written.push(p);
+    }
+    Ok(written)
+}
+
+/// Open the console on the project `home`, with the tasks `focus` selected and followed
+/// (marked for the curves, the first one's logs). Starts the daemon if none runs.
+/// Returns when the user quits; the daemon and its jobs keep running.
+pub fn run_on(home: &Path, focus: &[u64]) -> Result<()> {
+    let mut app = new_app(home)?;
+    let paths = Paths::for_home(home);
+    let client = Client::connect_or_spawn(&paths).context("the console needs the daemon")?;
+    // The first snapshot before drawing, so the focus applies to real rows.
+    let mut first = Client::connect(&paths)?;
+    let snap = first.status()?;
+    app.handle(event::Event::Snapshot(Box::new(snap)));
+    if let Ok(c) = first.configs(false) {
+        app.handle(event::Event::Configs(c));
+    }
+    app.focus(focus);
+    if !focus.is_empty() {
+        app.view = app::View::Curves;
+    }
+
+    let (tx, rx) = mpsc::channel();
+    let (cmd_tx, cmd_rx) = mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut terminal = ratatui::init();
+    // From here on, a panic restores the terminal (ratatui's hook) before unwinding.
+    let result = (|| -> Result<()> {
+        let size = terminal.size()?;
+        app.size = (size.width, size.height);
+        event::spawn_input(tx.clone(), stop.clone());
+        event::spawn_ticks(tx.clone(), TICK, stop.clone());
+        event::spawn_daemon_watch(paths.clone(), Some(client), tx.clone(), stop.clone());
+        event::spawn_commands(paths.clone(), cmd_rx, tx.clone());
+        terminal.draw(|f| views::draw(f, &app))?;
+        // Redraw only after events: an idle console sleeps in recv.
+        while let Ok(ev) = rx.recv() {
+            let mut batch = vec![ev];
+            batch.extend(rx.try_iter());
+            for ev in batch {
+                for cmd in app.handle(ev) {
+                    let _ = cmd_tx.send(cmd);
+                }
+            }
+            if app.quit {
+                break;
+            }
+            terminal.draw(|f| views::draw(f, &app))?;
+        }
+        Ok(())
+    })();
+    stop.store(true, Ordering::Relaxed);
+    ratatui::restore();
+    result
+}

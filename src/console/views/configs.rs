@@ -1,0 +1,83 @@
+//! The configs view: `cfg/` as the daemon watches it, a tree of files with each one's
+//! validation state, and the diagnostics (file:line:col) of the selected one.
+use crate::console::app::App;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::Frame;
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let files = app.config_files();
+    let [list_area, detail_area] = if area.width >= 90 {
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(area)
+    } else {
+        Layout::vertical([Constraint::Percentage(60), Constraint::Percentage(40)]).areas(area)
+    };
+    // A tree: a folder line before the first file of each folder, files indented under it.
+    let mut items = Vec::new();
+    let mut selected_row = None;
+    let mut last_dir: Option<String> = None;
+    for (i, c) in files.iter().enumerate() {
+        let (dir, name) = match c.rel.rsplit_once('/') {
+            Some((d, n)) => (d.to_string(), n.to_string()),
+            None => (String::new(), c.rel.clone()),
+        };
+        if last_dir.as_ref() != Some(&dir) {
+            if !dir.is_empty() {
+                items.push(ListItem::new(Line::styled(format!("{dir}/"), Style::new().fg(t.dim).add_modifier(Modifier::BOLD))));
+            }
+            last_dir = Some(dir.clone());
+        }
+        if i == app.cfgs.selected.min(files.len().saturating_sub(1)) {
+            selected_row = Some(items.len());
+        }
+        let indent = if dir.is_empty() { "" } else { "  " };
+        let mark = if app.cfgs.marked.contains(&c.path) { "●" } else { " " };
+        let (state, style) = if c.ok {
+            let warn = !c.diagnostics.is_empty();
+            (format!("{}{}", c.job.as_deref().unwrap_or("ok"), if warn { " (warnings)" } else { "" }), Style::new().fg(if warn { t.warn } else { t.ok }))
+        } else {
+            ("invalid".to_string(), Style::new().fg(t.error))
+        };
+        items.push(ListItem::new(Line::from(vec![
+            Span::styled(mark, Style::new().fg(t.accent)),
+            Span::raw(format!("{indent}{name}  ")),
+            Span::styled(state, style),
+        ])));
+    }
+    let title = match &app.configs {
+        Some(c) => format!(" cfg/ ({} files, {}) ", c.files.len(), c.watch),
+        None => " cfg/ (waiting for the daemon) ".into(),
+    };
+    let list = List::new(items)
+        .block(Block::new().borders(Borders::ALL).border_style(Style::new().fg(t.border)).title(title))
+        .highlight_style(Style::new().bg(t.selected_bg).add_modifier(Modifier::BOLD));
+    let mut state = ListState::default();
+    state.select(selected_row);
+    f.render_stateful_widget(list, list_area, &mut state);
+
+    let block = Block::new().borders(Borders::ALL).border_style(Style::new().fg(t.border));
+    let Some(c) = app.selected_config() else {
+        f.render_widget(Paragraph::new("no config files under cfg/").style(Style::new().fg(t.dim)).block(block), detail_area);
+        return;
+    };
+    let mut lines = vec![Line::from(vec![
+        Span::styled(c.rel.clone(), Style::new().fg(t.accent)),
+        Span::raw(if c.ok { format!("  valid: a {} job", c.job.as_deref().unwrap_or("?")) } else { "  does not validate".into() }),
+    ])];
+    if c.diagnostics.is_empty() {
+        lines.push(Line::styled("no findings", Style::new().fg(t.dim)));
+    }
+    for d in &c.diagnostics {
+        let style = if d.contains("error") { Style::new().fg(t.error) } else { Style::new().fg(t.warn) };
+        // Paths are shown relative to the home.
+        let shown = d.strip_prefix(&format!("{}/", app.home.display())).unwrap_or(d);
+        lines.push(Line::styled(shown.to_string(), style));
+    }
+    if !app.cfgs.marked.is_empty() {
+        lines.push(Line::styled(format!("{} marked (P queues the pipeline)", app.cfgs.marked.len()), Style::new().fg(t.dim)));
+    }
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block.title(" validation ")), detail_area);
+}

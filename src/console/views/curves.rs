@@ -1,0 +1,380 @@
+//! The curves view: a grid of charts, one per metric tag of the shown runs (marked runs,
+//! else the selected one). Every frame draws only what the columns can show: per chart
+//! and run, M4 decimation (`plot::series`) of the visible x range to the chart's braille
+//! columns, so a spike of one step stays visible and the full data is never dropped.
+//! Smoothing (debiased EMA or moving average) is drawn over the raw curve in a faint
+//! colour; log-y per chart; y range clipped to ignore outliers while keeping every series
+//! in view; x by step, wall time or relative time; zoom, pan and a cursor with exact values.
+use super::{human_duration, num};
+use crate::console::app::{App, Smoothing};
+use crate::console::store::{Series, XAxis};
+use crate::plot::series::{log10_or_nan, m4_decimate, robust_range};
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph};
+use ratatui::Frame;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+/// Fraction of points ignored at each end when choosing the y range.
+const Y_CLIP: f64 = 0.01;
+
+/// A decimated curve, cached by everything it depends on (so an unchanged chart costs
+/// no pass over the data).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DecimKey {
+    run: PathBuf,
+    tag: String,
+    version: u64,
+    axis: u8,
+    x0: u64,
+    x1: u64,
+    columns: usize,
+    smoothing: Option<(u8, u64)>,
+}
+
+#[derive(Debug, Default)]
+pub struct Decimated {
+    pub raw: Vec<(f64, f64)>,
+    pub smooth: Vec<(f64, f64)>,
+    pub non_finite_x: Vec<f64>,
+}
+
+/// The decimation cache (owned by the app; cleared when it grows large).
+#[derive(Default)]
+pub struct DecimCache {
+    map: std::cell::RefCell<HashMap<DecimKey, Rc<Decimated>>>,
+}
+
+impl DecimCache {
+    pub fn clear(&self) {
+        self.map.borrow_mut().clear();
+    }
+}
+
+fn axis_id(a: XAxis) -> u8 {
+    match a {
+        XAxis::Step => 0,
+        XAxis::Wall => 1,
+        XAxis::Relative => 2,
+    }
+}
+
+/// One run's curve for one chart, ready to draw (x already shifted for relative time).
+pub struct RunCurve {
+    pub id: u64,
+    pub baseline: bool,
+    pub color: Color,
+    pub name: String,
+    pub d: Rc<Decimated>,
+}
+
+/// Decimate a series over [x0, x1] (in the axis's shown coordinates) to `columns`.
+pub fn decimate(app: &App, run: &PathBuf, version: u64, tag: &str, s: &Series, origin: f64, x0: f64, x1: f64, columns: usize) -> Rc<Decimated> {
+    let axis = app.curves.x_axis;
+    let key = DecimKey {
+        run: run.clone(),
+        tag: tag.to_string(),
+        version,
+        axis: axis_id(axis),
+        x0: x0.to_bits(),
+        x1: x1.to_bits(),
+        columns,
+        smoothing: s.smoothed_for,
+    };
+    if let Some(d) = app.decim.map.borrow().get(&key) {
+        return d.clone();
+    }
+    let xs = s.xs(axis);
+    let sorted = s.sorted(axis);
+    let raw = m4_decimate(xs, &s.values, x0 + origin, x1 + origin, columns, sorted);
+    let shift = |v: Vec<(f64, f64)>| -> Vec<(f64, f64)> { v.into_iter().map(|(x, y)| (x - origin, y)).collect() };
+    let smooth = if s.smoothed.len() == s.values.len() && !s.smoothed.is_empty() {
+        shift(m4_decimate(xs, &s.smoothed, x0 + origin, x1 + origin, columns, sorted).points)
+    } else {
+        Vec::new()
+    };
+    let d = Rc::new(Decimated { raw: shift(raw.points), smooth, non_finite_x: raw.non_finite_x.into_iter().map(|x| x - origin).collect() });
+    let mut map = app.decim.map.borrow_mut();
+    if map.len() > 512 {
+        map.clear();
+    }
+    map.insert(key, d.clone());
+    d
+}
+
+/// The full x range of a tag over the shown runs, in shown coordinates.
+pub fn full_range(app: &App, tag: &str) -> Option<(f64, f64)> {
+    let axis = app.curves.x_axis;
+    let mut r: Option<(f64, f64)> = None;
+    for t in app.shown_runs() {
+        let Some(run) = app.store.get(&t.task.run_dir) else { continue };
+        let Some(s) = run.tags.get(tag) else { continue };
+        let Some((lo, hi)) = s.bounds(axis) else { continue };
+        let o = run.x_origin(axis);
+        r = Some(match r {
+            None => (lo - o, hi - o),
+            Some((a, b)) => (a.min(lo - o), b.max(hi - o)),
+        });
+    }
+    r
+}
+
+/// The visible x range of a tag (zoom applied).
+pub fn visible_range(app: &App, tag: &str) -> Option<(f64, f64)> {
+    let (lo, hi) = full_range(app, tag)?;
+    let w = hi - lo;
+    if w <= 0.0 {
+        return Some((lo - 0.5, hi + 0.5));
+    }
+    Some((lo + app.curves.zoom.0 * w, lo + app.curves.zoom.1 * w))
+}
+
+pub fn curves_for(app: &App, tag: &str, x0: f64, x1: f64, columns: usize) -> Vec<RunCurve> {
+    let axis = app.curves.x_axis;
+    let mut out = Vec::new();
+    for t in app.shown_runs() {
+        let Some(run) = app.store.get(&t.task.run_dir) else { continue };
+        let Some(s) = run.tags.get(tag) else { continue };
+        let d = decimate(app, &run.run_dir, run.version, tag, s, run.x_origin(axis), x0, x1, columns);
+        out.push(RunCurve { id: t.task.id, baseline: app.runs.baseline == Some(t.task.id), color: app.theme.run_color(t.task.id), name: App::task_name(t), d });
+    }
+    out
+}
+
+fn x_label(app: &App, x: f64) -> String {
+    match app.curves.x_axis {
+        XAxis::Step => num(x.round()),
+        XAxis::Relative => human_duration(x),
+        XAxis::Wall => chrono::DateTime::from_timestamp(x as i64, 0).map(|t| t.format("%H:%M:%S").to_string()).unwrap_or_default(),
+    }
+}
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let tags = app.curve_tags();
+    let [head, grid, foot] = Layout::vertical([Constraint::Length(1), Constraint::Min(1), Constraint::Length(1)]).areas(area);
+    // Head: axis, smoothing, zoom, legend with stable colours.
+    let c = &app.curves;
+    let smoothing = match c.smoothing {
+        Smoothing::Off => "off".to_string(),
+        Smoothing::Ema => format!("EMA {:.2}", c.ema_weight),
+        Smoothing::Moving => format!("mean of {}", c.window),
+    };
+    let mut spans = vec![Span::styled(
+        format!("x: {} · smoothing: {smoothing} · {:.0}-{:.0}% ", c.x_axis.name(), c.zoom.0 * 100.0, c.zoom.1 * 100.0),
+        Style::new().fg(t.dim),
+    )];
+    if !c.filter.is_empty() {
+        spans.push(Span::styled(format!("filter: {} ", c.filter), Style::new().fg(t.warn)));
+    }
+    for r in app.shown_runs() {
+        spans.push(Span::styled("● ", Style::new().fg(t.run_color(r.task.id))));
+        let pin = if app.runs.baseline == Some(r.task.id) { " (baseline)" } else { "" };
+        spans.push(Span::raw(format!("{} {}{pin}  ", r.task.id, App::task_name(r))));
+    }
+    if c.group_mean {
+        spans.push(Span::styled("group mean ", Style::new().fg(t.warn)));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), head);
+    if tags.is_empty() {
+        let msg = if app.shown_runs().is_empty() { "no run selected: select or mark (space) runs in the runs view" } else { "no metrics yet" };
+        f.render_widget(Paragraph::new(msg).style(Style::new().fg(t.dim)).block(Block::new().borders(Borders::ALL)), grid);
+        return;
+    }
+    let cols = if grid.width >= 150 { 3 } else if grid.width >= 90 { 2 } else { 1 };
+    let rows_fit = (grid.height / 8).max(1) as usize;
+    let per_page = cols * rows_fit;
+    let focus = c.focus.min(tags.len() - 1);
+    let page = focus / per_page;
+    let shown: Vec<(usize, &String)> = tags.iter().enumerate().skip(page * per_page).take(per_page).collect();
+    let rows = shown.len().div_ceil(cols);
+    let row_areas = Layout::vertical(vec![Constraint::Fill(1); rows]).split(grid);
+    let mut cursor_text = String::new();
+    for (r, row_area) in row_areas.iter().enumerate() {
+        let cells = Layout::horizontal(vec![Constraint::Fill(1); cols]).split(*row_area);
+        for (k, cell) in cells.iter().enumerate() {
+            let Some((i, tag)) = shown.get(r * cols + k) else { continue };
+            let text = draw_chart(f, *cell, app, tag, *i == focus);
+            if *i == focus {
+                cursor_text = text;
+            }
+        }
+    }
+    let pages = tags.len().div_ceil(per_page);
+    let footer = format!("{}/{} charts{} {cursor_text}", focus + 1, tags.len(), if pages > 1 { format!(" (page {}/{pages})", page + 1) } else { String::new() });
+    f.render_widget(Paragraph::new(footer).style(Style::new().fg(t.dim)), foot);
+}
+
+/// Draw one chart; returns the cursor read-out when the chart has the focus.
+fn draw_chart(f: &mut Frame, area: Rect, app: &App, tag: &str, focused: bool) -> String {
+    let t = &app.theme;
+    let log_y = app.curves.log_y.contains(tag);
+    let title = format!(" {tag}{} ", if log_y { " (log)" } else { "" });
+    let border = if focused { Style::new().fg(t.accent).add_modifier(Modifier::BOLD) } else { Style::new().fg(t.border) };
+    let block = Block::new().borders(Borders::ALL).border_style(border).title(title);
+    let Some((x0, x1)) = visible_range(app, tag) else {
+        f.render_widget(block, area);
+        return String::new();
+    };
+    // Braille: two dots per cell across; the y labels take about 8 cells.
+    let columns = (area.width.saturating_sub(10) as usize * 2).max(1);
+    let groups = if app.curves.group_mean { config_groups(app) } else { Vec::new() };
+    let grouped: Vec<u64> = groups.iter().flat_map(|g| g.iter().map(|t| t.task.id)).collect();
+    let curves: Vec<RunCurve> = curves_for(app, tag, x0, x1, columns).into_iter().filter(|c| !grouped.contains(&c.id)).collect();
+    let ty = |y: f64| if log_y { log10_or_nan(y) } else { y };
+    let tf = |v: &[(f64, f64)]| -> Vec<(f64, f64)> { v.iter().map(|&(x, y)| (x, ty(y))).filter(|p| p.1.is_finite()).collect() };
+    let smoothing_on = app.curves.smoothing != Smoothing::Off;
+    let mut raw: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut smooth: Vec<Vec<(f64, f64)>> = Vec::new();
+    for c in &curves {
+        raw.push(tf(&c.d.raw));
+        smooth.push(tf(&c.d.smooth));
+    }
+    // The y range from the drawn lines (smoothed when smoothing is on, else raw).
+    let ys: Vec<Vec<f64>> = curves
+        .iter()
+        .enumerate()
+        .map(|(i, _)| {
+            let src = if smoothing_on && !smooth[i].is_empty() { &smooth[i] } else { &raw[i] };
+            src.iter().filter(|p| p.0 >= x0 && p.0 <= x1).map(|p| p.1).collect()
+        })
+        .collect();
+    // Group means and bands: (colour, mean, min, max), in shown coordinates.
+    let bands: Vec<(Color, [Vec<(f64, f64)>; 3])> = groups
+        .iter()
+        .map(|g| {
+            let [m, lo, hi] = group_band(app, tag, g, x0, x1, (columns / 2).max(1));
+            (app.theme.run_color(g[0].task.id), [tf(&m), tf(&lo), tf(&hi)])
+        })
+        .collect();
+    let mut ys = ys;
+    for (_, b) in &bands {
+        ys.push(b[0].iter().map(|p| p.1).collect());
+    }
+    let refs: Vec<&[f64]> = ys.iter().map(|v| v.as_slice()).collect();
+    let (y0, y1) = match robust_range(&refs, Y_CLIP) {
+        Some((a, b)) => {
+            let pad = (b - a) * 0.05;
+            (a - pad, b + pad)
+        }
+        None => (0.0, 1.0),
+    };
+    // Non-finite values: a mark at the top edge of the chart.
+    let nan_marks: Vec<Vec<(f64, f64)>> = curves.iter().map(|c| c.d.non_finite_x.iter().map(|&x| (x, y1)).collect()).collect();
+    let cursor_x = app.curves.cursor.filter(|_| focused).map(|c| x0 + c * (x1 - x0));
+    let cursor_line: Vec<(f64, f64)> = cursor_x.map(|x| vec![(x, y0), (x, y1)]).unwrap_or_default();
+    let mut datasets = Vec::new();
+    for (i, c) in curves.iter().enumerate() {
+        let has_smooth = smoothing_on && !smooth[i].is_empty();
+        let raw_style = if has_smooth { Style::new().fg(t.raw) } else { Style::new().fg(c.color) };
+        datasets.push(Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(raw_style).data(&raw[i]));
+    }
+    for (i, c) in curves.iter().enumerate() {
+        let style = if c.baseline { Style::new().fg(c.color).add_modifier(Modifier::BOLD) } else { Style::new().fg(c.color) };
+        if smoothing_on && !smooth[i].is_empty() {
+            datasets.push(Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(style).data(&smooth[i]));
+        }
+        if !nan_marks[i].is_empty() {
+            datasets.push(Dataset::default().marker(Marker::Dot).graph_type(GraphType::Scatter).style(Style::new().fg(t.error)).data(&nan_marks[i]));
+        }
+    }
+    for (color, b) in &bands {
+        for edge in &b[1..] {
+            datasets.push(Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(*color).add_modifier(Modifier::DIM)).data(edge));
+        }
+        datasets.push(Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(*color).add_modifier(Modifier::BOLD)).data(&b[0]));
+    }
+    if !cursor_line.is_empty() {
+        datasets.push(Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(t.warn)).data(&cursor_line));
+    }
+    let ylab = |y: f64| if log_y { format!("1e{:.1}", y) } else { num(y) };
+    let x_axis = Axis::default().bounds([x0, x1]).style(Style::new().fg(t.dim)).labels([x_label(app, x0), x_label(app, (x0 + x1) / 2.0), x_label(app, x1)]);
+    let y_axis = Axis::default().bounds([y0, y1]).style(Style::new().fg(t.dim)).labels([ylab(y0), ylab((y0 + y1) / 2.0), ylab(y1)]);
+    let chart = Chart::new(datasets).block(block).x_axis(x_axis).y_axis(y_axis).legend_position(None);
+    f.render_widget(chart, area);
+    // The cursor read-out: each run's exact value at the nearest step.
+    let Some(cx) = cursor_x else { return String::new() };
+    let mut parts = vec![format!("cursor {}:", x_label(app, cx))];
+    for tv in app.shown_runs() {
+        let Some(run) = app.store.get(&tv.task.run_dir) else { continue };
+        let Some(s) = run.tags.get(tag) else { continue };
+        let o = run.x_origin(app.curves.x_axis);
+        if let Some(i) = nearest(s.xs(app.curves.x_axis), cx + o, s.sorted(app.curves.x_axis)) {
+            let sm = s.smoothed.get(i).map(|v| format!(" (smoothed {})", num(*v))).unwrap_or_default();
+            parts.push(format!("{} @{}={}{sm}", tv.task.id, num(s.steps[i]), num(s.values[i])));
+        }
+    }
+    parts.join("  ")
+}
+
+/// Shown runs of one config (same config hash), two or more per group, by first id.
+pub fn config_groups(app: &App) -> Vec<Vec<&crate::supervisor::protocol::TaskView>> {
+    let mut by: std::collections::BTreeMap<&str, Vec<&crate::supervisor::protocol::TaskView>> = Default::default();
+    for t in app.shown_runs() {
+        if let Some(h) = t.task.config_hash.as_deref() {
+            by.entry(h).or_default().push(t);
+        }
+    }
+    let mut v: Vec<_> = by.into_values().filter(|g| g.len() >= 2).collect();
+    v.sort_by_key(|g| g[0].task.id);
+    v
+}
+
+/// A group's mean curve and its min-max band over [x0, x1] in `columns` columns: per
+/// column each run's mean (of its smoothed values when smoothing is on), then the mean,
+/// min and max of those over the runs that have points there.
+pub fn group_band(app: &App, tag: &str, runs: &[&crate::supervisor::protocol::TaskView], x0: f64, x1: f64, columns: usize) -> [Vec<(f64, f64)>; 3] {
+    let axis = app.curves.x_axis;
+    let mut per_col: Vec<Vec<f64>> = vec![Vec::new(); columns];
+    for t in runs {
+        let Some(run) = app.store.get(&t.task.run_dir) else { continue };
+        let Some(s) = run.tags.get(tag) else { continue };
+        let o = run.x_origin(axis);
+        let ys = if s.smoothed.len() == s.values.len() && !s.smoothed.is_empty() { &s.smoothed } else { &s.values };
+        let mut sum = vec![0.0; columns];
+        let mut n = vec![0u32; columns];
+        for (x, y) in s.xs(axis).iter().zip(ys) {
+            let x = x - o;
+            if x < x0 || x > x1 || !y.is_finite() {
+                continue;
+            }
+            let c = crate::plot::series::column_of(x, x0, x1, columns);
+            sum[c] += y;
+            n[c] += 1;
+        }
+        for c in 0..columns {
+            if n[c] > 0 {
+                per_col[c].push(sum[c] / n[c] as f64);
+            }
+        }
+    }
+    let mut out = [Vec::new(), Vec::new(), Vec::new()];
+    for (c, v) in per_col.iter().enumerate() {
+        if v.is_empty() {
+            continue;
+        }
+        let x = x0 + (c as f64 + 0.5) / columns as f64 * (x1 - x0);
+        out[0].push((x, v.iter().sum::<f64>() / v.len() as f64));
+        out[1].push((x, v.iter().copied().fold(f64::INFINITY, f64::min)));
+        out[2].push((x, v.iter().copied().fold(f64::NEG_INFINITY, f64::max)));
+    }
+    out
+}
+
+/// Index of the x nearest to `x`.
+pub fn nearest(xs: &[f64], x: f64, sorted: bool) -> Option<usize> {
+    if xs.is_empty() {
+        return None;
+    }
+    if sorted {
+        let i = xs.partition_point(|&v| v < x);
+        let cands = [i.checked_sub(1), (i < xs.len()).then_some(i)];
+        cands.into_iter().flatten().min_by(|&a, &b| (xs[a] - x).abs().total_cmp(&(xs[b] - x).abs()))
+    } else {
+        (0..xs.len()).filter(|&i| xs[i].is_finite()).min_by(|&a, &b| (xs[a] - x).abs().total_cmp(&(xs[b] - x).abs()))
+    }
+}

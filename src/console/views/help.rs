@@ -1,0 +1,22 @@
+//! The help overlay: the keys of the current view, then the global ones.
+use super::centered;
+use crate::console::app::App;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph};
+use ratatui::Frame;
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let ctx = app.view.context();
+    let mut lines = Vec::new();
+    for (a, keys) in app.keys.bindings(ctx) {
+        lines.push(Line::from(vec![Span::styled(format!("{:>14}  ", keys.join(" ")), Style::new().fg(t.accent)), Span::raw(a.describe())]));
+    }
+    lines.push(Line::styled(format!("user files: {}", crate::console::keys::user_dir().display()), Style::new().fg(t.dim)));
+    let r = centered(area, 76, lines.len() as u16 + 2);
+    f.render_widget(Clear, r);
+    let block = Block::new().borders(Borders::ALL).border_style(Style::new().fg(t.accent)).title(format!(" keys: {} (any key closes) ", app.view.title()));
+    f.render_widget(Paragraph::new(lines).block(block), r);
+}

@@ -1,0 +1,158 @@
+//! The runs view: every task of the daemon with status, group/slot, progress, ETA,
+//! speed, latest metrics and age; a detail pane for the selected one.
+use super::{bar, human_duration, num};
+use crate::console::app::App;
+use crate::supervisor::protocol::TaskView;
+use crate::supervisor::state::TaskState;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::Frame;
+
+pub fn state_color(app: &App, s: TaskState) -> Color {
+    let t = &app.theme;
+    match s {
+        TaskState::Running => t.running,
+        TaskState::Finished => t.ok,
+        TaskState::Paused | TaskState::Held | TaskState::Stopped => t.warn,
+        TaskState::Queued => t.text,
+        _ => t.error,
+    }
+}
+
+/// The latest values shown in the table: up to `n` tags, losses first.
+pub fn key_metrics(app: &App, t: &TaskView, n: usize) -> String {
+    let Some(r) = app.store.get(&t.task.run_dir) else { return String::new() };
+    let mut v: Vec<(&str, f64)> = r.latest().collect();
+    v.sort_by_key(|(tag, _)| (!tag.starts_with("loss"), !tag.starts_with("val"), tag.to_string()));
+    v.iter().take(n).map(|(tag, val)| format!("{}={}", tag.rsplit('/').next().unwrap_or(tag), num(*val))).collect::<Vec<_>>().join(" ")
+}
+
+pub fn draw(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let tasks = app.visible_tasks();
+    let detail_h = if area.height >= 16 { 5 } else { 0 };
+    let [table_area, detail_area] = Layout::vertical([Constraint::Min(3), Constraint::Length(detail_h)]).areas(area);
+    let wide = area.width >= 100;
+    let header = if wide {
+        vec!["", "id", "state", "name", "group/slot", "progress", "it/s", "eta", "latest", "age"]
+    } else {
+        vec!["", "id", "state", "name", "progress", "age"]
+    };
+    let rows: Vec<Row> = tasks
+        .iter()
+        .map(|tv| {
+            let task = &tv.task;
+            let st = tv.status.as_ref();
+            let mark = if app.runs.marked.contains(&task.id) { "●" } else { " " };
+            let progress = match st.and_then(|s| s.progress()) {
+                Some(p) => format!("{} {:>3.0}%", bar(p, 10), p * 100.0),
+                None => match st {
+                    Some(s) if s.step > 0 => format!("step {}", s.step),
+                    _ => String::new(),
+                },
+            };
+            let since = task.started_at.unwrap_or(task.queued_at);
+            let age = human_duration(task.ended_at.unwrap_or(app.now) - since);
+            let mut cells = vec![
+                Cell::from(mark).style(Style::new().fg(t.run_color(task.id))),
+                Cell::from(task.id.to_string()),
+                Cell::from(task.state.name()).style(Style::new().fg(state_color(app, task.state))),
+                Cell::from(format!("{} ({})", App::task_name(tv), task.job)),
+            ];
+            if wide {
+                let slot = task.slot.map(|s| format!("/{s}")).unwrap_or_default();
+                let speed = st.and_then(|s| s.steps_per_s).filter(|_| task.state.is_active()).map(num).unwrap_or_default();
+                let eta = st.and_then(|s| s.eta_s).filter(|_| task.state.is_active()).map(human_duration).unwrap_or_default();
+                cells.push(Cell::from(format!("{}{slot}", task.group)));
+                cells.push(Cell::from(progress));
+                cells.push(Cell::from(speed));
+                cells.push(Cell::from(eta));
+                cells.push(Cell::from(key_metrics(app, tv, 2)));
+            } else {
+                cells.push(Cell::from(progress));
+            }
+            cells.push(Cell::from(age).style(Style::new().fg(t.dim)));
+            Row::new(cells)
+        })
+        .collect();
+    let widths: Vec<Constraint> = if wide {
+        vec![
+            Constraint::Length(1),
+            Constraint::Length(4),
+            Constraint::Length(10),
+            Constraint::Fill(2),
+            Constraint::Length(11),
+            Constraint::Length(15),
+            Constraint::Length(6),
+            Constraint::Length(7),
+            Constraint::Fill(3),
+            Constraint::Length(7),
+        ]
+    } else {
+        vec![Constraint::Length(1), Constraint::Length(3), Constraint::Length(9), Constraint::Fill(1), Constraint::Length(15), Constraint::Length(6)]
+    };
+    let sort = app.runs.sort.map(|s| format!(" sort: {}", s.name())).unwrap_or_default();
+    let filter = if app.runs.filter.is_empty() { String::new() } else { format!(" filter: {}", app.runs.filter) };
+    let title = format!(" runs ({}){sort}{filter} ", tasks.len());
+    let table = Table::new(rows, widths)
+        .header(Row::new(header).style(Style::new().fg(t.accent).add_modifier(Modifier::BOLD)))
+        .block(Block::new().borders(Borders::ALL).border_style(Style::new().fg(t.border)).title(title))
+        .row_highlight_style(Style::new().bg(t.selected_bg).add_modifier(Modifier::BOLD))
+        .column_spacing(1);
+    let mut state = TableState::default();
+    if !tasks.is_empty() {
+        state.select(Some(app.runs.selected.min(tasks.len() - 1)));
+    }
+    f.render_stateful_widget(table, table_area, &mut state);
+    if tasks.is_empty() {
+        let msg = if app.snapshot.is_none() { "waiting for the daemon..." } else { "no tasks: queue one from the configs view (2)" };
+        let inner = Rect { x: table_area.x + 2, y: table_area.y + 2, width: table_area.width.saturating_sub(4), height: 1.min(table_area.height.saturating_sub(3)) };
+        f.render_widget(Paragraph::new(msg).style(Style::new().fg(t.dim)), inner);
+    }
+    if detail_h > 0 {
+        draw_detail(f, detail_area, app);
+    }
+}
+
+fn draw_detail(f: &mut Frame, area: Rect, app: &App) {
+    let t = &app.theme;
+    let block = Block::new().borders(Borders::ALL).border_style(Style::new().fg(t.border));
+    let Some(tv) = app.selected_task() else {
+        f.render_widget(block, area);
+        return;
+    };
+    let task = &tv.task;
+    let mut lines = Vec::new();
+    let msg = tv.status.as_ref().map(|s| s.message.as_str()).filter(|m| !m.is_empty()).unwrap_or(task.message.as_str());
+    let mut first = vec![Span::styled(format!("run {} ", task.run_id), Style::new().fg(t.accent))];
+    if !msg.is_empty() {
+        first.push(Span::raw(msg.to_string()));
+    }
+    if tv.config_changed == Some(true) {
+        first.push(Span::styled("  (config changed since queued)", Style::new().fg(t.warn)));
+    }
+    lines.push(Line::from(first));
+    let mut deps = Vec::new();
+    if !task.after.is_empty() {
+        deps.push(format!("after {:?}", task.after));
+    }
+    if !task.after_any.is_empty() {
+        deps.push(format!("after-any {:?}", task.after_any));
+    }
+    if let Some(s) = &tv.status {
+        deps.push(format!("step {}{}", s.step, s.total_steps.map(|n| format!("/{n}")).unwrap_or_default()));
+        if let Some(c) = &s.last_checkpoint {
+            deps.push(format!("checkpoint {c}"));
+        }
+    }
+    if let Some(r) = app.store.get(&task.run_dir) {
+        if r.corrupt() > 0 {
+            deps.push(format!("{} corrupt metric lines skipped", r.corrupt()));
+        }
+    }
+    lines.push(Line::styled(deps.join(" · "), Style::new().fg(t.dim)));
+    lines.push(Line::raw(key_metrics(app, tv, 8)));
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(block.title(format!(" task {} ", task.id))), area);
+}
