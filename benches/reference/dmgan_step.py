@@ -23,7 +23,7 @@ from torch.nn.utils import spectral_norm
 PRESETS = {
     # GAN sizes, CLIP preset (width, layers, heads, image size, patch), WORDS_NUM, lambda
     "bird": dict(branch=3, ngf=64, ndf=32, z=100, ncf=100, r_num=2, clip=(512, 768, 12, 12, 8, 12, 224, 32), words=77, lam=10.0),
-    "demo": dict(branch=2, ngf=16, ndf=16, z=100, ncf=100, r_num=1, clip=(128, 128, 4, 4, 4, 4, 64, 8), words=24, lam=5.0),
+    "demo": dict(branch=2, ngf=16, ndf=16, z=100, ncf=100, r_num=1, clip=(128, 128, 4, 4, 4, 4, 64, 8), words=24, lam=10.0),
 }
 
 
