@@ -37,36 +37,36 @@ impl Stats {
     }
 }
 
-/// `tr sqrt(S1 S2)` for symmetric PSD S1, S2 (see the module comment).
-pub fn trace_sqrt_product(s1: &Tensor, s2: &Tensor) -> Tensor {
-    // MKL's symmetric eigensolvers slow down 5-10x with 2 OpenMP threads on a loaded
-    // 2-core machine (2048-d eigvalsh: 13 s vs 1.8 s on one thread, measured), so the
-    // LAPACK part runs on one thread.
+/// Run a LAPACK call on one libtorch thread: MKL's symmetric eigensolvers slow down
+/// 5-10x with 2 OpenMP threads on a loaded 2-core machine (2048-d eigvalsh: 13 s vs
+/// 1.8 s on one thread, measured). Matrix products keep every thread.
+fn one_thread<T>(f: impl FnOnce() -> T) -> T {
     let threads = tch::get_num_threads();
     tch::set_num_threads(1);
-    let out = trace_sqrt_product_inner(s1, s2);
+    let out = f();
     tch::set_num_threads(threads);
     out
 }
 
-fn trace_sqrt_product_inner(s1: &Tensor, s2: &Tensor) -> Tensor {
+/// `tr sqrt(S1 S2)` for symmetric PSD S1, S2 (see the module comment).
+pub fn trace_sqrt_product(s1: &Tensor, s2: &Tensor) -> Tensor {
     let s1 = s1.to_kind(Kind::Double);
     let s2 = s2.to_kind(Kind::Double);
     // Symmetrise: float round-off in a covariance makes it slightly asymmetric.
     let s1 = (&s1 + s1.transpose(0, 1)) * 0.5;
     // B with S1 = B B^T: Cholesky when S1 is positive definite (cheapest), else the
     // eigendecomposition (singular S1: fewer samples than dimensions).
-    let (l, info) = s1.linalg_cholesky_ex(false, false);
+    let (l, info) = one_thread(|| s1.linalg_cholesky_ex(false, false));
     let b = if info.int64_value(&[]) == 0 {
         l
     } else {
-        let (w, v) = s1.linalg_eigh("L");
+        let (w, v) = one_thread(|| s1.linalg_eigh("L"));
         v * w.clamp_min(0.0).sqrt().unsqueeze(0)
     };
     let m = b.transpose(0, 1).matmul(&s2).matmul(&b);
     let m = (&m + m.transpose(0, 1)) * 0.5;
     // Tiny negative eigenvalues are round-off of a PSD matrix.
-    m.linalg_eigvalsh("L").clamp_min(0.0).sqrt().sum(Kind::Double)
+    one_thread(|| m.linalg_eigvalsh("L")).clamp_min(0.0).sqrt().sum(Kind::Double)
 }
 
 /// Fréchet distance between N(mu1, s1) and N(mu2, s2).
