@@ -85,7 +85,10 @@ fn ensure_data(dir: &Path) -> Result<()> {
     }
     eprintln!("clipgan demo: writing the synthetic dataset to {} (first run only)", dir.display());
     let summary = synth::generate(dir, &SynthConfig::default()).with_context(|| format!("cannot write the synthetic dataset to {}", dir.display()))?;
-    eprintln!("clipgan demo: {summary}");
+    eprintln!(
+        "clipgan demo: {} training images ({} classes), {} test images ({} unseen classes)",
+        summary.train_images, summary.train_classes, summary.test_images, summary.test_classes
+    );
     Ok(())
 }
 
