@@ -199,12 +199,13 @@ fn configs_queue_and_pipeline() {
     for _ in 0.."default".len() {
         key(&mut f.app, KeyCode::Backspace);
     }
-    chars(&mut f.app, "gpu 1 any:2");
+    chars(&mut f.app, "gpu 1 any:2 -- --foo 3");
     let cmds = key(&mut f.app, KeyCode::Enter);
     let [Cmd::Add(t)] = cmds.as_slice() else { panic!("{cmds:?}") };
     assert_eq!(t.group.as_deref(), Some("gpu"));
     assert_eq!(t.after, vec![1]);
     assert_eq!(t.after_any, vec![2]);
+    assert_eq!(t.args, vec!["--foo", "3"]);
     assert!(t.config.as_ref().unwrap().ends_with("cfg/demo/eval.yml"));
     // A bad dependency is refused with a message.
     key(&mut f.app, KeyCode::Enter);
