@@ -387,6 +387,7 @@ impl App {
                     Some((1, _)) => crate::plot::series::ema_debiased(&s.values, self.curves.ema_weight),
                     Some(_) => crate::plot::series::moving_average(&s.values, self.curves.window),
                 };
+                s.smooth_blocks = super::store::Blocks::of(&s.smoothed);
                 s.smoothed_for = key;
             }
         }
