@@ -199,12 +199,13 @@ fn configs_queue_and_pipeline() {
     for _ in 0.."default".len() {
         key(&mut f.app, KeyCode::Backspace);
     }
-    chars(&mut f.app, "gpu 1 any:2");
+    chars(&mut f.app, "gpu 1 any:2 -- --foo 3");
     let cmds = key(&mut f.app, KeyCode::Enter);
     let [Cmd::Add(t)] = cmds.as_slice() else { panic!("{cmds:?}") };
     assert_eq!(t.group.as_deref(), Some("gpu"));
     assert_eq!(t.after, vec![1]);
     assert_eq!(t.after_any, vec![2]);
+    assert_eq!(t.args, vec!["--foo", "3"]);
     assert!(t.config.as_ref().unwrap().ends_with("cfg/demo/eval.yml"));
     // A bad dependency is refused with a message.
     key(&mut f.app, KeyCode::Enter);
@@ -402,4 +403,48 @@ fn compare_baseline_group_mean_and_config_diff() {
     let last = mean.len() - 1;
     assert_eq!(lo[last].1, hi[last].1);
     insta::assert_snapshot!("curves_group_mean", render(&f.app, 120, 30));
+}
+
+/// The block-summary decimation gives exactly `plot::series::m4_decimate`'s result.
+#[test]
+fn m4_with_block_summaries_matches_m4() {
+    use clipgan::console::store::{m4_sorted, Blocks};
+    let mut z: u64 = 12345;
+    let mut rnd = move || {
+        z ^= z << 13;
+        z ^= z >> 7;
+        z ^= z << 17;
+        (z >> 11) as f64 / (1u64 << 53) as f64
+    };
+    for case in 0..200 {
+        let n = (rnd() * 3000.0) as usize;
+        let mut xs = Vec::with_capacity(n);
+        let mut x = 0.0;
+        for _ in 0..n {
+            // Repeated x now and then (a resumed run), spikes, NaN/Inf bursts, ties in y.
+            if rnd() > 0.1 {
+                x += (rnd() * 3.0).floor();
+            }
+            xs.push(x);
+        }
+        let ys: Vec<f64> = (0..n)
+            .map(|i| match rnd() {
+                r if r < 0.02 => f64::NAN,
+                r if r < 0.03 => f64::INFINITY,
+                r if r < 0.05 => 100.0,
+                r if r < 0.3 => 1.0,
+                _ => (i as f64 * 0.01).sin() + rnd(),
+            })
+            .collect();
+        let blocks = Blocks::of(&ys);
+        let hi = x.max(1.0);
+        let (a, b) = (rnd() * hi * 1.2 - 0.1 * hi, rnd() * hi * 1.2);
+        let (x0, x1) = if case % 3 == 0 { (-1.0, hi + 1.0) } else { (a.min(b), a.max(b)) };
+        let columns = 1 + (rnd() * 300.0) as usize;
+        let want = clipgan::plot::series::m4_decimate(&xs, &ys, x0, x1, columns, true);
+        let got = m4_sorted(&xs, &ys, &blocks, x0, x1, columns);
+        let bits = |v: &[(f64, f64)]| v.iter().map(|(x, y)| (x.to_bits(), y.to_bits())).collect::<Vec<_>>();
+        assert_eq!(bits(&got.points), bits(&want.points), "case {case}: n {n} range {x0}..{x1} columns {columns}");
+        assert_eq!(got.non_finite_x, want.non_finite_x, "case {case}");
+    }
 }

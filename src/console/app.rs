@@ -345,9 +345,28 @@ impl App {
 
     /// Read new metrics and log lines (called on the timer and after changes).
     pub fn poll_data(&mut self) {
+        self.refresh_status();
         self.store.poll();
         self.refresh_smoothing();
         self.reload_log();
+    }
+
+    /// Progress lives in each run's `status.json`, which the worker rewrites without the
+    /// daemon's revision changing: read it for running tasks (and for tasks the snapshot
+    /// has no status for).
+    pub fn refresh_status(&mut self) {
+        let Some(snap) = self.snapshot.as_mut() else { return };
+        for t in snap.tasks.iter_mut() {
+            if !(t.task.state.is_active() || t.status.is_none()) {
+                continue;
+            }
+            let p = t.task.run_dir.join(crate::rundir::STATUS_FILE);
+            if let Ok(bytes) = std::fs::read(&p) {
+                if let Ok(s) = serde_json::from_slice::<crate::rundir::Status>(&bytes) {
+                    t.status = Some(s);
+                }
+            }
+        }
     }
 
     /// Recompute smoothed series whose data or smoothing changed.
@@ -368,6 +387,7 @@ impl App {
                     Some((1, _)) => crate::plot::series::ema_debiased(&s.values, self.curves.ema_weight),
                     Some(_) => crate::plot::series::moving_average(&s.values, self.curves.window),
                 };
+                s.smooth_blocks = super::store::Blocks::of(&s.smoothed);
                 s.smoothed_for = key;
             }
         }
@@ -896,12 +916,13 @@ fn rel_name(p: &Path) -> String {
 
 /// `GROUP [ID...] [any:ID...] [-- ARGS...]` -> a task for `config`.
 pub fn parse_queue_form(text: &str, config: Option<&Path>) -> Result<AddTask, String> {
-    let (head, args) = match text.split_once("--") {
-        Some((h, a)) if h.is_empty() || h.ends_with(' ') => (h, format!("--{a}")),
-        _ => (text, String::new()),
+    let all: Vec<&str> = text.split_whitespace().collect();
+    let (head, args) = match all.iter().position(|w| *w == "--") {
+        Some(i) => (&all[..i], &all[i + 1..]),
+        None => (&all[..], &all[..0]),
     };
-    let args: Vec<String> = args.split_whitespace().map(str::to_string).collect();
-    let mut words = head.split_whitespace();
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    let mut words = head.iter().copied();
     let group = words.next().map(str::to_string);
     let mut after = Vec::new();
     let mut after_any = Vec::new();

@@ -90,10 +90,18 @@ pub fn decimate(app: &App, run: &PathBuf, version: u64, tag: &str, s: &Series, o
     }
     let xs = s.xs(axis);
     let sorted = s.sorted(axis);
-    let raw = m4_decimate(xs, &s.values, x0 + origin, x1 + origin, columns, sorted);
+    // Sorted x (the usual case): the block summaries spare a pass over every point.
+    let m4 = |ys: &[f64], blocks: &crate::console::store::Blocks| {
+        if sorted {
+            crate::console::store::m4_sorted(xs, ys, blocks, x0 + origin, x1 + origin, columns)
+        } else {
+            m4_decimate(xs, ys, x0 + origin, x1 + origin, columns, false)
+        }
+    };
+    let raw = m4(&s.values, &s.raw_blocks);
     let shift = |v: Vec<(f64, f64)>| -> Vec<(f64, f64)> { v.into_iter().map(|(x, y)| (x - origin, y)).collect() };
     let smooth = if s.smoothed.len() == s.values.len() && !s.smoothed.is_empty() {
-        shift(m4_decimate(xs, &s.smoothed, x0 + origin, x1 + origin, columns, sorted).points)
+        shift(m4(&s.smoothed, &s.smooth_blocks).points)
     } else {
         Vec::new()
     };
