@@ -1,6 +1,7 @@
 //! clipgan: a text-to-image research workbench (see docs/architecture.md).
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod data;
 pub mod device;
 pub mod home;

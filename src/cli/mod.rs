@@ -9,6 +9,7 @@ mod config_cmd;
 mod data;
 mod doctor;
 mod fake_run;
+mod plot;
 mod pretrain;
 mod queue;
 
@@ -45,6 +46,8 @@ pub enum Command {
     Clip(clip::ClipCommand),
     /// Finetune CLIP with DAMSM + contrastive losses (method.md stage 1).
     Pretrain(pretrain::PretrainArgs),
+    /// Curves of runs to PNG, SVG or CSV (no TUI needed).
+    Plot(plot::PlotArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -58,6 +61,7 @@ pub fn main() -> ExitCode {
         Command::Data(c) => data::run(c),
         Command::Clip(c) => clip::run(c),
         Command::Pretrain(a) => pretrain::run(a),
+        Command::Plot(a) => plot::run(a),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,2 @@
+pub mod images;
+pub mod resources;
