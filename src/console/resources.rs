@@ -195,9 +195,12 @@ impl Gpus {
     }
 }
 
+/// The watched (pid, label) list and the latest sample, shared with the thread.
+type Shared = Arc<Mutex<(Vec<(u32, String)>, ResourceSnapshot)>>;
+
 /// Samples the watched processes and the GPUs on a background thread.
 pub struct ResourceMonitor {
-    shared: Arc<Mutex<(Vec<(u32, String)>, ResourceSnapshot)>>,
+    shared: Shared,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -206,7 +209,7 @@ impl ResourceMonitor {
     /// Start sampling every `interval`; `on_update` runs after each sample (e.g. to send
     /// the app a redraw event).
     pub fn start(interval: Duration, on_update: impl Fn() + Send + 'static) -> Self {
-        let shared: Arc<Mutex<(Vec<(u32, String)>, ResourceSnapshot)>> = Arc::default();
+        let shared: Shared = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (shared2, stop2) = (shared.clone(), stop.clone());
         let thread = std::thread::Builder::new()
