@@ -14,6 +14,7 @@ mod demo;
 mod doctor;
 mod eval;
 mod fake_run;
+mod plot;
 mod pretrain;
 mod queue;
 mod train;
@@ -70,6 +71,8 @@ pub enum Command {
     /// The demo: synthetic data, then CLIP finetuning -> DM-GAN -> evaluation queued on the
     /// daemon and shown in the console (headless progress lines without a terminal).
     Demo(demo::DemoArgs),
+    /// Curves of runs to PNG, SVG or CSV (no TUI needed).
+    Plot(plot::PlotArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -90,6 +93,7 @@ pub fn main() -> ExitCode {
         Command::Eval(a) => eval::eval(a),
         Command::Console(a) => console::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Plot(a) => plot::run(a),
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,9 @@ pub mod keys;
 pub mod store;
 pub mod theme;
 pub mod views;
+// Image previews in the terminal and the resource panel (src/console/{images,resources}.rs).
+pub mod images;
+pub mod resources;
 
 use crate::supervisor::client::Client;
 use crate::supervisor::Paths;

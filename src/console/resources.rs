@@ -1,0 +1,327 @@
+//! The console's resources panel: per worker process CPU % and resident memory (from
+//! /proc), and GPU utilisation and memory per device and per process through NVML.
+//! NVML (libnvidia-ml.so) is loaded at run time by nvml-wrapper: without the driver the
+//! panel says "no NVIDIA GPU / driver: <reason>" and everything else works unchanged.
+//! [`ResourceMonitor`] samples on a background thread (about 1 Hz).
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use ratatui::style::{Color, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Widget};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Overrides where libnvidia-ml is loaded from (tests point it at nothing to take the
+/// no-driver path on any machine).
+pub const NVML_LIB_ENV: &str = "CLIPGAN_NVML_LIB";
+/// The prefix of the message shown when NVML can't be used.
+pub const NO_GPU: &str = "no NVIDIA GPU / driver";
+
+/// One watched process.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcUsage {
+    pub pid: u32,
+    /// What the console calls it (the run's name).
+    pub label: String,
+    /// Over the last sampling interval, 100 = one core busy; `None` on the first sample.
+    pub cpu_percent: Option<f64>,
+    /// Resident memory in bytes; `None` when the process is gone or unreadable.
+    pub rss_bytes: Option<u64>,
+    /// GPU memory this process holds, per device index.
+    pub gpu_mem: Vec<(u32, u64)>,
+    /// GPU SM utilisation (%) of this process, per device index, when the driver reports it.
+    pub gpu_util: Vec<(u32, u32)>,
+}
+
+/// One GPU.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GpuUsage {
+    pub index: u32,
+    pub name: String,
+    pub util_percent: Option<u32>,
+    pub mem_used: u64,
+    pub mem_total: u64,
+}
+
+/// What the panel draws.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceSnapshot {
+    pub procs: Vec<ProcUsage>,
+    /// The GPUs, or why there are none to show.
+    pub gpus: Result<Vec<GpuUsage>, String>,
+}
+
+impl Default for ResourceSnapshot {
+    fn default() -> Self {
+        ResourceSnapshot { procs: Vec::new(), gpus: Ok(Vec::new()) }
+    }
+}
+
+fn sysconf(name: libc::c_int, fallback: u64) -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let v = unsafe { libc::sysconf(name) };
+    if v > 0 {
+        v as u64
+    } else {
+        fallback
+    }
+}
+
+/// CPU ticks (user + system) of `pid` from /proc/PID/stat.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: fields after its
+    // closing parenthesis start at field 3 (state); utime and stime are fields 14, 15.
+    let rest = &s[s.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Resident memory of `pid` in bytes from /proc/PID/statm.
+fn rss_bytes(pid: u32, page: u64) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    Some(s.split_whitespace().nth(1)?.parse::<u64>().ok()? * page)
+}
+
+/// CPU % and RSS of processes between calls (CPU % needs two samples).
+pub struct ProcSampler {
+    last: HashMap<u32, (u64, Instant)>,
+    clk_tck: u64,
+    page: u64,
+}
+
+impl Default for ProcSampler {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProcSampler {
+    pub fn new() -> Self {
+        ProcSampler { last: HashMap::new(), clk_tck: sysconf(libc::_SC_CLK_TCK, 100), page: sysconf(libc::_SC_PAGESIZE, 4096) }
+    }
+
+    /// Sample `pids` (with their labels).
+    pub fn sample(&mut self, pids: &[(u32, String)]) -> Vec<ProcUsage> {
+        let now = Instant::now();
+        let mut next = HashMap::new();
+        let out = pids
+            .iter()
+            .map(|(pid, label)| {
+                let ticks = cpu_ticks(*pid);
+                let cpu_percent = match (ticks, self.last.get(pid)) {
+                    (Some(t), Some(&(t0, when))) if t >= t0 => {
+                        let secs = now.duration_since(when).as_secs_f64();
+                        (secs > 0.0).then(|| (t - t0) as f64 / self.clk_tck as f64 / secs * 100.0)
+                    }
+                    _ => None,
+                };
+                if let Some(t) = ticks {
+                    next.insert(*pid, (t, now));
+                }
+                ProcUsage { pid: *pid, label: label.clone(), cpu_percent, rss_bytes: rss_bytes(*pid, self.page), gpu_mem: Vec::new(), gpu_util: Vec::new() }
+            })
+            .collect();
+        self.last = next;
+        out
+    }
+}
+
+/// NVML, loaded at run time. Errors are already worded for the panel.
+pub struct Gpus {
+    nvml: nvml_wrapper::Nvml,
+    /// Per device, the last process-utilisation timestamp seen (NVML returns samples
+    /// newer than it).
+    last_seen: HashMap<u32, u64>,
+}
+
+impl Gpus {
+    /// Load libnvidia-ml (or the library named by `CLIPGAN_NVML_LIB`) and initialise it.
+    pub fn init() -> Result<Gpus, String> {
+        Self::init_from(std::env::var_os(NVML_LIB_ENV).as_deref())
+    }
+
+    /// Load NVML from `lib` (a path or library name), else from the driver's default.
+    pub fn init_from(lib: Option<&std::ffi::OsStr>) -> Result<Gpus, String> {
+        let nvml = match lib {
+            Some(path) => nvml_wrapper::Nvml::builder().lib_path(path).init(),
+            None => nvml_wrapper::Nvml::init(),
+        }
+        .map_err(|e| format!("{NO_GPU}: {e}"))?;
+        Ok(Gpus { nvml, last_seen: HashMap::new() })
+    }
+
+    /// Every device, and the GPU memory and utilisation of `procs` on each.
+    pub fn sample(&mut self, procs: &mut [ProcUsage]) -> Result<Vec<GpuUsage>, String> {
+        let n = self.nvml.device_count().map_err(|e| format!("NVML: counting devices: {e}"))?;
+        let mut out = Vec::new();
+        for index in 0..n {
+            let dev = self.nvml.device_by_index(index).map_err(|e| format!("NVML: device {index}: {e}"))?;
+            let name = dev.name().unwrap_or_else(|_| format!("GPU {index}"));
+            let util_percent = dev.utilization_rates().ok().map(|u| u.gpu);
+            let (mem_used, mem_total) = dev.memory_info().map(|m| (m.used, m.total)).unwrap_or((0, 0));
+            let mut listed = dev.running_compute_processes().unwrap_or_default();
+            listed.extend(dev.running_graphics_processes().unwrap_or_default());
+            for pi in listed {
+                if let (Some(p), nvml_wrapper::enums::device::UsedGpuMemory::Used(b)) = (procs.iter_mut().find(|p| p.pid == pi.pid), pi.used_gpu_memory) {
+                    match p.gpu_mem.iter_mut().find(|(d, _)| *d == index) {
+                        Some(e) => e.1 = e.1.max(b),
+                        None => p.gpu_mem.push((index, b)),
+                    }
+                }
+            }
+            let since = self.last_seen.get(&index).copied();
+            if let Ok(samples) = dev.process_utilization_stats(since) {
+                // Newest sample per pid.
+                let mut newest: HashMap<u32, (u64, u32)> = HashMap::new();
+                for s in samples {
+                    let e = newest.entry(s.pid).or_insert((s.timestamp, s.sm_util));
+                    if s.timestamp >= e.0 {
+                        *e = (s.timestamp, s.sm_util);
+                    }
+                    self.last_seen.insert(index, self.last_seen.get(&index).copied().unwrap_or(0).max(s.timestamp));
+                }
+                for p in procs.iter_mut() {
+                    if let Some(&(_, u)) = newest.get(&p.pid) {
+                        p.gpu_util.push((index, u));
+                    }
+                }
+            }
+            out.push(GpuUsage { index, name, util_percent, mem_used, mem_total });
+        }
+        Ok(out)
+    }
+}
+
+/// The watched (pid, label) list and the latest sample, shared with the thread.
+type Shared = Arc<Mutex<(Vec<(u32, String)>, ResourceSnapshot)>>;
+
+/// Samples the watched processes and the GPUs on a background thread.
+pub struct ResourceMonitor {
+    shared: Shared,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ResourceMonitor {
+    /// Start sampling every `interval`; `on_update` runs after each sample (e.g. to send
+    /// the app a redraw event).
+    pub fn start(interval: Duration, on_update: impl Fn() + Send + 'static) -> Self {
+        let shared: Shared = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (shared2, stop2) = (shared.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("clipgan-resources".into())
+            .spawn(move || {
+                let mut procs = ProcSampler::new();
+                let mut gpus = Gpus::init();
+                loop {
+                    let pids = match shared2.lock() {
+                        Ok(g) => g.0.clone(),
+                        Err(_) => return,
+                    };
+                    let mut usage = procs.sample(&pids);
+                    let g = match &mut gpus {
+                        Ok(g) => g.sample(&mut usage),
+                        Err(e) => Err(e.clone()),
+                    };
+                    if let Ok(mut s) = shared2.lock() {
+                        s.1 = ResourceSnapshot { procs: usage, gpus: g };
+                    }
+                    on_update();
+                    // Sleep in short steps so dropping the monitor doesn't wait a second.
+                    let until = Instant::now() + interval;
+                    while Instant::now() < until {
+                        if stop2.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        std::thread::sleep(Duration::from_millis(50).min(interval));
+                    }
+                }
+            })
+            .expect("spawning the resources thread");
+        ResourceMonitor { shared, stop, thread: Some(thread) }
+    }
+
+    /// The processes to watch: (pid, label), e.g. the running workers.
+    pub fn set_pids(&self, pids: Vec<(u32, String)>) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.0 = pids;
+        }
+    }
+
+    /// The latest sample.
+    pub fn snapshot(&self) -> ResourceSnapshot {
+        self.shared.lock().map(|s| s.1.clone()).unwrap_or_default()
+    }
+}
+
+impl Drop for ResourceMonitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Bytes as a short human figure (binary units).
+pub fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// The panel: one line per GPU (or why there is none), then one per process.
+pub struct ResourcesPanel<'a>(pub &'a ResourceSnapshot);
+
+impl ResourcesPanel<'_> {
+    pub fn lines(&self) -> Vec<Line<'static>> {
+        let dim = Style::default().fg(Color::DarkGray);
+        let mut lines = Vec::new();
+        match &self.0.gpus {
+            Err(e) => lines.push(Line::styled(e.clone(), dim)),
+            Ok(g) if g.is_empty() => lines.push(Line::styled("GPUs: not sampled yet", dim)),
+            Ok(g) => {
+                for d in g {
+                    let util = d.util_percent.map_or("-".to_string(), |u| format!("{u:>3}%"));
+                    lines.push(Line::raw(format!("GPU{} {util} {}/{} {}", d.index, human_bytes(d.mem_used), human_bytes(d.mem_total), d.name)));
+                }
+            }
+        }
+        if self.0.procs.is_empty() {
+            lines.push(Line::styled("no running workers", dim));
+        }
+        for p in &self.0.procs {
+            let cpu = p.cpu_percent.map_or("   -".to_string(), |c| format!("{c:>3.0}%"));
+            let rss = p.rss_bytes.map_or("gone".to_string(), human_bytes);
+            let mut s = format!("{:<7} cpu {cpu} rss {rss}", p.pid);
+            for (d, b) in &p.gpu_mem {
+                s.push_str(&format!(" gpu{d} {}", human_bytes(*b)));
+                if let Some((_, u)) = p.gpu_util.iter().find(|(i, _)| i == d) {
+                    s.push_str(&format!(" {u}%"));
+                }
+            }
+            s.push_str(&format!(" {}", p.label));
+            lines.push(Line::raw(s));
+        }
+        lines
+    }
+}
+
+impl Widget for ResourcesPanel<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        Paragraph::new(self.lines()).render(area, buf);
+    }
+}

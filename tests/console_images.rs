@@ -1,0 +1,143 @@
+//! console::images: halfblocks and ASCII output (TestBackend), the background loader,
+//! a corrupt PNG shown as an error in the pane, the protocol override.
+use clipgan::console::images::*;
+use ratatui::backend::TestBackend;
+use ratatui::layout::Size;
+use ratatui::style::Color;
+use ratatui::Terminal;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Top half red, bottom half blue.
+fn two_band_png(dir: &std::path::Path) -> std::path::PathBuf {
+    let img = image::RgbImage::from_fn(20, 40, |_, y| if y < 20 { image::Rgb([255, 0, 0]) } else { image::Rgb([0, 0, 255]) });
+    let p = dir.join("s.png");
+    img.save(&p).unwrap();
+    p
+}
+
+fn draw(pane: &ImagePane, w: u16, h: u16) -> ratatui::buffer::Buffer {
+    let mut t = Terminal::new(TestBackend::new(w, h)).unwrap();
+    t.draw(|f| f.render_widget(pane, f.area())).unwrap();
+    t.backend().buffer().clone()
+}
+
+/// Show `path` in a pane and wait (bounded) for the loader's result.
+fn load(picker: ImagePicker, path: &std::path::Path, size: Size) -> ImagePane {
+    let (tx, rx) = mpsc::channel();
+    let mut loader = ImageLoader::new(picker, move || {
+        let _ = tx.send(());
+    });
+    let mut pane = ImagePane::new(0);
+    pane.show(&mut loader, path, size);
+    assert!(matches!(pane.state, PaneState::Loading(_)));
+    let buf = draw(&pane, 30, 3);
+    assert!(format!("{buf:?}").contains("loading s"), "no loading placeholder");
+    rx.recv_timeout(Duration::from_secs(60)).expect("the loader answered");
+    assert!(pane.update(&loader));
+    pane
+}
+
+#[test]
+fn halfblocks_in_test_backend() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = two_band_png(tmp.path());
+    let pane = load(ImagePicker::halfblocks(), &p, Size::new(10, 10));
+    assert!(matches!(pane.state, PaneState::Ready(_)), "{:?}", pane.state);
+    let buf = draw(&pane, 10, 10);
+    // Halfblocks' cell is 10x20 px: the 20x40 image is 2x2 cells, red over blue.
+    let c = |x, y| buf.cell((x, y)).unwrap().clone();
+    assert_eq!(c(0, 0).symbol(), "▀");
+    // The encoder resizes with a smoothing filter: pure colours at the outer edges,
+    // blended next to the boundary.
+    assert_eq!(c(0, 0).fg, Color::Rgb(255, 0, 0));
+    assert_eq!(c(1, 1).bg, Color::Rgb(0, 0, 255));
+    let rgb = |col: Color| match col {
+        Color::Rgb(r, g, b) => (r, g, b),
+        other => panic!("not RGB: {other:?}"),
+    };
+    let (r, _, b) = rgb(c(1, 0).bg);
+    assert!(r > b, "upper cell mostly red");
+    let (r, _, b) = rgb(c(0, 1).fg);
+    assert!(b > r, "lower cell mostly blue");
+    assert_eq!(c(2, 0).symbol(), " ", "drawn outside the image");
+}
+
+#[test]
+fn ascii_luminance_rendering() {
+    // Left half black, right half white; a grey middle band row.
+    let img = image::RgbImage::from_fn(8, 6, |x, y| {
+        if (2..4).contains(&y) {
+            image::Rgb([128, 128, 128])
+        } else if x < 4 {
+            image::Rgb([0, 0, 0])
+        } else {
+            image::Rgb([255, 255, 255])
+        }
+    });
+    let lines = ascii_lines(&image::DynamicImage::ImageRgb8(img.clone()), 8, 3);
+    // Grey 128: luminance 0.502 of the 10-step ramp = index 5.
+    assert_eq!(lines, vec!["    @@@@", "++++++++", "    @@@@"]);
+    // Aspect kept: a square image in a wide area is twice as wide as tall in cells.
+    let sq = image::DynamicImage::ImageRgb8(image::RgbImage::new(10, 10));
+    let l = ascii_lines(&sq, 40, 5);
+    assert_eq!((l.len(), l[0].len()), (5, 10));
+    assert!(ascii_lines(&sq, 0, 5).is_empty());
+
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("s.png");
+    img.save(&p).unwrap();
+    let pane = load(ImagePicker::ascii(), &p, Size::new(8, 3));
+    let buf = draw(&pane, 10, 3);
+    let row = |y| (0..10).map(|x| buf.cell((x, y)).unwrap().symbol().to_string()).collect::<String>();
+    assert_eq!(row(0), "    @@@@  ");
+    assert_eq!(row(1), "++++++++  ");
+}
+
+#[test]
+fn corrupt_and_missing_images_are_errors_in_the_pane() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("s.png");
+    std::fs::write(&bad, b"\x89PNG\r\n\x1a\nthis is not a png").unwrap();
+    let pane = load(ImagePicker::halfblocks(), &bad, Size::new(20, 10));
+    match &pane.state {
+        PaneState::Failed(e) => assert!(e.contains("s.png") && e.contains("not a readable image"), "{e}"),
+        other => panic!("expected an error, got {other:?}"),
+    }
+    let text = format!("{:?}", draw(&pane, 60, 4));
+    assert!(text.contains("image error"), "{text}");
+    let pane = load(ImagePicker::ascii(), &tmp.path().join("missing").join("s.png"), Size::new(20, 10));
+    assert!(matches!(pane.state, PaneState::Failed(_)));
+}
+
+#[test]
+fn newest_request_wins() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = two_band_png(tmp.path());
+    let (tx, rx) = mpsc::channel();
+    let mut loader = ImageLoader::new(ImagePicker::halfblocks(), move || {
+        let _ = tx.send(());
+    });
+    let mut pane = ImagePane::new(3);
+    // Scrubbing: many sizes in a row; the pane ends showing the last one.
+    for w in 4..12 {
+        pane.show(&mut loader, &p, Size::new(w, w));
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !pane.update(&loader) {
+        let _ = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()));
+        assert!(std::time::Instant::now() < deadline, "no result");
+    }
+    assert!(matches!(pane.state, PaneState::Ready(_)));
+}
+
+#[test]
+fn protocol_override_parsing() {
+    assert_eq!("kitty".parse::<ImageProtocol>(), Ok(ImageProtocol::Kitty));
+    assert_eq!("ASCII".parse::<ImageProtocol>(), Ok(ImageProtocol::Ascii));
+    assert_eq!("".parse::<ImageProtocol>(), Ok(ImageProtocol::Auto));
+    assert!("png".parse::<ImageProtocol>().unwrap_err().contains("CLIPGAN_IMAGE_PROTOCOL=png"));
+    // These two never query the terminal.
+    assert_eq!(ImagePicker::detect(ImageProtocol::Halfblocks).name(), "halfblocks");
+    assert_eq!(ImagePicker::detect(ImageProtocol::Ascii).name(), "ascii");
+}
