@@ -65,6 +65,26 @@ impl Worker {
 
 /// Exit codes of job processes (the daemon maps them to run states; 2 is clap's usage
 /// error).
+/// How a training job ended (errors are `Err`), and the exit code it maps to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Finished,
+    /// Stopped on request (SIGTERM) after saving a resumable checkpoint.
+    Stopped,
+    /// A loss or gradient became NaN/Inf; the last good checkpoint is kept.
+    Diverged,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Finished => exit::FINISHED,
+            Outcome::Stopped => exit::STOPPED,
+            Outcome::Diverged => exit::DIVERGED,
+        }
+    }
+}
+
 pub mod exit {
     /// Ran to the end.
     pub const FINISHED: u8 = 0;

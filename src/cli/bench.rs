@@ -38,3 +38,24 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Console(a) => super::bench_console::run(a),
     }
 }
+
+/// Process CPU seconds (user + system, all threads): the steadier figure on a shared machine.
+pub(super) fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct we pass.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+/// The median (mean of the middle two for an even count); NaN for no values.
+pub(super) fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => s[n / 2],
+        _ => (s[n / 2 - 1] + s[n / 2]) / 2.0,
+    }
+}

@@ -2,6 +2,7 @@
 //! finetuning steps per second on made-up inputs (random weights; no data loading, which
 //! `clipgan bench loader` measures). Reports every iteration and the median, as wall time
 //! and as process CPU time (all threads), since a shared machine skews wall time.
+use super::bench::{cpu_seconds, median};
 use crate::config;
 use crate::data::TokenBatch;
 use crate::models::clip::{Clip, ClipConfig};
@@ -46,22 +47,6 @@ pub struct StepArgs {
     /// Override the config's CLIP preset.
     #[arg(long)]
     pub preset: Option<String>,
-}
-
-/// Process CPU seconds (user + system, all threads).
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the struct we pass.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    tv(u.ru_utime) + tv(u.ru_stime)
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 { s[n / 2] } else { (s[n / 2 - 1] + s[n / 2]) / 2.0 }
 }
 
 /// Time `f` `iters` times after one warm-up call: (wall seconds, CPU seconds) per call.

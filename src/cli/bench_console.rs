@@ -3,6 +3,7 @@
 //! time of the curves view (data loaded, one thread) both when the view changed (the
 //! decimation runs: "cold", as after a zoom, pan or new data) and when it did not
 //! (decimated curves cached: "warm", as after a cursor move or a tick).
+use super::bench::median;
 use crate::console::app::{App, View};
 use crate::console::event::Event;
 use crate::console::keys::Keymap;
@@ -37,11 +38,6 @@ fn rss_bytes() -> u64 {
     let pages: u64 = s.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
     // SAFETY: plain libc query.
     pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as u64
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 pub fn run(a: ConsoleBench) -> Result<ExitCode> {
@@ -106,9 +102,9 @@ pub fn run(a: ConsoleBench) -> Result<ExitCode> {
         a.height,
         a.runs,
         a.points,
-        median(&mut cold),
+        median(&cold),
         cold[0],
-        median(&mut warm)
+        median(&warm)
     );
     std::fs::remove_dir_all(&dir).ok();
     Ok(ExitCode::SUCCESS)

@@ -2,6 +2,7 @@
 //! extraction speed (images/s, synthetic weights, random 299 px input: no decoding) and
 //! the Fréchet distance time for D-dimensional statistics. Wall and process CPU time per
 //! iteration and the medians (a shared machine skews wall time).
+use super::bench::{cpu_seconds, median};
 use crate::eval::frechet::{frechet_distance, Stats};
 use crate::eval::inception::{self, FidInception};
 use anyhow::Result;
@@ -33,20 +34,6 @@ pub struct FrechetArgs {
     pub iters: usize,
     #[arg(long, default_value_t = 0)]
     pub threads: i32,
-}
-
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the struct we pass.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    tv(u.ru_utime) + tv(u.ru_stime)
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    s[s.len() / 2]
 }
 
 /// Time `f` `iters` times after one warm-up call; prints each and returns (wall, cpu) medians.

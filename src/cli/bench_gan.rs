@@ -3,6 +3,7 @@
 //! data. `--gan-only` replaces CLIP by random text features and drops the CLIP and
 //! contrastive terms (plain DM-GAN). Prints every iteration and the median wall and
 //! process CPU time (all threads; the steadier figure on a shared machine).
+use super::bench::{cpu_seconds, median};
 use crate::config;
 use crate::data::TokenBatch;
 use crate::models::clip::{Clip, ClipConfig};
@@ -33,25 +34,6 @@ pub struct TrainStepArgs {
     /// Override CLIPGAN.THREADS (libtorch intra-op threads).
     #[arg(long)]
     pub threads: Option<u32>,
-}
-
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the struct we pass.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    tv(u.ru_utime) + tv(u.ru_stime)
-}
-
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
 }
 
 /// Random captions: lengths in [min_len, max_len], BOS/EOS ids, zero padding.

@@ -2,6 +2,7 @@
 //! temporary home: all must finish, none lost or run twice. Reports the wall time per
 //! scheduled run, the scheduling gap (a slot freeing -> the next start), and the
 //! daemon's own CPU time and peak RSS next to the CPU of the processes it ran.
+use super::bench::median;
 use crate::supervisor::client::Client;
 use crate::supervisor::protocol::*;
 use crate::supervisor::state::TaskState;
@@ -48,14 +49,6 @@ fn proc_usage(pid: u32) -> Result<(f64, f64, u64)> {
         .unwrap_or(0)
         * 1024;
     Ok((own, children, hwm))
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return f64::NAN;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 pub fn run(b: SupervisorBench) -> Result<ExitCode> {
@@ -115,13 +108,13 @@ pub fn run(b: SupervisorBench) -> Result<ExitCode> {
         }
     }
     let missing = ids.iter().filter(|id| !snap.tasks.iter().any(|t| t.task.id == **id)).count();
-    let mut durations: Vec<f64> = snap.tasks.iter().filter_map(|t| Some(t.task.ended_at? - t.task.started_at?)).collect();
+    let durations: Vec<f64> = snap.tasks.iter().filter_map(|t| Some(t.task.ended_at? - t.task.started_at?)).collect();
     let mut starts: Vec<f64> = snap.tasks.iter().filter_map(|t| t.task.started_at).collect();
     let mut ends: Vec<f64> = snap.tasks.iter().filter_map(|t| t.task.ended_at).collect();
     starts.sort_by(f64::total_cmp);
     ends.sort_by(f64::total_cmp);
     // Scheduling gap: from the latest end before a start (a slot freeing) to that start.
-    let mut gaps: Vec<f64> = starts
+    let gaps: Vec<f64> = starts
         .iter()
         .skip(b.slots)
         .filter_map(|s| ends.iter().rev().find(|e| *e <= s).map(|e| s - e))
@@ -144,8 +137,8 @@ pub fn run(b: SupervisorBench) -> Result<ExitCode> {
     println!("  finished once each:      {}/{} (lost {missing}, wrong {})", b.runs - bad.len() - missing, b.runs, bad.len());
     println!("  queueing:                {:.2} ms per add ({add_s:.2} s in all)", add_s * 1000.0 / b.runs as f64);
     println!("  wall:                    {wall:.1} s = {:.1} ms per scheduled run", wall * 1000.0 / b.runs as f64);
-    println!("  run duration (median):   {:.0} ms (shim + worker exec, libtorch load included)", median(&mut durations) * 1000.0);
-    println!("  scheduling gap (median): {:.1} ms from a slot freeing to the next start", median(&mut gaps) * 1000.0);
+    println!("  run duration (median):   {:.0} ms (shim + worker exec, libtorch load included)", median(&durations) * 1000.0);
+    println!("  scheduling gap (median): {:.1} ms from a slot freeing to the next start", median(&gaps) * 1000.0);
     println!(
         "  daemon CPU:              {:.2} s while running ({:.2} ms per run), {:.2} s since it started",
         cpu1 - cpu0,
@@ -155,7 +148,7 @@ pub fn run(b: SupervisorBench) -> Result<ExitCode> {
     println!("  daemon peak RSS:         {:.1} MiB", hwm as f64 / (1 << 20) as f64);
     println!(
         "  one state save:          {:.1} ms (median of 5) for {} tasks, {} KiB",
-        median(&mut saves) * 1000.0,
+        median(&saves) * 1000.0,
         state.tasks.len(),
         state_bytes / 1024
     );

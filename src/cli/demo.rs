@@ -118,19 +118,16 @@ fn follow(client: &mut Client, ids: &[u64], timeout: Duration) -> Result<ExitCod
     loop {
         let snap = client.status()?;
         let tasks: Vec<&TaskView> = ids.iter().map(|id| find(&snap, *id)).collect::<Result<_>>()?;
-        let mut changed = false;
+        // A line for each task whose state changed, and every 15 s one per running task.
+        let periodic = last_progress.elapsed() >= Duration::from_secs(15);
         for (i, t) in tasks.iter().enumerate() {
-            if last_states[i] != Some(t.task.state) {
-                last_states[i] = Some(t.task.state);
-                changed = true;
+            let changed = last_states[i] != Some(t.task.state);
+            last_states[i] = Some(t.task.state);
+            if changed || (periodic && t.task.state.is_active()) {
+                println!("{}", progress_line(t, start.elapsed()));
             }
         }
-        if changed || last_progress.elapsed() >= Duration::from_secs(15) {
-            for t in &tasks {
-                if t.task.state.is_active() || changed {
-                    println!("{}", progress_line(t, start.elapsed()));
-                }
-            }
+        if periodic {
             last_progress = Instant::now();
         }
         if let Some(bad) = tasks.iter().find(|t| t.task.state.is_final() && t.task.state != TaskState::Finished) {

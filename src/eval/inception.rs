@@ -329,9 +329,9 @@ impl FidInception {
 pub fn weights_help() -> String {
     format!(
         "pytorch-fid's FID Inception weights are needed: download {WEIGHTS_FILE} from {WEIGHTS_URL} \
-         (on a machine with internet access) and pass it with --weights (or INCEPTION_WEIGHTS in the config); \
-         clipgan reads the .pth directly, or a .safetensors with the same names \
-         (benches/reference/convert_fid_weights.py converts one)"
+         (on a machine with internet access) and pass it with --weights, $CLIPGAN_INCEPTION_WEIGHTS, \
+         or CLIPGAN.EVAL.FID_WEIGHTS / IS_WEIGHTS in an eval config; clipgan reads the .pth directly, \
+         or a .safetensors with the same names (`python benches/reference/fid_inception.py convert IN.pth OUT.safetensors`)"
     )
 }
 

@@ -54,22 +54,7 @@ pub struct Options {
     pub dry_run: bool,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Finished,
-    Stopped,
-    Diverged,
-}
-
-impl Outcome {
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Outcome::Finished => worker::exit::FINISHED,
-            Outcome::Stopped => worker::exit::STOPPED,
-            Outcome::Diverged => worker::exit::DIVERGED,
-        }
-    }
-}
+pub use crate::worker::Outcome;
 
 /// G, its EMA copy, the discriminators and their optimizers.
 pub struct Nets {

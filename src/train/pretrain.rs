@@ -18,7 +18,7 @@ use crate::train::losses::{nt_xent, sentence_loss, words_loss};
 use crate::train::optim::{clip_grad_norm, Adam, ParamGroup};
 use crate::train::schedule::WarmRestarts;
 use crate::train::{amp, seed};
-use crate::worker::{self, StopFlag, Worker};
+use crate::worker::{StopFlag, Worker};
 use crate::{device, util};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -54,24 +54,7 @@ pub struct Options {
     pub resume: Option<PathBuf>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    Finished,
-    /// Stopped on request (SIGTERM) after saving a resumable checkpoint.
-    Stopped,
-    /// A loss or gradient became NaN/Inf; the last good checkpoint is kept.
-    Diverged,
-}
-
-impl Outcome {
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Outcome::Finished => worker::exit::FINISHED,
-            Outcome::Stopped => worker::exit::STOPPED,
-            Outcome::Diverged => worker::exit::DIVERGED,
-        }
-    }
-}
+pub use crate::worker::Outcome;
 
 /// Where a run stands: the next batch to train is `batch` of epoch `epoch` (0-based),
 /// after `step` optimisation steps. `batch == batches_per_epoch` means the epoch's
