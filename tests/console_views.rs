@@ -120,7 +120,7 @@ fn runs_view() {
 fn tiny_terminal() {
     let mut f = fixture();
     insta::assert_snapshot!("runs_tiny", render(&f.app, 40, 12));
-    for v in [View::Configs, View::Curves, View::Logs] {
+    for v in [View::Configs, View::Curves, View::Logs, View::Samples] {
         f.app.view = v;
         render(&f.app, 40, 12);
     }
@@ -132,7 +132,7 @@ fn every_view_at_odd_sizes_never_panics() {
     f.app.runs.marked.extend([1, 2]);
     f.app.logs.task = Some(1);
     f.app.reload_log();
-    for v in [View::Runs, View::Configs, View::Curves, View::Logs] {
+    for v in [View::Runs, View::Configs, View::Curves, View::Logs, View::Samples] {
         f.app.view = v;
         for (w, h) in [(1, 1), (5, 3), (10, 4), (20, 6), (40, 12), (41, 13), (80, 24), (200, 60), (300, 8)] {
             render(&f.app, w, h);

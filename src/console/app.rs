@@ -18,9 +18,10 @@ pub enum View {
     Configs,
     Curves,
     Logs,
+    Samples,
 }
 
-pub const VIEWS: [View; 4] = [View::Runs, View::Configs, View::Curves, View::Logs];
+pub const VIEWS: [View; 5] = [View::Runs, View::Configs, View::Curves, View::Logs, View::Samples];
 
 impl View {
     pub fn title(self) -> &'static str {
@@ -29,6 +30,7 @@ impl View {
             View::Configs => "Configs",
             View::Curves => "Curves",
             View::Logs => "Logs",
+            View::Samples => "Samples",
         }
     }
     /// The key-binding context.
@@ -38,6 +40,7 @@ impl View {
             View::Configs => "configs",
             View::Curves => "curves",
             View::Logs => "logs",
+            View::Samples => "samples",
         }
     }
 }
@@ -192,6 +195,8 @@ pub struct App {
     pub quit: bool,
     /// Decimated curves by everything they depend on (see views::curves).
     pub decim: super::views::curves::DecimCache,
+    /// The samples view's state and image thread (see views::samples).
+    pub samples: super::views::samples::SamplesState,
 }
 
 /// Log bytes kept from the end of a log file.
@@ -218,6 +223,7 @@ impl App {
             message: String::new(),
             quit: false,
             decim: Default::default(),
+            samples: Default::default(),
         }
     }
 
@@ -315,8 +321,18 @@ impl App {
     /// Apply an event; returns the commands for the daemon.
     pub fn handle(&mut self, ev: Event) -> Vec<Cmd> {
         match ev {
-            Event::Key(k) => return self.on_key(k),
-            Event::Resize(w, h) => self.size = (w, h),
+            Event::Key(k) => {
+                let cmds = self.on_key(k);
+                self.sync_samples();
+                return cmds;
+            }
+            Event::Resize(w, h) => {
+                self.size = (w, h);
+                self.request_samples();
+            }
+            Event::ImageReady => {
+                self.samples.update();
+            }
             Event::Tick(now) => {
                 self.now = now;
                 self.poll_data();
@@ -349,6 +365,7 @@ impl App {
         self.store.poll();
         self.refresh_smoothing();
         self.reload_log();
+        self.sync_samples();
     }
 
     /// Progress lives in each run's `status.json`, which the worker rewrites without the
@@ -520,6 +537,7 @@ impl App {
             ViewConfigs => self.view = View::Configs,
             ViewCurves => self.view = View::Curves,
             ViewLogs => self.open_logs(),
+            ViewSamples => self.view = View::Samples,
             NextView | PrevView => {
                 let i = VIEWS.iter().position(|v| *v == self.view).unwrap_or(0);
                 let n = VIEWS.len();
@@ -543,6 +561,10 @@ impl App {
                     }
                     View::Logs => {
                         self.logs_action(a);
+                        Vec::new()
+                    }
+                    View::Samples => {
+                        self.scrub(a);
                         Vec::new()
                     }
                 }
@@ -584,6 +606,18 @@ impl App {
                 // Leaving the end stops following; Bottom resumes it.
                 self.logs.follow = a == Action::Bottom;
             }
+            // Up/down pick the tag; home/end go to the first / newest step.
+            View::Samples => match a {
+                Action::Top | Action::Bottom => self.scrub(a),
+                _ => {
+                    let n = self.sample_tags().len();
+                    let old = self.samples.tag;
+                    self.samples.tag = step(self.samples.tag.min(n.saturating_sub(1)), n);
+                    if self.samples.tag != old {
+                        self.samples.step = None;
+                    }
+                }
+            },
         }
     }
 

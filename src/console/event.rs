@@ -23,6 +23,8 @@ pub enum Event {
     DaemonError(String),
     /// The outcome of a command, for the status line.
     Message(String),
+    /// The image thread finished an image (redraw).
+    ImageReady,
 }
 
 /// What the app asks of the daemon.

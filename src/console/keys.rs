@@ -26,6 +26,7 @@ pub enum Action {
     ViewConfigs,
     ViewCurves,
     ViewLogs,
+    ViewSamples,
     NextView,
     PrevView,
     Up,
@@ -75,6 +76,9 @@ pub enum Action {
     CursorLeft,
     CursorRight,
     GroupMean,
+    // samples
+    StepPrev,
+    StepNext,
 }
 
 impl Action {
@@ -89,6 +93,7 @@ impl Action {
             ViewConfigs => "configs view",
             ViewCurves => "curves view",
             ViewLogs => "logs view",
+            ViewSamples => "samples view",
             NextView => "next view",
             PrevView => "previous view",
             Up => "move up",
@@ -134,11 +139,13 @@ impl Action {
             CursorLeft => "cursor left",
             CursorRight => "cursor right",
             GroupMean => "group mean with min-max band for runs of one config",
+            StepPrev => "previous sample step",
+            StepNext => "next sample step (past the last: follow new samples)",
         }
     }
 }
 
-pub const CONTEXTS: &[&str] = &["global", "runs", "configs", "curves", "logs"];
+pub const CONTEXTS: &[&str] = &["global", "runs", "configs", "curves", "logs", "samples"];
 
 /// The default bindings: (context, key, action).
 pub const DEFAULTS: &[(&str, &str, Action)] = &[
@@ -149,6 +156,7 @@ pub const DEFAULTS: &[(&str, &str, Action)] = &[
     ("global", "2", Action::ViewConfigs),
     ("global", "3", Action::ViewCurves),
     ("global", "4", Action::ViewLogs),
+    ("global", "5", Action::ViewSamples),
     ("global", "tab", Action::NextView),
     ("global", "backtab", Action::PrevView),
     ("global", "up", Action::Up),
@@ -200,6 +208,10 @@ pub const DEFAULTS: &[(&str, &str, Action)] = &[
     ("curves", "right", Action::CursorRight),
     ("curves", "/", Action::Filter),
     ("curves", "m", Action::GroupMean),
+    ("samples", "left", Action::StepPrev),
+    ("samples", "h", Action::StepPrev),
+    ("samples", "right", Action::StepNext),
+    ("samples", "l", Action::StepNext),
 ];
 
 /// A normalised key (`ctrl-c`, `G`, `enter`).

@@ -73,6 +73,11 @@ pub fn run_on(home: &Path, focus: &[u64]) -> Result<()> {
     let (cmd_tx, cmd_rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let mut terminal = ratatui::init();
+    // Ask the terminal for image protocols before the input thread reads stdin.
+    let image_tx = tx.clone();
+    app.samples.start(images::ImagePicker::from_env(), move || {
+        let _ = image_tx.send(event::Event::ImageReady);
+    });
     // From here on, a panic restores the terminal (ratatui's hook) before unwinding.
     let result = (|| -> Result<()> {
         let size = terminal.size()?;

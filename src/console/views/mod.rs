@@ -5,6 +5,7 @@ pub mod curves;
 pub mod help;
 pub mod logs;
 pub mod runs;
+pub mod samples;
 
 use super::app::{App, Popup, View, VIEWS};
 use super::keys::Action;
@@ -27,6 +28,7 @@ pub fn draw(f: &mut Frame, app: &App) {
         View::Configs => configs::draw(f, body, app),
         View::Curves => curves::draw(f, body, app),
         View::Logs => logs::draw(f, body, app),
+        View::Samples => samples::draw(f, body, app),
     }
     draw_bottom(f, bottom, app);
     for p in &app.popups {
@@ -63,6 +65,7 @@ fn draw_bottom(f: &mut Frame, area: Rect, app: &App) {
         View::Configs => &[Action::Queue, Action::Mark, Action::QueuePipeline, Action::QueueFake, Action::Rescan],
         View::Curves => &[Action::Smoothing, Action::LogY, Action::XAxis, Action::ZoomIn, Action::Cursor, Action::Filter],
         View::Logs => &[Action::Search, Action::NextMatch, Action::Follow, Action::ToggleStderr],
+        View::Samples => &[Action::StepPrev, Action::StepNext, Action::Top, Action::Bottom],
     };
     let mut spans = Vec::new();
     if !app.message.is_empty() {
@@ -101,6 +104,10 @@ fn short(a: Action) -> &'static str {
         Action::NextMatch => "next",
         Action::Follow => "follow",
         Action::ToggleStderr => "stderr",
+        Action::StepPrev => "step-",
+        Action::StepNext => "step+",
+        Action::Top => "first",
+        Action::Bottom => "newest",
         Action::Help => "help",
         Action::Quit => "quit",
         _ => "",
