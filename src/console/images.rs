@@ -54,9 +54,16 @@ impl std::str::FromStr for ImageProtocol {
 }
 
 impl ImageProtocol {
-    /// From `CLIPGAN_IMAGE_PROTOCOL` (unset = auto); an unknown value is an error.
+    /// From `CLIPGAN_IMAGE_PROTOCOL` (unset = halfblocks); an unknown value is an error.
+    ///
+    /// Unset means halfblocks, not auto: ratatui-image's terminal query (auto, sixel,
+    /// kitty, iterm2) was seen to leave keyboard input dead inside tmux, so asking the
+    /// terminal is opt-in until that is understood.
     pub fn from_env() -> Result<Self, String> {
-        std::env::var(PROTOCOL_ENV).unwrap_or_default().parse()
+        match std::env::var(PROTOCOL_ENV) {
+            Ok(v) if !v.trim().is_empty() => v.parse(),
+            _ => Ok(ImageProtocol::Halfblocks),
+        }
     }
 }
 
@@ -121,7 +128,7 @@ impl ImagePicker {
         match ImageProtocol::from_env() {
             Ok(p) => Self::detect(p),
             Err(e) => {
-                let mut me = Self::detect(ImageProtocol::Auto);
+                let mut me = Self::halfblocks();
                 me.note = format!("{} ({e})", me.note);
                 me
             }

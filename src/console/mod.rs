@@ -75,7 +75,11 @@ pub fn run_on(home: &Path, focus: &[u64]) -> Result<()> {
     let mut terminal = ratatui::init();
     // Ask the terminal for image protocols before the input thread reads stdin.
     let image_tx = tx.clone();
-    app.samples.start(images::ImagePicker::from_env(), move || {
+    let picker = images::ImagePicker::from_env();
+    // ratatui-image's query turns raw mode off when it is done; without raw mode keys
+    // would wait in the terminal's line buffer until Enter.
+    ratatui::crossterm::terminal::enable_raw_mode()?;
+    app.samples.start(picker, move || {
         let _ = image_tx.send(event::Event::ImageReady);
     });
     // From here on, a panic restores the terminal (ratatui's hook) before unwinding.
