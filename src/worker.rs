@@ -6,7 +6,7 @@
 //! `<home>/runs` (or uses `--run-dir`). SIGTERM (and SIGINT) ask the job to save a
 //! resumable checkpoint and exit with state `stopped`; a second signal is not special
 //! (the daemon follows up with SIGKILL after its timeout).
-use crate::rundir::{RunDir, RunWriter, MANIFEST_FILE};
+use crate::rundir::{RunDir, RunState, RunWriter, MANIFEST_FILE};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -54,6 +54,27 @@ pub struct Worker {
 }
 
 impl Worker {
+    /// Record how the job ended in status.json and pass the result on: the outcome's
+    /// state with its message, or `failed` with the error's first line.
+    pub fn conclude(self, result: Result<(Outcome, String)>) -> Result<Outcome> {
+        match result {
+            Ok((outcome, message)) => {
+                let state = match outcome {
+                    Outcome::Finished => RunState::Finished,
+                    Outcome::Stopped => RunState::Stopped,
+                    Outcome::Diverged => RunState::Diverged,
+                };
+                self.run.finish(state, message)?;
+                Ok(outcome)
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                let _ = self.run.finish(RunState::Failed, msg.lines().next().unwrap_or_default().to_string());
+                Err(e)
+            }
+        }
+    }
+
     /// Open (or make) the run folder, install the signal handlers, write `starting`.
     pub fn start(explicit_dir: Option<&Path>, name: &str, job: &str, config_source: Option<&Path>) -> Result<Worker> {
         let stop = StopFlag::from_signals()?;

@@ -17,7 +17,7 @@ use crate::config::{self, LoadedConfig};
 use crate::data::{Dataset, DatasetSpec, Split, Tokenizer};
 use crate::models::clip::{self, Clip};
 use crate::models::dmgan;
-use crate::rundir::{RunState, RunWriter};
+use crate::rundir::RunWriter;
 use crate::train::{checkpoint, seed};
 use crate::worker::{self, StopFlag, Worker};
 use crate::device;
@@ -105,21 +105,11 @@ pub fn run(opts: &Options) -> Result<(u8, PathBuf)> {
     let name = cfg_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "eval".into());
     let mut w = Worker::start(opts.run_dir.as_deref(), &name, "eval", Some(&cfg_path))?;
     let dir = w.run.dir().path().to_path_buf();
-    match run_in(&loaded, opts, &targets, &mut w.run, &w.stop) {
-        Ok(true) => {
-            w.run.finish(RunState::Finished, "evaluated")?;
-            Ok((worker::exit::FINISHED, dir))
-        }
-        Ok(false) => {
-            w.run.finish(RunState::Stopped, "stopped on request")?;
-            Ok((worker::exit::STOPPED, dir))
-        }
-        Err(e) => {
-            let msg = format!("{e:#}");
-            let _ = w.run.finish(RunState::Failed, msg.lines().next().unwrap_or_default().to_string());
-            Err(e)
-        }
-    }
+    let result = run_in(&loaded, opts, &targets, &mut w.run, &w.stop).map(|finished| match finished {
+        true => (worker::Outcome::Finished, "evaluated".to_string()),
+        false => (worker::Outcome::Stopped, "stopped on request".to_string()),
+    });
+    w.conclude(result).map(|outcome| (outcome.exit_code(), dir))
 }
 
 /// What is computed on generated (and real) images.

@@ -92,22 +92,8 @@ pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
     let explicit = opts.resume.as_deref().or(opts.run_dir.as_deref());
     let mut worker = Worker::start(explicit, &name, Job::Pretrain.name(), Some(&cfg_path))?;
     let dir = worker.run.dir().clone();
-    match run_in(&loaded, &mut worker.run, &worker.stop) {
-        Ok((outcome, message)) => {
-            let state = match outcome {
-                Outcome::Finished => RunState::Finished,
-                Outcome::Stopped => RunState::Stopped,
-                Outcome::Diverged => RunState::Diverged,
-            };
-            worker.run.finish(state, message)?;
-            Ok((outcome, dir))
-        }
-        Err(e) => {
-            let msg = format!("{e:#}");
-            let _ = worker.run.finish(RunState::Failed, msg.lines().next().unwrap_or_default().to_string());
-            Err(e)
-        }
-    }
+    let result = run_in(&loaded, &mut worker.run, &worker.stop);
+    worker.conclude(result).map(|outcome| (outcome, dir))
 }
 
 fn load_config(opts: &Options) -> Result<(LoadedConfig, PathBuf)> {
