@@ -86,6 +86,24 @@ impl Worker {
 
 /// Exit codes of job processes (the daemon maps them to run states; 2 is clap's usage
 /// error).
+/// Start a training job's worker: `--resume RUN` continues RUN (which must hold
+/// `checkpoints/latest.safetensors`; `--run-dir`, if also given, must name the same
+/// folder), else `--run-dir`, else `$CLIPGAN_RUN_DIR` or a new folder named after the config.
+pub fn start_job(resume: Option<&Path>, run_dir: Option<&Path>, cfg_path: &Path, job: &str) -> Result<Worker> {
+    if let (Some(r), Some(d)) = (resume, run_dir) {
+        if std::path::absolute(r)? != std::path::absolute(d)? {
+            anyhow::bail!("--resume {} and --run-dir {} name different run folders", r.display(), d.display());
+        }
+    }
+    if let Some(r) = resume {
+        if !r.join(crate::rundir::CHECKPOINTS_DIR).join("latest.safetensors").is_file() {
+            anyhow::bail!("cannot resume {}: it has no checkpoints/latest.safetensors", r.display());
+        }
+    }
+    let name = cfg_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| job.to_string());
+    Worker::start(resume.or(run_dir), &name, job, Some(cfg_path))
+}
+
 /// How a training job ended (errors are `Err`), and the exit code it maps to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {

@@ -76,7 +76,7 @@ fn device_from(s: &str) -> Result<Device> {
 }
 
 /// Random token batch: lengths uniform in [min_len, max_len], BOS/EOS ids, zero padding.
-fn random_tokens(b: i64, l: i64, min_len: i64, max_len: i64, vocab: i64, salt: u64) -> TokenBatch {
+pub(super) fn random_tokens(b: i64, l: i64, min_len: i64, max_len: i64, vocab: i64, salt: u64) -> TokenBatch {
     let mut rng = seed::Rng::new(7, &[seed::stream::BENCH, salt]);
     let mut ids = vec![0i64; (b * l) as usize];
     let mut mask = vec![false; (b * l) as usize];

@@ -21,7 +21,7 @@ use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::losses::{nt_xent, sentence_loss, words_loss};
 use crate::train::optim::{Adam, ParamGroup};
 use crate::train::seed;
-use crate::worker::{self, StopFlag, Worker};
+use crate::worker::{self, StopFlag};
 use crate::{device, util};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -439,19 +439,7 @@ pub fn dry_run(opts: &Options) -> Result<()> {
 pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
     device::init_torch();
     let (loaded, cfg_path) = load_config(opts)?;
-    if let (Some(r), Some(d)) = (&opts.resume, &opts.run_dir) {
-        if std::path::absolute(r)? != std::path::absolute(d)? {
-            bail!("--resume {} and --run-dir {} name different run folders", r.display(), d.display());
-        }
-    }
-    if let Some(r) = &opts.resume {
-        if !r.join(crate::rundir::CHECKPOINTS_DIR).join(LATEST).is_file() {
-            bail!("cannot resume {}: it has no checkpoints/{LATEST}", r.display());
-        }
-    }
-    let name = cfg_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "train".into());
-    let explicit = opts.resume.as_deref().or(opts.run_dir.as_deref());
-    let mut worker = Worker::start(explicit, &name, config::Job::Train.name(), Some(&cfg_path))?;
+    let mut worker = worker::start_job(opts.resume.as_deref(), opts.run_dir.as_deref(), &cfg_path, config::Job::Train.name())?;
     let dir = worker.run.dir().clone();
     let result = run_in(&loaded, opts, &mut worker.run, &worker.stop);
     worker.conclude(result).map(|outcome| (outcome, dir))
