@@ -141,3 +141,87 @@ fn protocol_override_parsing() {
     assert_eq!(ImagePicker::detect(ImageProtocol::Halfblocks).name(), "halfblocks");
     assert_eq!(ImagePicker::detect(ImageProtocol::Ascii).name(), "ascii");
 }
+
+/// A pipe standing in for the terminal's input side.
+fn pipe() -> (std::io::PipeReader, std::io::PipeWriter) {
+    std::io::pipe().unwrap()
+}
+
+fn rest_of(mut r: std::io::PipeReader, w: std::io::PipeWriter) -> String {
+    drop(w);
+    let mut s = String::new();
+    std::io::Read::read_to_string(&mut r, &mut s).unwrap();
+    s
+}
+
+#[test]
+fn terminal_query_reads_the_answers_and_leaves_later_keys_alone() {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    let (r, mut w) = pipe();
+    // kitty graphics OK, DA1 with sixel (4), cell size 10x20 px, status; then keys.
+    w.write_all(b"\x1b_Gi=31;OK\x1b\\\x1b[?62;4;22c\x1b[6;20;10t\x1b[0n2q").unwrap();
+    let mut out = Vec::new();
+    let a = query(r.as_fd(), &mut out, false, Duration::from_secs(5)).unwrap();
+    assert_eq!(a, TermAnswer { kitty: true, sixel: true, cell: Some((10, 20)), complete: true, typed: Vec::new() });
+    assert_eq!(a.protocol(), ratatui_image::picker::ProtocolType::Kitty);
+    let q = String::from_utf8(out).unwrap();
+    assert!(q.contains("_Gi=31") && q.contains("[16t") && q.ends_with("\x1b[5n"), "{q:?}");
+    assert_eq!(rest_of(r, w), "2q", "keys typed after the answer stay for the console");
+}
+
+#[test]
+fn terminal_query_times_out_without_taking_keys_typed_later() {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    let (r, mut w) = pipe();
+    let t = std::time::Instant::now();
+    let a = query(r.as_fd(), &mut Vec::new(), true, Duration::from_millis(200)).unwrap();
+    assert!(t.elapsed() >= Duration::from_millis(200));
+    assert_eq!(a, TermAnswer::default(), "no answer, nothing claimed");
+    // Nothing keeps reading after the timeout: a key typed now is still there.
+    w.write_all(b"j").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(rest_of(r, w), "j");
+}
+
+#[test]
+fn terminal_query_with_only_a_status_answer_is_halfblocks_material() {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    let (r, mut w) = pipe();
+    // A terminal with no graphics: DA1 without 4, no cell size, the status.
+    w.write_all(b"\x1b[?1;2c\x1b[0n").unwrap();
+    let a = query(r.as_fd(), &mut Vec::new(), false, Duration::from_secs(5)).unwrap();
+    assert_eq!(a, TermAnswer { complete: true, ..Default::default() });
+    if std::env::var("TERM_PROGRAM").is_err() && std::env::var("LC_TERMINAL").is_err() {
+        assert_eq!(a.protocol(), ratatui_image::picker::ProtocolType::Halfblocks);
+    }
+    assert_eq!(rest_of(r, w), "");
+}
+
+#[test]
+fn keys_typed_during_the_query_are_kept_for_the_console() {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    let (r, mut w) = pipe();
+    // "2" typed before the answers, "j" and an arrow key between them, "q" after.
+    w.write_all(b"2\x1b[?62;4c j\x1b[A\x1b_Gi=31;OK\x1b\\\x1b[0nq").unwrap();
+    let a = query(r.as_fd(), &mut Vec::new(), false, Duration::from_secs(5)).unwrap();
+    assert!(a.complete && a.sixel && a.kitty);
+    assert_eq!(a.typed, b"2 j", "text outside escape sequences; the arrow is dropped");
+    assert_eq!(rest_of(r, w), "q");
+    use clipgan::console::event::keys_from_bytes;
+    use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+    let keys = keys_from_bytes(b"2\r\x03Q\x1b");
+    let codes: Vec<(KeyCode, KeyModifiers)> = keys.iter().map(|k| (k.code, k.modifiers)).collect();
+    assert_eq!(
+        codes,
+        vec![
+            (KeyCode::Char('2'), KeyModifiers::NONE),
+            (KeyCode::Enter, KeyModifiers::NONE),
+            (KeyCode::Char('c'), KeyModifiers::CONTROL),
+            (KeyCode::Char('Q'), KeyModifiers::SHIFT),
+        ]
+    );
+}

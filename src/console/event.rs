@@ -27,6 +27,27 @@ pub enum Event {
     ImageReady,
 }
 
+/// Key events for raw terminal bytes typed before the input thread started (while the
+/// console asked the terminal about images): printable ASCII, Enter, Tab, Backspace and
+/// ctrl-letters. Escape sequences (arrows, function keys) were dropped with the answers.
+pub fn keys_from_bytes(bytes: &[u8]) -> Vec<KeyEvent> {
+    use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+    bytes
+        .iter()
+        .filter_map(|&b| {
+            let (code, mods) = match b {
+                b'\r' | b'\n' => (KeyCode::Enter, KeyModifiers::NONE),
+                b'\t' => (KeyCode::Tab, KeyModifiers::NONE),
+                0x7f | 0x08 => (KeyCode::Backspace, KeyModifiers::NONE),
+                0x01..=0x1a => (KeyCode::Char((b'a' + b - 1) as char), KeyModifiers::CONTROL),
+                0x20..=0x7e => (KeyCode::Char(b as char), if b.is_ascii_uppercase() { KeyModifiers::SHIFT } else { KeyModifiers::NONE }),
+                _ => return None,
+            };
+            Some(KeyEvent::new(code, mods))
+        })
+        .collect()
+}
+
 /// What the app asks of the daemon.
 #[derive(Clone, Debug)]
 pub enum Cmd {
@@ -43,7 +64,13 @@ pub enum Cmd {
 
 impl Cmd {
     fn run(&self, c: &mut Client) -> anyhow::Result<String> {
-        let ok = |r: (String, Vec<String>)| if r.1.is_empty() { r.0 } else { format!("{} ({})", r.0, r.1.join("; ")) };
+        let ok = |r: (String, Vec<String>)| {
+            if r.1.is_empty() {
+                r.0
+            } else {
+                format!("{} ({})", r.0, r.1.join("; "))
+            }
+        };
         Ok(match self {
             Cmd::Kill(id) => ok(c.kill(*id, None, None)?),
             Cmd::Pause(id) => ok(c.pause(Target::Task(*id), false)?),

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The environment variable that overrides protocol detection.
 pub const PROTOCOL_ENV: &str = "CLIPGAN_IMAGE_PROTOCOL";
@@ -54,15 +55,11 @@ impl std::str::FromStr for ImageProtocol {
 }
 
 impl ImageProtocol {
-    /// From `CLIPGAN_IMAGE_PROTOCOL` (unset = halfblocks); an unknown value is an error.
-    ///
-    /// Unset means halfblocks, not auto: ratatui-image's terminal query (auto, sixel,
-    /// kitty, iterm2) was seen to leave keyboard input dead inside tmux, so asking the
-    /// terminal is opt-in until that is understood.
+    /// From `CLIPGAN_IMAGE_PROTOCOL` (unset = auto); an unknown value is an error.
     pub fn from_env() -> Result<Self, String> {
         match std::env::var(PROTOCOL_ENV) {
-            Ok(v) if !v.trim().is_empty() => v.parse(),
-            _ => Ok(ImageProtocol::Halfblocks),
+            Ok(v) => v.parse(),
+            Err(_) => Ok(ImageProtocol::Auto),
         }
     }
 }
@@ -74,24 +71,26 @@ pub struct ImagePicker {
     picker: Option<Picker>,
     /// Why this renderer (shown in the samples view's title).
     pub note: String,
+    /// Keys typed while the terminal was being asked (see [`TermAnswer::typed`]).
+    pub typed_ahead: Vec<u8>,
 }
 
 impl ImagePicker {
     /// Halfblocks: works on every terminal with Unicode and colour.
     pub fn halfblocks() -> Self {
-        ImagePicker { picker: Some(Picker::halfblocks()), note: "halfblocks".into() }
+        ImagePicker { picker: Some(Picker::halfblocks()), note: "halfblocks".into(), typed_ahead: Vec::new() }
     }
 
     /// The plain ASCII luminance renderer.
     pub fn ascii() -> Self {
-        ImagePicker { picker: None, note: "ascii".into() }
+        ImagePicker { picker: None, note: "ascii".into(), typed_ahead: Vec::new() }
     }
 
     /// Choose per `protocol`. Anything but halfblocks/ascii asks the terminal (escape
-    /// sequences on stdout, answers on stdin), so call it after entering the alternate
-    /// screen and before reading input events. A terminal that doesn't answer gives
-    /// halfblocks. A forced protocol is used even if the terminal didn't claim it (the
-    /// query still supplies the cell size in pixels).
+    /// sequences on stdout, answers on stdin; see [`query`]), so call it in raw mode and
+    /// before anything else reads input events. Auto with a terminal that doesn't answer
+    /// gives halfblocks. A forced protocol is used even if the terminal didn't claim it
+    /// (the query then only supplies the cell size in pixels).
     pub fn detect(protocol: ImageProtocol) -> Self {
         let forced = match protocol {
             ImageProtocol::Ascii => return Self::ascii(),
@@ -101,29 +100,36 @@ impl ImagePicker {
             ImageProtocol::Kitty => Some(ProtocolType::Kitty),
             ImageProtocol::Iterm2 => Some(ProtocolType::Iterm2),
         };
-        let mut picker = match Picker::from_query_stdio() {
-            Ok(p) => p,
-            Err(e) => {
+        let mut typed_ahead = Vec::new();
+        let (mut picker, mut note) = match (query_stdio(QUERY_TIMEOUT, &mut typed_ahead), forced) {
+            (Ok(p), _) => {
+                let n = protocol_name(p.protocol_type()).to_string();
+                (p, n)
+            }
+            (Err(e), None) => {
                 let mut me = Self::halfblocks();
-                me.note = format!("halfblocks (terminal query failed: {e})");
+                me.note = format!("halfblocks ({e})");
+                me.typed_ahead = typed_ahead;
                 return me;
+            }
+            (Err(e), Some(t)) => {
+                #[allow(deprecated)] // see query_stdio
+                let p = Picker::from_fontsize(cell_size_from_ioctl().unwrap_or((10, 20)).into());
+                (p, format!("{} ({e})", protocol_name(t)))
             }
         };
         if let Some(t) = forced {
             picker.set_protocol_type(t);
+            note = format!("{} (forced){}", protocol_name(t), note.strip_prefix(protocol_name(t)).filter(|r| r.starts_with(' ')).unwrap_or(""));
         }
-        let mut note = protocol_name(picker.protocol_type()).to_string();
-        if forced.is_some() {
-            note.push_str(" (forced)");
-        }
-        if picker.tmux_detected() {
+        if picker.tmux_detected() && picker.protocol_type() != ProtocolType::Halfblocks {
             note.push_str(" via tmux passthrough");
         }
-        ImagePicker { picker: Some(picker), note }
+        ImagePicker { picker: Some(picker), note, typed_ahead }
     }
 
     /// [`detect`](Self::detect) with the protocol from `CLIPGAN_IMAGE_PROTOCOL`; a bad
-    /// value falls back to auto and says so in `note`.
+    /// value falls back to halfblocks and says so in `note`.
     pub fn from_env() -> Self {
         match ImageProtocol::from_env() {
             Ok(p) => Self::detect(p),
@@ -151,6 +157,188 @@ impl ImagePicker {
             Some(p) => p.new_protocol(img, size, Resize::Fit(None)).map(|p| Rendered::Protocol(Box::new(p))).map_err(|e| format!("encoding: {e}")),
         }
     }
+}
+
+/// How long the terminal gets to answer the query (over SSH the answer makes a round trip).
+pub const QUERY_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// What the terminal said to [`query`].
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TermAnswer {
+    pub kitty: bool,
+    pub sixel: bool,
+    /// Cell size in pixels (width, height), from `CSI 16 t`.
+    pub cell: Option<(u16, u16)>,
+    /// The terminal finished answering (its reply to the closing status request came).
+    pub complete: bool,
+    /// Bytes that came during the query outside any escape sequence: keys typed while
+    /// waiting for the answer (see `event::keys_from_bytes`).
+    pub typed: Vec<u8>,
+}
+
+impl TermAnswer {
+    /// The protocol these answers allow: kitty over sixel; else iTerm2 when the
+    /// environment names a terminal that speaks it; else halfblocks.
+    pub fn protocol(&self) -> ProtocolType {
+        if self.kitty {
+            ProtocolType::Kitty
+        } else if self.sixel {
+            ProtocolType::Sixel
+        } else if iterm2_from_env() {
+            ProtocolType::Iterm2
+        } else {
+            ProtocolType::Halfblocks
+        }
+    }
+}
+
+/// Terminals known to speak the iTerm2 image protocol, by `TERM_PROGRAM`/`LC_TERMINAL`
+/// (they don't announce it in answer to a query).
+fn iterm2_from_env() -> bool {
+    let tp = std::env::var("TERM_PROGRAM").unwrap_or_default();
+    ["iTerm", "WezTerm", "mintty", "vscode", "Tabby", "Hyper", "rio", "Bobcat", "WarpTerminal"].iter().any(|t| tp.contains(t))
+        || std::env::var("LC_TERMINAL").is_ok_and(|t| t.contains("iTerm"))
+}
+
+/// Ask the terminal (on `input`/`output`, already in raw mode) which image protocols it
+/// speaks and its cell size, and read its answers until it has answered everything or
+/// `timeout` has passed.
+///
+/// Written here rather than using ratatui-image's `Picker::from_query_stdio`: that one
+/// reads the answers on a thread it leaves blocked in `read(stdin)` when the terminal
+/// does not answer in time (tmux without an outer terminal, a slow SSH link), and that
+/// thread then swallows keystrokes meant for the console. Here the reads happen on the
+/// caller's thread with `poll`, one byte at a time, so nothing typed after the answers
+/// is consumed and nothing keeps reading after the timeout.
+pub fn query(input: std::os::fd::BorrowedFd<'_>, output: &mut impl std::io::Write, is_tmux: bool, timeout: Duration) -> std::io::Result<TermAnswer> {
+    use ratatui_image::picker::cap_parser::{Parser, QueryStdioOptions, Response};
+    use std::os::fd::AsRawFd;
+    let options = QueryStdioOptions { timeout, ..Default::default() };
+    output.write_all(Parser::query(is_tmux, options).as_bytes())?;
+    output.flush()?;
+    let deadline = std::time::Instant::now() + timeout;
+    let mut parser = Parser::new();
+    let mut answer = TermAnswer::default();
+    let fd = input.as_raw_fd();
+    let mut seq = SeqState::Text;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return Ok(answer);
+        }
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd.
+        let r = unsafe { libc::poll(&mut pfd, 1, left.as_millis().clamp(1, i32::MAX as u128) as i32) };
+        if r < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if r == 0 {
+            continue;
+        }
+        let mut byte = 0u8;
+        // SAFETY: reads at most one byte into `byte`.
+        let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if matches!(e.kind(), std::io::ErrorKind::Interrupted | std::io::ErrorKind::WouldBlock) {
+                continue;
+            }
+            return Err(e);
+        }
+        if n == 0 {
+            return Ok(answer); // end of input
+        }
+        let before = seq;
+        seq = seq.next(byte);
+        if before == SeqState::Text && seq == SeqState::Text {
+            answer.typed.push(byte);
+        }
+        for r in parser.push(char::from(byte)) {
+            match r {
+                Response::Kitty => answer.kitty = true,
+                Response::Sixel => answer.sixel = true,
+                Response::CellSize(Some(c)) => answer.cell = Some(c),
+                Response::Status => {
+                    answer.complete = true;
+                    return Ok(answer);
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Where a byte stands in the terminal's input: plain text, or inside an escape
+/// sequence (CSI `ESC [ ... final`, or a string `ESC ] / _ / P ... BEL or ESC \`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum SeqState {
+    Text,
+    Esc,
+    Csi,
+    Str,
+    StrEsc,
+}
+
+impl SeqState {
+    fn next(self, b: u8) -> SeqState {
+        use SeqState::*;
+        match (self, b) {
+            (Text, 0x1b) => Esc,
+            (Text, _) => Text,
+            (Esc, b'[') => Csi,
+            (Esc, b']' | b'_' | b'P' | b'^') => Str,
+            (Esc, _) => Text, // ESC + one byte (alt-key): over
+            (Csi, 0x40..=0x7e) => Text,
+            (Csi, _) => Csi,
+            (Str, 0x07) => Text,
+            (Str, 0x1b) => StrEsc,
+            (Str, _) => Str,
+            (StrEsc, b'\\') => Text,
+            (StrEsc, _) => Str,
+        }
+    }
+}
+
+/// [`query`] on the process's terminal (stdin/stdout), which must be in raw mode with no
+/// other reader of stdin running; a [`Picker`] for what it answered. An error when
+/// stdin is not a terminal or the terminal did not answer. Keys typed meanwhile go to
+/// `typed`.
+pub fn query_stdio(timeout: Duration, typed: &mut Vec<u8>) -> Result<Picker, String> {
+    use std::io::IsTerminal;
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() || !std::io::stdout().is_terminal() {
+        return Err("not a terminal".into());
+    }
+    // Also runs `tmux set -p allow-passthrough on` inside tmux, so the query (and later
+    // the images) reach the outer terminal.
+    let is_tmux = Picker::halfblocks().tmux_detected();
+    let answer = {
+        use std::os::fd::AsFd;
+        let mut out = std::io::stdout().lock();
+        query(stdin.as_fd(), &mut out, is_tmux, timeout).map_err(|e| format!("terminal query: {e}"))?
+    };
+    typed.extend_from_slice(&answer.typed);
+    if !answer.complete && !answer.kitty && !answer.sixel && answer.cell.is_none() {
+        let via = if is_tmux { " (inside tmux: is it attached, with allow-passthrough on?)" } else { "" };
+        return Err(format!("the terminal did not answer within {} ms{via}", timeout.as_millis()));
+    }
+    let cell = answer.cell.or_else(cell_size_from_ioctl).unwrap_or((10, 20));
+    #[allow(deprecated)] // the non-deprecated constructors query stdin themselves
+    let mut picker = Picker::from_fontsize(cell.into());
+    picker.set_protocol_type(answer.protocol());
+    Ok(picker)
+}
+
+/// Cell size in pixels from the terminal's window size (when it reports pixels).
+fn cell_size_from_ioctl() -> Option<(u16, u16)> {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills a winsize.
+    let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    (r == 0 && ws.ws_col > 0 && ws.ws_row > 0 && ws.ws_xpixel > 0 && ws.ws_ypixel > 0).then(|| (ws.ws_xpixel / ws.ws_col, ws.ws_ypixel / ws.ws_row))
 }
 
 fn protocol_name(t: ProtocolType) -> &'static str {
@@ -249,10 +437,7 @@ impl ImageLoader {
         let done: Arc<Mutex<HashMap<usize, Loaded>>> = Arc::default();
         let done2 = done.clone();
         let picker_name = picker.name();
-        let thread = std::thread::Builder::new()
-            .name("clipgan-images".into())
-            .spawn(move || loader_thread(picker, rx, done2, on_ready))
-            .expect("spawning the image thread");
+        let thread = std::thread::Builder::new().name("clipgan-images".into()).spawn(move || loader_thread(picker, rx, done2, on_ready)).expect("spawning the image thread");
         ImageLoader { tx: Some(tx), done, next_ticket: 1, thread: Some(thread), picker_name }
     }
 

@@ -73,12 +73,14 @@ pub fn run_on(home: &Path, focus: &[u64]) -> Result<()> {
     let (cmd_tx, cmd_rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let mut terminal = ratatui::init();
-    // Ask the terminal for image protocols before the input thread reads stdin.
+    // The first frame, then ask the terminal for image protocols (raw mode is on; the
+    // input thread, the only other reader of stdin, starts after the answer).
+    let _ = terminal.draw(|f| views::draw(f, &app));
     let image_tx = tx.clone();
-    let picker = images::ImagePicker::from_env();
-    // ratatui-image's query turns raw mode off when it is done; without raw mode keys
-    // would wait in the terminal's line buffer until Enter.
-    ratatui::crossterm::terminal::enable_raw_mode()?;
+    let mut picker = images::ImagePicker::from_env();
+    for key in event::keys_from_bytes(&std::mem::take(&mut picker.typed_ahead)) {
+        let _ = tx.send(event::Event::Key(key));
+    }
     app.samples.start(picker, move || {
         let _ = image_tx.send(event::Event::ImageReady);
     });
