@@ -77,8 +77,14 @@ pub fn run(a: ConsoleBench) -> Result<ExitCode> {
     drop(one);
     let points: usize = app.store.runs.values().map(|r| r.points()).sum();
     println!("load: {n} lines of metrics.jsonl in {load_s:.3} s ({:.0} lines/s); RSS +{:.1} MB for that run", n as f64 / load_s, (rss1.saturating_sub(rss0)) as f64 / 1e6);
-    let data_bytes: usize = app.store.runs.values().flat_map(|r| r.tags.values()).map(|s| (s.steps.capacity() + s.walls.capacity() + s.values.capacity() + s.smoothed.capacity()) * 8).sum();
-    println!("memory: {points} points held, {:.1} bytes/point (steps, walls, values, smoothed; vectors' capacity)", data_bytes as f64 / points as f64);
+    let data_bytes: usize = app
+        .store
+        .runs
+        .values()
+        .flat_map(|r| r.tags.values())
+        .map(|s| (s.steps.capacity() + s.walls.capacity() + s.values.capacity() + s.smoothed.capacity()) * 8 + s.raw_blocks.bytes() + s.smooth_blocks.bytes())
+        .sum();
+    println!("memory: {points} points held, {:.1} bytes/point (steps, walls, values, smoothed, their block summaries; vectors' capacity)", data_bytes as f64 / points as f64);
 
     app.runs.marked.extend(1..=a.runs as u64);
     app.view = View::Curves;
@@ -97,7 +103,7 @@ pub fn run(a: ConsoleBench) -> Result<ExitCode> {
         warm.push(t.elapsed().as_secs_f64() * 1e3);
     }
     println!(
-        "frame ({}x{}, {} runs x {} points, 1 chart, EMA smoothing): cold median {:.2} ms (min {:.2}), warm median {:.2} ms",
+        "frame ({}x{}, {} runs x {} points, 1 chart, EMA smoothing): cold median {:.2} ms (first frame {:.2}), warm median {:.2} ms",
         a.width,
         a.height,
         a.runs,

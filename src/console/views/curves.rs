@@ -7,7 +7,7 @@
 //! in view; x by step, wall time or relative time; zoom, pan and a cursor with exact values.
 use super::{human_duration, num};
 use crate::console::app::{App, Smoothing};
-use crate::console::store::{Series, XAxis};
+use crate::console::store::{m4_sorted_in, ColumnSpans, Series, XAxis};
 use crate::plot::series::{log10_or_nan, m4_decimate, robust_range};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
@@ -91,9 +91,11 @@ pub fn decimate(app: &App, run: &PathBuf, version: u64, tag: &str, s: &Series, o
     let xs = s.xs(axis);
     let sorted = s.sorted(axis);
     // Sorted x (the usual case): the block summaries spare a pass over every point.
+    // The columns' index ranges, found once for the raw and the smoothed values.
+    let spans = sorted.then(|| ColumnSpans::of(xs, x0 + origin, x1 + origin, columns));
     let m4 = |ys: &[f64], blocks: &crate::console::store::Blocks| {
-        if sorted {
-            crate::console::store::m4_sorted(xs, ys, blocks, x0 + origin, x1 + origin, columns)
+        if let Some(spans) = &spans {
+            m4_sorted_in(xs, ys, blocks, spans)
         } else {
             m4_decimate(xs, ys, x0 + origin, x1 + origin, columns, false)
         }
