@@ -1,7 +1,7 @@
 //! The real binary in tmux: open the console on a fresh home, queue a fake-run from the
-//! keyboard, watch its status change and its curve appear, kill it from the keyboard,
-//! quit, and check that the daemon was not affected. Skipped (with a printed reason)
-//! only when tmux is not installed.
+//! keyboard, watch its status change, its CPU and memory in the resources panel and its
+//! curve appear, kill it from the keyboard, quit, and check that the daemon was not
+//! affected. Skipped (with a printed reason) only when tmux is not installed.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -90,6 +90,8 @@ fn console_in_tmux_queues_and_follows_a_fake_run() {
     // Runs view: it runs, with progress.
     s.keys(&["1"]);
     s.wait_for("the task running with progress", 30, |t| t.lines().any(|l| l.contains("running") && l.contains('%') && l.contains("fake")));
+    // The resources panel samples the worker: its CPU and resident memory.
+    s.wait_for("the worker in the resources panel", 20, |t| t.contains("resources") && t.lines().any(|l| l.contains("fake") && l.contains("cpu") && l.contains("rss")));
     // Curves of the selected run: the loss chart with a braille curve.
     s.keys(&["Enter"]);
     let screen = s.wait_for("the curve", 20, |t| t.contains("loss/g_total") && t.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c)));

@@ -38,14 +38,13 @@ fn no_driver_is_a_message() {
 #[test]
 fn monitor_samples_in_background() {
     let (tx, rx) = mpsc::channel();
-    let m = ResourceMonitor::start(Duration::from_millis(20), move || {
-        let _ = tx.send(());
+    let m = ResourceMonitor::start(Duration::from_millis(20), move |s: &ResourceSnapshot| {
+        let _ = tx.send(s.clone());
     });
     m.set_pids(vec![(std::process::id(), "me".into())]);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let snap = loop {
-        rx.recv_timeout(Duration::from_secs(30)).expect("a sample");
-        let s = m.snapshot();
+        let s = rx.recv_timeout(Duration::from_secs(30)).expect("a sample");
         if s.procs.first().is_some_and(|p| p.cpu_percent.is_some()) {
             break s;
         }
@@ -70,7 +69,7 @@ fn panel_text() {
     let b = t.backend().buffer();
     let row = |y| (0..70).map(|x| b.cell((x, y)).unwrap().symbol().to_string()).collect::<String>();
     assert!(row(0).starts_with("no NVIDIA GPU / driver: libnvidia-ml.so.1"), "{}", row(0));
-    assert_eq!(row(1).trim_end(), "4242    cpu  97% rss 512.0 MiB gpu0 3.0 GiB 55% pretrain-small");
+    assert_eq!(row(1).trim_end(), "pretrain-small cpu  97% rss 512.0 MiB gpu0 3.0 GiB 55% pid 4242");
     let gpus = ResourceSnapshot { procs: vec![], gpus: Ok(vec![GpuUsage { index: 0, name: "H200".into(), util_percent: Some(7), mem_used: 1 << 30, mem_total: 140 << 30 }]) };
     assert_eq!(ResourcesPanel(&gpus).lines()[0].to_string(), "GPU0   7% 1.0 GiB/140.0 GiB H200");
     assert_eq!(human_bytes(1023), "1023 B");

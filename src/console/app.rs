@@ -197,6 +197,8 @@ pub struct App {
     pub decim: super::views::curves::DecimCache,
     /// The samples view's state and image thread (see views::samples).
     pub samples: super::views::samples::SamplesState,
+    /// The latest resources sample (the runs view's resources panel).
+    pub resources: super::resources::ResourceSnapshot,
 }
 
 /// Log bytes kept from the end of a log file.
@@ -224,7 +226,19 @@ impl App {
             quit: false,
             decim: Default::default(),
             samples: Default::default(),
+            resources: Default::default(),
         }
+    }
+
+    /// The worker processes to watch for the resources panel: (pid, "id name") of every
+    /// task whose worker the daemon knows.
+    pub fn worker_pids(&self) -> Vec<(u32, String)> {
+        let Some(snap) = &self.snapshot else { return Vec::new() };
+        snap.tasks
+            .iter()
+            .filter(|t| t.task.state.is_active())
+            .filter_map(|t| t.task.procs.as_ref()?.worker.map(|w| (w.pid, format!("{} {}", t.task.id, App::task_name(t)))))
+            .collect()
     }
 
     /// Select and follow these tasks (mark them for the curves, select the first).
@@ -333,6 +347,7 @@ impl App {
             Event::ImageReady => {
                 self.samples.update();
             }
+            Event::Resources(r) => self.resources = *r,
             Event::Tick(now) => {
                 self.now = now;
                 self.poll_data();

@@ -25,6 +25,8 @@ pub enum Event {
     Message(String),
     /// The image thread finished an image (redraw).
     ImageReady,
+    /// A new sample of the workers' CPU, memory and the GPUs (the resources thread).
+    Resources(Box<crate::console::resources::ResourceSnapshot>),
 }
 
 /// Key events for raw terminal bytes typed before the input thread started (while the

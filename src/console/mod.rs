@@ -84,6 +84,13 @@ pub fn run_on(home: &Path, focus: &[u64]) -> Result<()> {
     app.samples.start(picker, move || {
         let _ = image_tx.send(event::Event::ImageReady);
     });
+    // CPU %, memory and GPUs of the running workers, sampled once a second.
+    let res_tx = tx.clone();
+    let monitor = resources::ResourceMonitor::start(Duration::from_secs(1), move |s| {
+        let _ = res_tx.send(event::Event::Resources(Box::new(s.clone())));
+    });
+    let mut watched = app.worker_pids();
+    monitor.set_pids(watched.clone());
     // From here on, a panic restores the terminal (ratatui's hook) before unwinding.
     let result = (|| -> Result<()> {
         let size = terminal.size()?;
@@ -104,6 +111,11 @@ pub fn run_on(home: &Path, focus: &[u64]) -> Result<()> {
             }
             if app.quit {
                 break;
+            }
+            let pids = app.worker_pids();
+            if pids != watched {
+                monitor.set_pids(pids.clone());
+                watched = pids;
             }
             terminal.draw(|f| views::draw(f, &app))?;
         }

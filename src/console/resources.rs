@@ -9,7 +9,6 @@ use ratatui::style::{Color, Style};
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Widget};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -201,22 +200,25 @@ type Shared = Arc<Mutex<(Vec<(u32, String)>, ResourceSnapshot)>>;
 /// Samples the watched processes and the GPUs on a background thread.
 pub struct ResourceMonitor {
     shared: Shared,
-    stop: Arc<AtomicBool>,
+    /// Dropped (or sent to) to stop the thread, which waits on it between samples.
+    stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ResourceMonitor {
-    /// Start sampling every `interval`; `on_update` runs after each sample (e.g. to send
-    /// the app a redraw event).
-    pub fn start(interval: Duration, on_update: impl Fn() + Send + 'static) -> Self {
+    /// Start sampling every `interval`; `on_update` gets each sample that differs from
+    /// the one before (e.g. to send it to the app), so a console with nothing running
+    /// and no GPU is not woken every second.
+    pub fn start(interval: Duration, on_update: impl Fn(&ResourceSnapshot) + Send + 'static) -> Self {
         let shared: Shared = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (shared2, stop2) = (shared.clone(), stop.clone());
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let shared2 = shared.clone();
         let thread = std::thread::Builder::new()
             .name("clipgan-resources".into())
             .spawn(move || {
                 let mut procs = ProcSampler::new();
                 let mut gpus = Gpus::init();
+                let mut last: Option<ResourceSnapshot> = None;
                 loop {
                     let pids = match shared2.lock() {
                         Ok(g) => g.0.clone(),
@@ -227,22 +229,23 @@ impl ResourceMonitor {
                         Ok(g) => g.sample(&mut usage),
                         Err(e) => Err(e.clone()),
                     };
+                    let snap = ResourceSnapshot { procs: usage, gpus: g };
                     if let Ok(mut s) = shared2.lock() {
-                        s.1 = ResourceSnapshot { procs: usage, gpus: g };
+                        s.1 = snap.clone();
                     }
-                    on_update();
-                    // Sleep in short steps so dropping the monitor doesn't wait a second.
-                    let until = Instant::now() + interval;
-                    while Instant::now() < until {
-                        if stop2.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        std::thread::sleep(Duration::from_millis(50).min(interval));
+                    if last.as_ref() != Some(&snap) {
+                        on_update(&snap);
+                        last = Some(snap);
+                    }
+                    // Sleeps until the next sample; returns at once when the monitor is dropped.
+                    match stopped.recv_timeout(interval) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        _ => return,
                     }
                 }
             })
             .expect("spawning the resources thread");
-        ResourceMonitor { shared, stop, thread: Some(thread) }
+        ResourceMonitor { shared, stop: Some(stop), thread: Some(thread) }
     }
 
     /// The processes to watch: (pid, label), e.g. the running workers.
@@ -260,7 +263,7 @@ impl ResourceMonitor {
 
 impl Drop for ResourceMonitor {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        drop(self.stop.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -306,14 +309,15 @@ impl ResourcesPanel<'_> {
         for p in &self.0.procs {
             let cpu = p.cpu_percent.map_or("   -".to_string(), |c| format!("{c:>3.0}%"));
             let rss = p.rss_bytes.map_or("gone".to_string(), human_bytes);
-            let mut s = format!("{:<7} cpu {cpu} rss {rss}", p.pid);
+            // The label first: a narrow panel cuts the end of the line.
+            let mut s = format!("{} cpu {cpu} rss {rss}", p.label);
             for (d, b) in &p.gpu_mem {
                 s.push_str(&format!(" gpu{d} {}", human_bytes(*b)));
                 if let Some((_, u)) = p.gpu_util.iter().find(|(i, _)| i == d) {
                     s.push_str(&format!(" {u}%"));
                 }
             }
-            s.push_str(&format!(" {}", p.label));
+            s.push_str(&format!(" pid {}", p.pid));
             lines.push(Line::raw(s));
         }
         lines

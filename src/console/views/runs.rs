@@ -1,7 +1,9 @@
 //! The runs view: every task of the daemon with status, group/slot, progress, ETA,
-//! speed, latest metrics and age; a detail pane for the selected one.
+//! speed, latest metrics and age; a detail pane for the selected one and the resources
+//! panel (the running workers' CPU and memory, the GPUs).
 use super::{bar, human_duration, num};
 use crate::console::app::App;
+use crate::console::resources::ResourcesPanel;
 use crate::supervisor::protocol::TaskView;
 use crate::supervisor::state::TaskState;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -32,9 +34,23 @@ pub fn key_metrics(app: &App, t: &TaskView, n: usize) -> String {
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let tasks = app.visible_tasks();
-    let detail_h = if area.height >= 16 { 5 } else { 0 };
-    let [table_area, detail_area] = Layout::vertical([Constraint::Min(3), Constraint::Length(detail_h)]).areas(area);
     let wide = area.width >= 100;
+    // Below the table: the selected task's details and the resources panel (side by
+    // side when wide, stacked when tall enough), sized to the panel's lines.
+    let res_lines = ResourcesPanel(&app.resources).lines().len() as u16 + 2;
+    let (detail_h, res_h) = match (area.height, wide) {
+        (h, true) if h >= 16 => (res_lines.clamp(5, (h / 3).max(5)), 0),
+        (h, false) if h >= 24 => (5, res_lines.min(h / 4).max(3)),
+        (h, _) if h >= 16 => (5, 0),
+        _ => (0, 0),
+    };
+    let [table_area, detail_area, res_area] = Layout::vertical([Constraint::Min(3), Constraint::Length(detail_h), Constraint::Length(res_h)]).areas(area);
+    let (detail_area, res_area) = if wide && detail_h > 0 {
+        let [d, r] = Layout::horizontal([Constraint::Fill(3), Constraint::Fill(2)]).areas(detail_area);
+        (d, r)
+    } else {
+        (detail_area, res_area)
+    };
     let header = if wide {
         vec!["", "id", "state", "name", "group/slot", "progress", "it/s", "eta", "latest", "age"]
     } else {
@@ -113,6 +129,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     }
     if detail_h > 0 {
         draw_detail(f, detail_area, app);
+    }
+    if res_area.height > 0 {
+        let block = Block::new().borders(Borders::ALL).border_style(Style::new().fg(t.border)).title(" resources ");
+        let inner = block.inner(res_area);
+        f.render_widget(block, res_area);
+        f.render_widget(ResourcesPanel(&app.resources), inner);
     }
 }
 
