@@ -146,16 +146,20 @@ impl App {
         tags.into_iter().collect()
     }
 
-    /// The focused tag and the steps of the first shown run that have it.
+    /// The focused tag and the steps at which any shown run has it (sorted, unique): the
+    /// scrubber walks them all, and each run shows its sample at or before the step, so
+    /// a tag only the second run has can still be scrubbed.
     pub fn sample_steps(&self) -> (Option<String>, Vec<u64>) {
         let tags = self.sample_tags();
         let Some(tag) = tags.get(self.samples.tag.min(tags.len().saturating_sub(1))).cloned() else { return (None, Vec::new()) };
-        let runs = self.sample_runs();
-        let steps = runs.first().map(|(_, _, d)| steps_of(self.samples.events(d), &tag)).unwrap_or_default();
-        (Some(tag), steps)
+        let mut steps = BTreeSet::new();
+        for (_, _, d) in self.sample_runs() {
+            steps.extend(steps_of(self.samples.events(&d), &tag));
+        }
+        (Some(tag), steps.into_iter().collect())
     }
 
-    /// The step shown: the chosen one, else the newest of the first run.
+    /// The step shown: the chosen one, else the newest of any shown run.
     pub fn sample_step(&self) -> Option<u64> {
         let (_, steps) = self.sample_steps();
         self.samples.step.or(steps.last().copied())
