@@ -194,76 +194,81 @@ impl Gpus {
     }
 }
 
-/// The watched (pid, label) list and the latest sample, shared with the thread.
-type Shared = Arc<Mutex<(Vec<(u32, String)>, ResourceSnapshot)>>;
-
 /// Samples the watched processes and the GPUs on a background thread.
 pub struct ResourceMonitor {
-    shared: Shared,
-    /// Dropped (or sent to) to stop the thread, which waits on it between samples.
-    stop: Option<std::sync::mpsc::Sender<()>>,
+    /// The latest sample.
+    latest: Arc<Mutex<ResourceSnapshot>>,
+    /// New watch lists for the thread; dropping it stops the thread.
+    pids: Option<std::sync::mpsc::Sender<Vec<(u32, String)>>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl ResourceMonitor {
     /// Start sampling every `interval`; `on_update` gets each sample that differs from
-    /// the one before (e.g. to send it to the app), so a console with nothing running
-    /// and no GPU is not woken every second.
+    /// the one before (e.g. to send it to the app). With no process to watch and no GPU
+    /// the thread sleeps until [`set_pids`](Self::set_pids), so an idle console is not
+    /// woken every second.
     pub fn start(interval: Duration, on_update: impl Fn(&ResourceSnapshot) + Send + 'static) -> Self {
-        let shared: Shared = Arc::default();
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let shared2 = shared.clone();
+        use std::sync::mpsc::RecvTimeoutError;
+        let latest: Arc<Mutex<ResourceSnapshot>> = Arc::default();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<(u32, String)>>();
+        let latest2 = latest.clone();
         let thread = std::thread::Builder::new()
             .name("clipgan-resources".into())
             .spawn(move || {
                 let mut procs = ProcSampler::new();
                 let mut gpus = Gpus::init();
                 let mut last: Option<ResourceSnapshot> = None;
+                let mut pids: Vec<(u32, String)> = Vec::new();
                 loop {
-                    let pids = match shared2.lock() {
-                        Ok(g) => g.0.clone(),
-                        Err(_) => return,
-                    };
                     let mut usage = procs.sample(&pids);
                     let g = match &mut gpus {
                         Ok(g) => g.sample(&mut usage),
                         Err(e) => Err(e.clone()),
                     };
                     let snap = ResourceSnapshot { procs: usage, gpus: g };
-                    if let Ok(mut s) = shared2.lock() {
-                        s.1 = snap.clone();
+                    if let Ok(mut s) = latest2.lock() {
+                        *s = snap.clone();
                     }
                     if last.as_ref() != Some(&snap) {
                         on_update(&snap);
                         last = Some(snap);
                     }
-                    // Sleeps until the next sample; returns at once when the monitor is dropped.
-                    match stopped.recv_timeout(interval) {
-                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-                        _ => return,
+                    // Wait for the next sample or a new watch list; the monitor's drop
+                    // disconnects the channel and ends the thread.
+                    let idle = pids.is_empty() && gpus.is_err();
+                    let next = if idle { rx.recv().map_err(|_| RecvTimeoutError::Disconnected) } else { rx.recv_timeout(interval) };
+                    match next {
+                        Ok(p) => pids = p,
+                        Err(RecvTimeoutError::Timeout) => {}
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    }
+                    // Only the newest of several lists matters.
+                    while let Ok(p) = rx.try_recv() {
+                        pids = p;
                     }
                 }
             })
             .expect("spawning the resources thread");
-        ResourceMonitor { shared, stop: Some(stop), thread: Some(thread) }
+        ResourceMonitor { latest, pids: Some(tx), thread: Some(thread) }
     }
 
     /// The processes to watch: (pid, label), e.g. the running workers.
     pub fn set_pids(&self, pids: Vec<(u32, String)>) {
-        if let Ok(mut s) = self.shared.lock() {
-            s.0 = pids;
+        if let Some(tx) = &self.pids {
+            let _ = tx.send(pids);
         }
     }
 
     /// The latest sample.
     pub fn snapshot(&self) -> ResourceSnapshot {
-        self.shared.lock().map(|s| s.1.clone()).unwrap_or_default()
+        self.latest.lock().map(|s| s.clone()).unwrap_or_default()
     }
 }
 
 impl Drop for ResourceMonitor {
     fn drop(&mut self) {
-        drop(self.stop.take());
+        drop(self.pids.take());
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
