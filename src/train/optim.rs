@@ -109,14 +109,23 @@ impl Adam {
                     } else {
                         grad
                     };
+                    // PyTorch's arithmetic, in place where it is: three temporaries per
+                    // parameter (the old version made seven). tch's addcmul_/addcdiv_
+                    // have no `value`, so it goes into the first factor, which keeps
+                    // PyTorch's rounding order (value * t1) * t2.
                     let _ = st.exp_avg.lerp_(&grad, 1.0 - b1);
                     let _ = st.exp_avg_sq.g_mul_scalar_(b2);
-                    let _ = st.exp_avg_sq.g_add_(&(&grad * &grad * (1.0 - b2)));
+                    let _ = st.exp_avg_sq.addcmul_(&(&grad * (1.0 - b2)), &grad);
                     let bias1 = 1.0 - b1.powi(st.step as i32);
                     let bias2 = 1.0 - b2.powi(st.step as i32);
                     let step_size = lr / bias1;
-                    let denom = st.exp_avg_sq.sqrt() / bias2.sqrt() + self.eps;
-                    let _ = p.g_sub_(&(&st.exp_avg / denom * step_size));
+                    let mut denom = st.exp_avg_sq.sqrt();
+                    let _ = denom.g_div_scalar_(bias2.sqrt());
+                    let _ = denom.g_add_scalar_(self.eps);
+                    // param.addcdiv_(exp_avg, denom, value=-step_size) = param + (-step_size) * (exp_avg / denom)
+                    let mut update = &st.exp_avg / &denom;
+                    let _ = update.g_mul_scalar_(-step_size);
+                    let _ = p.g_add_(&update);
                 }
             }
         });
