@@ -20,6 +20,7 @@ use crate::rundir::{RunDir, RunState, RunWriter};
 use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::losses::{nt_xent, sentence_loss, words_loss};
 use crate::train::optim::{Adam, ParamGroup};
+use crate::train::progress::{self, LoopClock};
 use crate::train::seed;
 use crate::worker::{self, StopFlag};
 use crate::{device, util};
@@ -27,7 +28,6 @@ use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 use tch::{nn, Device, Kind, Reduction, Tensor};
 
 /// Adam settings of DM-GAN (method.md §6).
@@ -625,21 +625,10 @@ fn train_loop(job: &mut Job, run: &mut RunWriter, stop: &StopFlag, mut pos: Posi
     let c = &job.loaded.config;
     let max_epoch = c.train.max_epoch as u64;
     let bpe = job.batches_per_epoch;
-    let mut total_steps = max_epoch * bpe as u64;
-    if c.clipgan.max_steps > 0 {
-        total_steps = total_steps.min(c.clipgan.max_steps);
-    }
-    run.set_totals(Some(total_steps), Some(max_epoch as u32));
-    run.set_epoch(pos.epoch.min(max_epoch.saturating_sub(1)) as u32 + 1);
-    run.set_message("");
-    run.progress(pos.step)?;
+    let mut clock = LoopClock::start(run, c, bpe, job.loader.batch_size, pos.epoch, pos.step)?;
     if pos.step == 0 {
         write_samples(job, run, 0)?;
     }
-    let ckpt_every = std::time::Duration::from_secs_f64(c.clipgan.checkpoint_minutes * 60.0);
-    let mut last_ckpt = Instant::now();
-    let batch_size = job.loader.batch_size as f64;
-    let mut window = (Instant::now(), pos.step);
     let dev = job.device;
     let clip_terms = ClipTerms { clip: &job.clip, image_size: job.ccfg.vision.image_size, smooth: &c.train.smooth };
     let sample_every = c.clipgan.sample_every as u64;
@@ -666,20 +655,14 @@ fn train_loop(job: &mut Job, run: &mut RunWriter, stop: &StopFlag, mut pos: Posi
                     let vals = nf.stats.values();
                     let refs: Vec<(&str, f64)> = vals.iter().map(|(k, v)| (k.as_str(), *v)).collect();
                     run.scalars(step, &refs)?;
-                    let kept = if run.dir().checkpoints_dir().join(LATEST).is_file() { format!("; checkpoints/{LATEST} (the last good state) is kept") } else { String::new() };
-                    let msg = format!("diverged at step {step} (epoch {}): {}{kept}", pos.epoch + 1, nf.what);
-                    eprintln!("clipgan: {msg}");
-                    return Ok((Outcome::Diverged, msg));
+                    return Ok((Outcome::Diverged, progress::diverged(run, LATEST, step, pos.epoch + 1, &nf.what)));
                 }
             };
             pos.step = step;
             pos.batch += 1;
             if step.is_multiple_of(c.clipgan.log_every.max(1) as u64) || pos.batch == bpe {
-                let (t0, s0) = window;
-                let speed = (step - s0) as f64 * batch_size / t0.elapsed().as_secs_f64().max(1e-9);
-                window = (Instant::now(), step);
                 let mut vals = stats.values();
-                vals.push(("speed/images_per_s".into(), speed));
+                vals.push(("speed/images_per_s".into(), clock.images_per_s(step)));
                 let refs: Vec<(&str, f64)> = vals.iter().map(|(k, v)| (k.as_str(), *v)).collect();
                 run.scalars(step, &refs)?;
             }
@@ -690,9 +673,9 @@ fn train_loop(job: &mut Job, run: &mut RunWriter, stop: &StopFlag, mut pos: Posi
             if stop.is_raised() {
                 return stop_now(job, run, pos);
             }
-            if !ckpt_every.is_zero() && last_ckpt.elapsed() >= ckpt_every {
+            if clock.checkpoint_due() {
                 save_latest(job, run, pos)?;
-                last_ckpt = Instant::now();
+                clock.checkpointed();
             }
         }
         if pos.batch < bpe {
@@ -707,7 +690,7 @@ fn train_loop(job: &mut Job, run: &mut RunWriter, stop: &StopFlag, mut pos: Posi
             checkpoint::save(&snap, &make_checkpoint(job, pos, false))?;
         }
         save_latest(job, run, pos)?;
-        last_ckpt = Instant::now();
+        clock.checkpointed();
         if stop.is_raised() {
             return stop_now(job, run, pos);
         }

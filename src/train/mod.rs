@@ -4,6 +4,7 @@ pub mod amp;
 pub mod checkpoint;
 pub mod losses;
 pub mod optim;
+pub mod progress;
 pub mod schedule;
 pub mod seed;
 pub mod pretrain;

@@ -16,6 +16,7 @@ use crate::rundir::{RunDir, RunState, RunWriter};
 use crate::train::checkpoint::{self, Checkpoint};
 use crate::train::losses::{nt_xent, sentence_loss, words_loss};
 use crate::train::optim::{clip_grad_norm, Adam, ParamGroup};
+use crate::train::progress::{self, LoopClock};
 use crate::train::schedule::WarmRestarts;
 use crate::train::{amp, seed};
 use crate::worker::{self, StopFlag};
@@ -24,7 +25,6 @@ use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
 /// NT-Xent temperature (method.md §4).
@@ -341,18 +341,7 @@ fn train_loop(job: &mut Trainer, run: &mut RunWriter, stop: &StopFlag, mut pos: 
     let c = &job.loaded.config;
     let max_epoch = c.train.max_epoch as u64;
     let bpe = job.batches_per_epoch;
-    let mut total_steps = max_epoch * bpe as u64;
-    if c.clipgan.max_steps > 0 {
-        total_steps = total_steps.min(c.clipgan.max_steps);
-    }
-    run.set_totals(Some(total_steps), Some(max_epoch as u32));
-    run.set_epoch(pos.epoch.min(max_epoch.saturating_sub(1)) as u32 + 1);
-    run.set_message("");
-    run.progress(pos.step)?;
-    let ckpt_every = std::time::Duration::from_secs_f64(c.clipgan.checkpoint_minutes * 60.0);
-    let mut last_ckpt = Instant::now();
-    let batch_size = job.train_loader.batch_size as f64;
-    let mut window = (Instant::now(), pos.step);
+    let mut clock = LoopClock::start(run, c, bpe, job.train_loader.batch_size, pos.epoch, pos.step)?;
 
     while pos.epoch < max_epoch {
         run.set_epoch(pos.epoch as u32 + 1);
@@ -388,29 +377,23 @@ fn train_loop(job: &mut Trainer, run: &mut RunWriter, stop: &StopFlag, mut pos: 
                 if !total.is_finite() || !grad_norm.is_finite() {
                     run.scalars(step, &values)?;
                     let what = if total.is_finite() { format!("the gradient norm became {grad_norm}") } else { format!("the loss became {total}") };
-                    let kept = if run.dir().checkpoints_dir().join(LATEST).is_file() { format!("; checkpoints/{LATEST} (the last good state) is kept") } else { String::new() };
-                    let msg = format!("diverged at step {step} (epoch {}): {what}{kept}", pos.epoch + 1);
-                    eprintln!("clipgan: {msg}");
-                    return Ok((Outcome::Diverged, msg));
+                    return Ok((Outcome::Diverged, progress::diverged(run, LATEST, step, pos.epoch + 1, &what)));
                 }
                 job.opt.step();
                 pos.step = step;
                 pos.batch += 1;
                 if step.is_multiple_of(c.clipgan.log_every as u64) || pos.batch == bpe {
-                    let (t0, s0) = window;
-                    let speed = (step - s0) as f64 * batch_size / t0.elapsed().as_secs_f64().max(1e-9);
-                    window = (Instant::now(), step);
                     let mut all = values.to_vec();
-                    all.extend([("lr/backbone", lrs[0]), ("lr/linear_subr", lrs[1]), ("speed/images_per_s", speed)]);
+                    all.extend([("lr/backbone", lrs[0]), ("lr/linear_subr", lrs[1]), ("speed/images_per_s", clock.images_per_s(step))]);
                     run.scalars(step, &all)?;
                 }
                 run.progress(step)?;
                 if stop.is_raised() {
                     return stop_now(job, run, pos);
                 }
-                if !ckpt_every.is_zero() && last_ckpt.elapsed() >= ckpt_every {
+                if clock.checkpoint_due() {
                     save_latest(job, run, pos)?;
-                    last_ckpt = Instant::now();
+                    clock.checkpointed();
                 }
             }
         }
@@ -429,7 +412,7 @@ fn train_loop(job: &mut Trainer, run: &mut RunWriter, stop: &StopFlag, mut pos: 
             checkpoint::save(&snap, &make_checkpoint(job, pos, false))?;
         }
         save_latest(job, run, pos)?;
-        last_ckpt = Instant::now();
+        clock.checkpointed();
         if c.clipgan.max_steps > 0 && pos.step >= c.clipgan.max_steps {
             break;
         }
