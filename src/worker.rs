@@ -86,6 +86,21 @@ impl Worker {
 
 /// Exit codes of job processes (the daemon maps them to run states; 2 is clap's usage
 /// error).
+/// A training job's config: `cfg`, else (resuming) the run folder's `config.yml`; its
+/// warnings go to stderr (the worker's log).
+pub fn load_job_config(cfg: Option<&Path>, resume: Option<&Path>) -> Result<(crate::config::LoadedConfig, std::path::PathBuf)> {
+    let path = match (cfg, resume) {
+        (Some(c), _) => c.to_path_buf(),
+        (None, Some(r)) => r.join(crate::rundir::CONFIG_FILE),
+        (None, None) => anyhow::bail!("a config is needed: --cfg FILE (or --resume RUN_DIR, which reuses the run's config.yml)"),
+    };
+    let loaded = crate::config::load(&path)?;
+    for w in &loaded.warnings {
+        eprintln!("{w}");
+    }
+    Ok((loaded, path))
+}
+
 /// Start a training job's worker: `--resume RUN` continues RUN (which must hold
 /// `checkpoints/latest.safetensors`; `--run-dir`, if also given, must name the same
 /// folder), else `--run-dir`, else `$CLIPGAN_RUN_DIR` or a new folder named after the config.

@@ -179,6 +179,19 @@ fn bytes_of(t: &Tensor) -> &[u8] {
     unsafe { std::slice::from_raw_parts(t.data_ptr() as *const u8, n) }
 }
 
+/// Remove the temporary files of checkpoint writes that never finished (a worker killed
+/// mid-write) from `dir`; the checkpoints themselves are never touched.
+pub fn remove_stale_temp_files(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".safetensors.tmp.") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+}
+
 /// Write `ckpt` to `path` atomically, with a checksum of the tensor data.
 pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
     let mut seen = HashSet::new();

@@ -366,19 +366,6 @@ fn clip_path(loaded: &LoadedConfig, opts: &Options) -> Result<PathBuf> {
     loaded.require("TRAIN.CLIP_MODEL_CHECKPOINT")
 }
 
-fn load_config(opts: &Options) -> Result<(LoadedConfig, PathBuf)> {
-    let path = match (&opts.cfg, &opts.resume) {
-        (Some(c), _) => c.clone(),
-        (None, Some(r)) => r.join(crate::rundir::CONFIG_FILE),
-        (None, None) => bail!("a config is needed: --cfg FILE (or --resume RUN_DIR, which reuses the run's config.yml)"),
-    };
-    let loaded = config::load(&path)?;
-    for w in &loaded.warnings {
-        eprintln!("{w}");
-    }
-    Ok((loaded, path))
-}
-
 /// Check that the CLIP's widths fit DM-GAN's text width.
 fn check_widths(gcfg: &GanConfig, ccfg: &ClipConfig, clip_file: &Path) -> Result<()> {
     if ccfg.joint_dim() != gcfg.nef || ccfg.projection_dim != gcfg.nef {
@@ -396,7 +383,7 @@ fn check_widths(gcfg: &GanConfig, ccfg: &ClipConfig, clip_file: &Path) -> Result
 /// `--dry-run`: check config, data, CLIP checkpoint and output folder; print the summary.
 pub fn dry_run(opts: &Options) -> Result<()> {
     device::init_torch();
-    let (loaded, cfg_path) = load_config(opts)?;
+    let (loaded, cfg_path) = worker::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref())?;
     let c = &loaded.config;
     let gcfg = GanConfig::from_config(c).with_context(|| format!("{}", cfg_path.display()))?;
     let spec = DatasetSpec::from_config(&loaded)?;
@@ -438,7 +425,7 @@ pub fn dry_run(opts: &Options) -> Result<()> {
 
 pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
     device::init_torch();
-    let (loaded, cfg_path) = load_config(opts)?;
+    let (loaded, cfg_path) = worker::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref())?;
     let mut worker = worker::start_job(opts.resume.as_deref(), opts.run_dir.as_deref(), &cfg_path, config::Job::Train.name())?;
     let dir = worker.run.dir().clone();
     let result = run_in(&loaded, opts, &mut worker.run, &worker.stop);
@@ -467,17 +454,6 @@ struct SampleInputs {
     z: Tensor,
 }
 
-fn remove_stale_temp_files(dir: &Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.contains(".safetensors.tmp.") {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-}
-
 fn encode_texts(clip: &Clip, tok: &crate::data::TokenBatch, dev: Device) -> TextIn {
     tch::no_grad(|| {
         let t = clip.encode_text(&tok.ids.to_device(dev), &tok.mask.to_device(dev));
@@ -490,7 +466,7 @@ fn run_in(loaded: &LoadedConfig, opts: &Options, run: &mut RunWriter, stop: &Sto
     let dir = run.dir().clone();
     let latest = dir.checkpoints_dir().join(LATEST);
     let resuming = latest.is_file();
-    remove_stale_temp_files(&dir.checkpoints_dir());
+    checkpoint::remove_stale_temp_files(&dir.checkpoints_dir());
     dir.write_config(&loaded.resolved_yaml())?;
     let config_hash = checkpoint::text_hash(&loaded.resolved_yaml());
     let gcfg = GanConfig::from_config(c).with_context(|| format!("{}", loaded.path.display()))?;

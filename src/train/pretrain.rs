@@ -70,7 +70,7 @@ struct Position {
 /// `failed` with the message).
 pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
     device::init_torch();
-    let (loaded, cfg_path) = load_config(opts)?;
+    let (loaded, cfg_path) = worker::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref())?;
     if loaded.config.job() != Job::Pretrain {
         eprintln!(
             "clipgan: note: {} has CONFIG_NAME {:?} (the seed's finetuning configs say 'DAMSM'); finetuning CLIP with it anyway",
@@ -82,19 +82,6 @@ pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
     let dir = worker.run.dir().clone();
     let result = run_in(&loaded, &mut worker.run, &worker.stop);
     worker.conclude(result).map(|outcome| (outcome, dir))
-}
-
-fn load_config(opts: &Options) -> Result<(LoadedConfig, PathBuf)> {
-    let path = match (&opts.cfg, &opts.resume) {
-        (Some(c), _) => c.clone(),
-        (None, Some(r)) => r.join(crate::rundir::CONFIG_FILE),
-        (None, None) => bail!("a config is needed: --cfg FILE (or --resume RUN_DIR, which reuses the run's config.yml)"),
-    };
-    let loaded = config::load(&path)?;
-    for w in &loaded.warnings {
-        eprintln!("{w}");
-    }
-    Ok((loaded, path))
 }
 
 /// Everything the training loop works with.
@@ -121,7 +108,7 @@ fn run_in(loaded: &LoadedConfig, run: &mut RunWriter, stop: &StopFlag) -> Result
     let dir = run.dir().clone();
     let latest = dir.checkpoints_dir().join(LATEST);
     let resuming = latest.is_file();
-    remove_stale_temp_files(&dir.checkpoints_dir());
+    checkpoint::remove_stale_temp_files(&dir.checkpoints_dir());
     dir.write_config(&loaded.resolved_yaml())?;
     let config_hash = checkpoint::text_hash(&loaded.resolved_yaml());
 
@@ -250,17 +237,6 @@ fn run_in(loaded: &LoadedConfig, run: &mut RunWriter, stop: &StopFlag) -> Result
 
 /// A worker killed while writing a checkpoint leaves its temporary file (`.NAME.tmp.PID.N`,
 /// see `util::fsx`) behind; the one worker of a run folder removes them when it starts.
-fn remove_stale_temp_files(dir: &std::path::Path) {
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') && name.contains(".safetensors.tmp.") {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-}
-
 /// The CLIP weights to start finetuning from: CLIPGAN.CLIP_WEIGHTS, else
 /// TRAIN.CLIP_MODEL_BASE (a local path, or a hub name looked up in the HuggingFace cache).
 fn pretrained_source(loaded: &LoadedConfig) -> Result<PathBuf> {
