@@ -101,26 +101,30 @@ impl ImagePicker {
             ImageProtocol::Iterm2 => Some(ProtocolType::Iterm2),
         };
         let mut typed_ahead = Vec::new();
-        let (mut picker, mut note) = match (query_stdio(QUERY_TIMEOUT, &mut typed_ahead), forced) {
-            (Ok(p), _) => {
-                let n = protocol_name(p.protocol_type()).to_string();
-                (p, n)
-            }
+        // A forced protocol still works when the terminal did not answer (`why`).
+        let (mut picker, why) = match (query_stdio(QUERY_TIMEOUT, &mut typed_ahead), forced) {
+            (Ok(p), _) => (p, None),
             (Err(e), None) => {
                 let mut me = Self::halfblocks();
                 me.note = format!("halfblocks ({e})");
                 me.typed_ahead = typed_ahead;
                 return me;
             }
-            (Err(e), Some(t)) => {
+            (Err(e), Some(_)) => {
                 #[allow(deprecated)] // see query_stdio
                 let p = Picker::from_fontsize(cell_size_from_ioctl().unwrap_or((10, 20)).into());
-                (p, format!("{} ({e})", protocol_name(t)))
+                (p, Some(e))
             }
         };
         if let Some(t) = forced {
             picker.set_protocol_type(t);
-            note = format!("{} (forced){}", protocol_name(t), note.strip_prefix(protocol_name(t)).filter(|r| r.starts_with(' ')).unwrap_or(""));
+        }
+        let mut note = protocol_name(picker.protocol_type()).to_string();
+        if forced.is_some() {
+            note.push_str(" (forced)");
+        }
+        if let Some(e) = why {
+            note.push_str(&format!(" ({e})"));
         }
         if picker.tmux_detected() && picker.protocol_type() != ProtocolType::Halfblocks {
             note.push_str(" via tmux passthrough");
