@@ -2,9 +2,9 @@
 //! generators saved as checkpoints (CPU, subprocesses): images, results.json, metrics at
 //! the generator's step, FID/IS reported unavailable without weights, `--snapshots`, and
 //! the missing/unreadable generator errors.
+mod job_common;
 use clipgan::config;
 use clipgan::data::synth::{self, SynthConfig};
-use clipgan::models::clip::{self, Clip, ClipConfig};
 use clipgan::models::dmgan::{self, GanConfig, Generator};
 use clipgan::rundir;
 use clipgan::train::checkpoint::{self, Checkpoint};
@@ -20,16 +20,8 @@ fn fixtures() -> &'static (PathBuf, PathBuf, PathBuf) {
         let tmp = tempfile::tempdir().unwrap().keep();
         let data = tmp.join("synth");
         synth::generate(&data, &SynthConfig { train: 8, test: 40, size: 64, seed: 5 }).unwrap();
-        let ccfg = ClipConfig::preset("tiny").unwrap();
-        tch::manual_seed(11);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let _clip = Clip::new(vs.root(), &ccfg);
-        let mut ck = Checkpoint::new("pretrain");
-        ck.set_meta("kind", "latest");
-        ck.set_meta(clip::CONFIG_META_KEY, ccfg.to_hf_json());
-        ck.push_var_store(clip::CHECKPOINT_PREFIX, &vs);
         let clip_file = tmp.join("clip_tiny.safetensors");
-        checkpoint::save(&clip_file, &ck).unwrap();
+        job_common::save_tiny_clip(&clip_file);
         let cfg = tmp.join("eval.yml");
         std::fs::write(
             &cfg,

@@ -1,18 +1,16 @@
 //! The DM-GAN training job end to end on tiny synthetic data with a tiny random CLIP
 //! (CPU): run folder contents, exact resume after SIGTERM and SIGKILL, the NaN guard,
 //! dry run and model summary; and in-process checks of a D step and the EMA update.
+mod job_common;
+use job_common::{assert_same_curve, bin, curve, run_and_kill, status};
 use clipgan::data::synth::{self, SynthConfig};
-use clipgan::models::clip::{self, Clip, ClipConfig};
 use clipgan::models::dmgan::{self, Discriminator, GanConfig};
 use clipgan::rundir::{self, RunState};
-use clipgan::train::checkpoint::{self, Checkpoint};
+use clipgan::train::checkpoint::{self};
 use clipgan::train::gan::{self, Nets};
 use clipgan::train::optim::{Adam, ParamGroup};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 use tch::{nn, Device, Kind, Tensor};
 
 /// Synthetic data and a tiny random "finetuned" CLIP, shared by the tests (made once).
@@ -22,16 +20,8 @@ fn fixtures() -> &'static (PathBuf, PathBuf) {
         let tmp = tempfile::tempdir().unwrap().keep();
         let data = tmp.join("synth");
         synth::generate(&data, &SynthConfig { train: 48, test: 16, size: 64, seed: 5 }).unwrap();
-        let ccfg = ClipConfig::preset("tiny").unwrap();
-        tch::manual_seed(11);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let _clip = Clip::new(vs.root(), &ccfg);
-        let mut ck = Checkpoint::new("pretrain");
-        ck.set_meta("kind", "latest");
-        ck.set_meta(clip::CONFIG_META_KEY, ccfg.to_hf_json());
-        ck.push_var_store(clip::CHECKPOINT_PREFIX, &vs);
         let clip_file = tmp.join("clip_tiny.safetensors");
-        checkpoint::save(&clip_file, &ck).unwrap();
+        job_common::save_tiny_clip(&clip_file);
         (data, clip_file)
     })
 }
@@ -80,20 +70,6 @@ CLIPGAN:
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
-}
-
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_clipgan"));
-    c.env_remove("CLIPGAN_RUN_DIR").env("CLIPGAN_DEVICE", "cpu");
-    c
-}
-
-fn curve(run: &Path, tag: &str) -> BTreeMap<u64, f64> {
-    rundir::read_metrics(run).unwrap().events.into_iter().filter(|e| e.tag == tag).map(|e| (e.step, e.value)).collect()
-}
-
-fn status(run: &Path) -> rundir::Status {
-    rundir::RunDir::open(run).unwrap().status().unwrap().unwrap()
 }
 
 fn train(cfg: &Path, run: &Path) -> std::process::Output {
@@ -164,35 +140,6 @@ fn tiny_run_writes_metrics_samples_checkpoints_and_snapshots() {
     assert_eq!(curve(&run2, "loss/g_total").keys().copied().collect::<Vec<_>>(), (25..=36).collect::<Vec<_>>());
 }
 
-/// Start a run in a child process, wait until it has logged `after` steps (and, with
-/// `need_checkpoint`, written a checkpoint), send `signal`.
-fn run_and_kill(cfg: &Path, run_dir: &Path, after: u64, need_checkpoint: bool, signal: i32) -> std::process::ExitStatus {
-    let mut child = bin().args(["train", "--cfg"]).arg(cfg).arg("--run-dir").arg(run_dir).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let steps = if run_dir.join("metrics.jsonl").exists() { curve(run_dir, "loss/g_total").len() as u64 } else { 0 };
-        if steps >= after && (!need_checkpoint || run_dir.join("checkpoints/latest.safetensors").exists()) {
-            break;
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!("the run ended before it could be killed: {st}");
-        }
-        assert!(Instant::now() < deadline, "the run made no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(child.id() as i32, signal) };
-    child.wait().unwrap()
-}
-
-fn assert_same_curve(a: &BTreeMap<u64, f64>, b: &BTreeMap<u64, f64>, what: &str) {
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "{what}: steps differ");
-    for (step, va) in a {
-        let vb = b[step];
-        assert!((va - vb).abs() <= 1e-5 * (1.0 + va.abs()), "{what} at step {step}: {va} uninterrupted, {vb} resumed");
-    }
-}
-
 #[test]
 fn kill_and_resume_gives_the_uninterrupted_loss_curves() {
     let tmp = tempfile::tempdir().unwrap();
@@ -206,7 +153,7 @@ fn kill_and_resume_gives_the_uninterrupted_loss_curves() {
 
     // SIGTERM mid-epoch: checkpoint at the exact position, state stopped, exit code 3.
     let stopped = tmp.path().join("sigterm");
-    let st = run_and_kill(&cfg, &stopped, 5, false, libc::SIGTERM);
+    let st = run_and_kill("train", &cfg, &stopped, "loss/g_total", 5, false, libc::SIGTERM);
     assert_eq!(st.code(), Some(clipgan::worker::exit::STOPPED as i32), "{st}");
     assert_eq!(status(&stopped).state, RunState::Stopped);
     let out = bin().args(["train", "--resume"]).arg(&stopped).output().unwrap();
@@ -219,7 +166,7 @@ fn kill_and_resume_gives_the_uninterrupted_loss_curves() {
     // SIGKILL: the periodic checkpoint is the resume point.
     let cfg_k = write_cfg(tmp.path(), "resume_kill.yml", 2, 2e-4, "  CHECKPOINT_MINUTES: 0.002\n");
     let killed = tmp.path().join("sigkill");
-    let st = run_and_kill(&cfg_k, &killed, 8, true, libc::SIGKILL);
+    let st = run_and_kill("train", &cfg_k, &killed, "loss/g_total", 8, true, libc::SIGKILL);
     assert_eq!(st.code(), None, "killed by a signal");
     let out = bin().args(["train", "--resume"]).arg(&killed).output().unwrap();
     assert!(out.status.success(), "resume after SIGKILL failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -2,16 +2,16 @@
 //! validation R-precision far above chance), writes the run folder, resumes exactly after
 //! SIGTERM and after SIGKILL, stops as `diverged` keeping the last good checkpoint, and
 //! refuses bad inputs with clear errors.
+mod job_common;
+use job_common::{assert_same_curve, bin, curve, run_and_kill, status};
 use clipgan::data::synth::{self, SynthConfig};
 use clipgan::models::clip;
-use clipgan::rundir::{self, RunDir, RunState};
+use clipgan::rundir::{self, RunState};
 use clipgan::train::checkpoint;
 use clipgan::train::pretrain::{self, Options, Outcome};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The synthetic dataset shared by the tests of this file (made once).
 fn data_dir() -> &'static Path {
@@ -66,15 +66,6 @@ CLIPGAN:
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
-}
-
-/// The last value of `tag` at each step.
-fn curve(run: &Path, tag: &str) -> BTreeMap<u64, f64> {
-    rundir::read_metrics(run).unwrap().events.into_iter().filter(|e| e.tag == tag).map(|e| (e.step, e.value)).collect()
-}
-
-fn status(run: &Path) -> rundir::Status {
-    RunDir::open(run).unwrap().status().unwrap().unwrap()
 }
 
 #[test]
@@ -147,41 +138,6 @@ fn tiny_run_learns_and_writes_the_run_folder() {
     assert_eq!(Vec::<f32>::try_from(ca.flatten(0, -1)).unwrap(), Vec::<f32>::try_from(cb.flatten(0, -1)).unwrap());
 }
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_clipgan"));
-    c.env_remove("CLIPGAN_RUN_DIR").env("CLIPGAN_DEVICE", "cpu");
-    c
-}
-
-/// Start a run in a child process, wait until it has logged `after` steps (and, with
-/// `need_checkpoint`, written a checkpoint), send `signal`.
-fn run_and_kill(cfg: &Path, run_dir: &Path, after: u64, need_checkpoint: bool, signal: i32) -> std::process::ExitStatus {
-    let mut child = bin().args(["pretrain", "--cfg"]).arg(cfg).arg("--run-dir").arg(run_dir).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let steps = curve(run_dir, "loss/total").len() as u64;
-        if steps >= after && (!need_checkpoint || run_dir.join("checkpoints/latest.safetensors").exists()) {
-            break;
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!("the run ended before it could be killed: {st}");
-        }
-        assert!(Instant::now() < deadline, "the run made no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(child.id() as i32, signal) };
-    child.wait().unwrap()
-}
-
-fn assert_same_curve(a: &BTreeMap<u64, f64>, b: &BTreeMap<u64, f64>, what: &str) {
-    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>(), "{what}: steps differ");
-    for (step, va) in a {
-        let vb = b[step];
-        assert!((va - vb).abs() <= 1e-5 * (1.0 + va.abs()), "{what} at step {step}: {va} uninterrupted, {vb} resumed");
-    }
-}
-
 #[test]
 fn kill_and_resume_gives_the_uninterrupted_loss_curve() {
     let tmp = tempfile::tempdir().unwrap();
@@ -199,7 +155,7 @@ fn kill_and_resume_gives_the_uninterrupted_loss_curve() {
 
     // SIGTERM mid-epoch: a checkpoint at the exact position, state stopped, exit code 3.
     let stopped = tmp.path().join("sigterm");
-    let st = run_and_kill(&cfg, &stopped, 8, false, libc::SIGTERM);
+    let st = run_and_kill("pretrain", &cfg, &stopped, "loss/total", 8, false, libc::SIGTERM);
     assert_eq!(st.code(), Some(clipgan::worker::exit::STOPPED as i32), "{st}");
     let s = status(&stopped);
     assert_eq!(s.state, RunState::Stopped);
@@ -217,7 +173,7 @@ fn kill_and_resume_gives_the_uninterrupted_loss_curve() {
     // recomputed identically.
     let cfg_k = write_cfg(tmp.path(), "resume_kill.yml", 2, 2e-3, "  CHECKPOINT_MINUTES: 0.005\n");
     let killed = tmp.path().join("sigkill");
-    let st = run_and_kill(&cfg_k, &killed, 12, true, libc::SIGKILL);
+    let st = run_and_kill("pretrain", &cfg_k, &killed, "loss/total", 12, true, libc::SIGKILL);
     assert_eq!(st.code(), None, "killed by a signal");
     assert_eq!(status(&killed).state, RunState::Running, "a killed worker cannot write its final state");
     // What a kill during a checkpoint write leaves behind is cleaned up by the next worker.
