@@ -94,6 +94,18 @@ fn tune_malloc() {
     }
 }
 
+/// The device a `--device` flag names (auto, cpu, cuda, cuda:N), with the CUDA backend
+/// loaded first; the same rules as `CLIPGAN.DEVICE` in a config.
+pub fn from_flag(s: &str) -> Result<tch::Device> {
+    if parse_device_string(s).is_none() {
+        bail!("--device {s:?}: expected auto, cpu, cuda or cuda:N");
+    }
+    init_torch();
+    let mut c = crate::config::Config::default();
+    c.clipgan.device = s.to_string();
+    select(&c)
+}
+
 /// Whether `libtorch_cuda.so` is mapped into this process.
 pub fn cuda_library_mapped() -> bool {
     std::fs::read_to_string("/proc/self/maps").map(|m| m.contains("/libtorch_cuda.so")).unwrap_or(false)

@@ -338,6 +338,15 @@ fn clip_embed_prints_codes_and_rankings() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("vocabulary has 100"), "{}", String::from_utf8_lossy(&out.stderr));
+    // A misspelt --device is refused, not taken for auto.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clipgan"))
+        .args(["clip", "embed", "--model"])
+        .arg(fixture("hf_tiny"))
+        .args(["--text", "hello", "--device", "gpu0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--device \"gpu0\": expected auto, cpu, cuda or cuda:N"), "{}", String::from_utf8_lossy(&out.stderr));
     // An unreadable image is named.
     let bad = tmp.path().join("broken.png");
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\nbroken").unwrap();

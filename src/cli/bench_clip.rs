@@ -68,13 +68,6 @@ fn time_it(iters: usize, device: Device, mut f: impl FnMut()) -> (Vec<f64>, Vec<
     (wall, cpu)
 }
 
-fn device_from(s: &str) -> Result<Device> {
-    crate::device::init_torch();
-    let mut c = config::Config::default();
-    c.clipgan.device = s.to_string();
-    crate::device::select(&c)
-}
-
 /// Random token batch: lengths uniform in [min_len, max_len], BOS/EOS ids, zero padding.
 pub(super) fn random_tokens(b: i64, l: i64, min_len: i64, max_len: i64, vocab: i64, salt: u64) -> TokenBatch {
     let mut rng = seed::Rng::new(7, &[seed::stream::BENCH, salt]);
@@ -98,7 +91,7 @@ pub(super) fn random_tokens(b: i64, l: i64, min_len: i64, max_len: i64, vocab: i
 }
 
 pub fn clip_forward(a: ForwardArgs) -> Result<ExitCode> {
-    let device = device_from(&a.device)?;
+    let device = crate::device::from_flag(&a.device)?;
     if a.threads > 0 {
         tch::set_num_threads(a.threads);
     }

@@ -51,7 +51,7 @@ fn time_it(iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)
 }
 
 pub fn fid_features(a: FidFeaturesArgs) -> Result<ExitCode> {
-    let device = super::eval::select_device(&a.device)?;
+    let device = crate::device::from_flag(&a.device)?;
     if a.threads > 0 {
         tch::set_num_threads(a.threads);
     }

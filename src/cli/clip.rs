@@ -58,10 +58,7 @@ fn embed(a: EmbedArgs) -> Result<ExitCode> {
     if a.text.is_empty() && a.image.is_empty() {
         bail!("give at least one --text or --image");
     }
-    crate::device::init_torch();
-    let mut cfg = crate::config::Config::default();
-    cfg.clipgan.device = a.device.clone();
-    let device = crate::device::select(&cfg)?;
+    let device = crate::device::from_flag(&a.device)?;
     let (_vs, model, ccfg) = clip::load_clip(&a.model, &a.preset, device)?;
     let tokenizer = Tokenizer::from_setting(&a.tokenizer, &std::env::current_dir()?)?;
     if tokenizer.vocab_size() as i64 > ccfg.text.vocab_size {

@@ -62,18 +62,11 @@ pub fn weights_path(explicit: Option<&Path>) -> Result<PathBuf> {
     }
 }
 
-pub fn select_device(s: &str) -> Result<tch::Device> {
-    crate::device::init_torch();
-    let mut cfg = crate::config::Config::default();
-    cfg.clipgan.device = s.to_string();
-    crate::device::select(&cfg)
-}
-
 pub fn fid(a: FidArgs) -> Result<ExitCode> {
     if !inception::DIMS.contains(&a.dims) {
         bail!("--dims {}: pytorch-fid's Inception gives 64, 192, 768 or 2048 features", a.dims);
     }
-    let device = select_device(&a.device)?;
+    let device = crate::device::from_flag(&a.device)?;
     let all_files = a.paths.iter().all(|p| p.is_file());
     let mut loaded = None;
     let weights = if all_files { PathBuf::new() } else { weights_path(a.weights.as_deref())? };
@@ -110,7 +103,7 @@ pub fn fid(a: FidArgs) -> Result<ExitCode> {
 }
 
 pub fn is(a: IsArgs) -> Result<ExitCode> {
-    let device = select_device(&a.device)?;
+    let device = crate::device::from_flag(&a.device)?;
     let weights = weights_path(a.weights.as_deref())?;
     let images = folders::list_images(&a.path)?;
     if images.len() < a.splits {
