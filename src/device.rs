@@ -20,8 +20,7 @@ pub fn libtorch_version() -> String {
     loaded_libtorch_dir()
         .and_then(|lib| std::fs::read_to_string(lib.parent()?.join("version.py")).ok())
         .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("__version__ = ").map(|v| v.trim().trim_matches('\'').trim_matches('"').to_string()))
+            text.lines().find_map(|l| l.strip_prefix("__version__ = ").map(|v| v.trim().trim_matches('\'').trim_matches('"').to_string()))
         })
         .unwrap_or_else(|| "2.11.0 (version.py not found; the version tch 0.24 is built for)".into())
 }
@@ -62,7 +61,11 @@ pub fn init_torch() -> &'static CudaBackend {
             // SAFETY: dlerror returns a thread-local C string or null.
             let msg = unsafe {
                 let e = libc::dlerror();
-                if e.is_null() { "unknown error".to_string() } else { std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned() }
+                if e.is_null() {
+                    "unknown error".to_string()
+                } else {
+                    std::ffi::CStr::from_ptr(e).to_string_lossy().into_owned()
+                }
             };
             return CudaBackend::Failed(msg);
         }
@@ -80,7 +83,8 @@ pub fn init_torch() -> &'static CudaBackend {
 /// (docs/training.md), at the price of up to that much freed memory kept resident.
 /// Left alone when the user set glibc's own knobs (`MALLOC_*_`, `GLIBC_TUNABLES`).
 fn tune_malloc() {
-    if std::env::vars_os().any(|(k, _)| k.to_str().is_some_and(|k| k == "GLIBC_TUNABLES" || (k.starts_with("MALLOC_") && k.ends_with('_')))) {
+    if std::env::vars_os().any(|(k, _)| k.to_str().is_some_and(|k| k == "GLIBC_TUNABLES" || (k.starts_with("MALLOC_") && k.ends_with('_'))))
+    {
         return;
     }
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -206,7 +206,8 @@ fn checkpoint_round_trip_and_var_store_loading() {
     let vs2 = nn::VarStore::new(Device::Cpu);
     let _ = vs2.root().sub("enc").zeros("weight", &[3, 2]);
     let _ = vs2.root().sub("enc").zeros("bias", &[3]);
-    let model_only: HashMap<String, Tensor> = map.iter().filter(|(k, _)| k.starts_with("model.")).map(|(k, v)| (k.clone(), v.shallow_clone())).collect();
+    let model_only: HashMap<String, Tensor> =
+        map.iter().filter(|(k, _)| k.starts_with("model.")).map(|(k, v)| (k.clone(), v.shallow_clone())).collect();
     checkpoint::load_var_store(&vs2, &model_only, "model.", |_| false).unwrap();
     let w1 = vs.variables()["enc.weight"].copy();
     let w2 = vs2.variables()["enc.weight"].copy();

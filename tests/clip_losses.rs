@@ -45,7 +45,15 @@ fn transpose(s: &[Vec<Option<f64>>]) -> Vec<Vec<Option<f64>>> {
 
 /// AttnGAN's words_loss, literally: per caption i its T_i words, per image j.
 /// Returns (loss0, loss1, attention[i][t][r] of caption i on image i).
-fn words_loss_reference(regions: &Tensor, words: &Tensor, lengths: &[usize], classes: Option<&[i64]>, g1: f64, g2: f64, g3: f64) -> (f64, f64, Vec<Vec<Vec<f64>>>) {
+fn words_loss_reference(
+    regions: &Tensor,
+    words: &Tensor,
+    lengths: &[usize],
+    classes: Option<&[i64]>,
+    g1: f64,
+    g2: f64,
+    g3: f64,
+) -> (f64, f64, Vec<Vec<Vec<f64>>>) {
     let b = lengths.len();
     // regions[j] as [r][d], words[i] as [t][d]
     let reg: Vec<Vec<Vec<f64>>> = (0..b).map(|j| v2(&regions.get(j as i64).tr())).collect();
@@ -57,7 +65,8 @@ fn words_loss_reference(regions: &Tensor, words: &Tensor, lengths: &[usize], cla
         for j in 0..b {
             let r_n = reg[j].len();
             // attn[r][t] = softmax over t of v_r . e_t
-            let attn_rt: Vec<Vec<f64>> = (0..r_n).map(|r| softmax(&(0..t_n).map(|t| dot(&reg[j][r], &wrd[i][t])).collect::<Vec<_>>())).collect();
+            let attn_rt: Vec<Vec<f64>> =
+                (0..r_n).map(|r| softmax(&(0..t_n).map(|t| dot(&reg[j][r], &wrd[i][t])).collect::<Vec<_>>())).collect();
             // attn2[t][r] = softmax over r of g1 * attn[r][t]
             let attn_tr: Vec<Vec<f64>> = (0..t_n).map(|t| softmax(&(0..r_n).map(|r| g1 * attn_rt[r][t]).collect::<Vec<_>>())).collect();
             let mut sum = 0.0;

@@ -68,7 +68,10 @@ fn gradients_reach_every_trained_parameter() {
     let e = expected();
     let t = model.encode_text(&e["ids"], &e["mask"]);
     let i = model.encode_image(&e["pixels"]);
-    let loss = t.words.square().mean(Kind::Float) + t.sentence.square().mean(Kind::Float) + i.regions.square().mean(Kind::Float) + i.code.square().mean(Kind::Float);
+    let loss = t.words.square().mean(Kind::Float)
+        + t.sentence.square().mean(Kind::Float)
+        + i.regions.square().mean(Kind::Float)
+        + i.code.square().mean(Kind::Float);
     loss.backward();
     for (name, p) in vs.variables() {
         let g = p.grad();
@@ -204,7 +207,10 @@ fn hub_names_resolve_through_the_local_huggingface_cache() {
     let (_, _, cfg) = clip::load_clip(Path::new("acme/clip-tiny"), "vit-b-32", Device::Cpu).unwrap();
     assert_eq!(cfg.text.hidden_size, 16);
     let msg = format!("{:#}", clip::resolve_source(Path::new("openai/clip-vit-base-patch32")).unwrap_err());
-    assert!(msg.contains("huggingface-cli download openai/clip-vit-base-patch32") && msg.contains("models--openai--clip-vit-base-patch32"), "{msg}");
+    assert!(
+        msg.contains("huggingface-cli download openai/clip-vit-base-patch32") && msg.contains("models--openai--clip-vit-base-patch32"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -346,7 +352,11 @@ fn clip_embed_prints_codes_and_rankings() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--device \"gpu0\": expected auto, cpu, cuda or cuda:N"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--device \"gpu0\": expected auto, cpu, cuda or cuda:N"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // An unreadable image is named.
     let bad = tmp.path().join("broken.png");
     std::fs::write(&bad, b"\x89PNG\r\n\x1a\nbroken").unwrap();

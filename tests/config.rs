@@ -214,7 +214,16 @@ fn clipgan(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn config_check_passes_on_the_seed_files() {
-    let out = clipgan(&["config", "check", "cfg/DAMSM/bird.yml", "cfg/DAMSM/coco.yml", "cfg/clip_bird_DMGAN.yml", "cfg/clip_coco_DMGAN.yml", "cfg/eval_clip_bird.yml", "cfg/eval_clip_coco.yml"]);
+    let out = clipgan(&[
+        "config",
+        "check",
+        "cfg/DAMSM/bird.yml",
+        "cfg/DAMSM/coco.yml",
+        "cfg/clip_bird_DMGAN.yml",
+        "cfg/clip_coco_DMGAN.yml",
+        "cfg/eval_clip_bird.yml",
+        "cfg/eval_clip_coco.yml",
+    ]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     // The resolved config shows defaults that the file leaves out.
@@ -230,5 +239,8 @@ fn config_check_fails_on_a_typo_with_file_line_col() {
     let out = clipgan(&["config", "check", f.to_str().unwrap()]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("{}:4:3: error: unknown key `MAX_EPOHC` in TRAIN (did you mean `MAX_EPOCH`?)", f.display())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{}:4:3: error: unknown key `MAX_EPOHC` in TRAIN (did you mean `MAX_EPOCH`?)", f.display())),
+        "{stderr}"
+    );
 }

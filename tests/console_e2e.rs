@@ -91,7 +91,9 @@ fn console_in_tmux_queues_and_follows_a_fake_run() {
     s.keys(&["1"]);
     s.wait_for("the task running with progress", 30, |t| t.lines().any(|l| l.contains("running") && l.contains('%') && l.contains("fake")));
     // The resources panel samples the worker: its CPU and resident memory.
-    s.wait_for("the worker in the resources panel", 20, |t| t.contains("resources") && t.lines().any(|l| l.contains("fake") && l.contains("cpu") && l.contains("rss")));
+    s.wait_for("the worker in the resources panel", 20, |t| {
+        t.contains("resources") && t.lines().any(|l| l.contains("fake") && l.contains("cpu") && l.contains("rss"))
+    });
     // Curves of the selected run: the loss chart with a braille curve.
     s.keys(&["Enter"]);
     let screen = s.wait_for("the curve", 20, |t| t.contains("loss/g_total") && t.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c)));

@@ -61,7 +61,14 @@ fn monitor_samples_in_background() {
 #[test]
 fn panel_text() {
     let snap = ResourceSnapshot {
-        procs: vec![ProcUsage { pid: 4242, label: "pretrain-small".into(), cpu_percent: Some(97.4), rss_bytes: Some(512 * 1024 * 1024), gpu_mem: vec![(0, 3 << 30)], gpu_util: vec![(0, 55)] }],
+        procs: vec![ProcUsage {
+            pid: 4242,
+            label: "pretrain-small".into(),
+            cpu_percent: Some(97.4),
+            rss_bytes: Some(512 * 1024 * 1024),
+            gpu_mem: vec![(0, 3 << 30)],
+            gpu_util: vec![(0, 55)],
+        }],
         gpus: Err("no NVIDIA GPU / driver: libnvidia-ml.so.1: cannot open shared object file".into()),
     };
     let mut t = Terminal::new(TestBackend::new(70, 3)).unwrap();
@@ -70,7 +77,10 @@ fn panel_text() {
     let row = |y| (0..70).map(|x| b.cell((x, y)).unwrap().symbol().to_string()).collect::<String>();
     assert!(row(0).starts_with("no NVIDIA GPU / driver: libnvidia-ml.so.1"), "{}", row(0));
     assert_eq!(row(1).trim_end(), "pretrain-small cpu  97% rss 512.0 MiB gpu0 3.0 GiB 55% pid 4242");
-    let gpus = ResourceSnapshot { procs: vec![], gpus: Ok(vec![GpuUsage { index: 0, name: "H200".into(), util_percent: Some(7), mem_used: 1 << 30, mem_total: 140 << 30 }]) };
+    let gpus = ResourceSnapshot {
+        procs: vec![],
+        gpus: Ok(vec![GpuUsage { index: 0, name: "H200".into(), util_percent: Some(7), mem_used: 1 << 30, mem_total: 140 << 30 }]),
+    };
     assert_eq!(ResourcesPanel(&gpus).lines()[0].to_string(), "GPU0   7% 1.0 GiB/140.0 GiB H200");
     assert_eq!(human_bytes(1023), "1023 B");
 }

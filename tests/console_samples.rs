@@ -187,7 +187,7 @@ fn two_marked_runs_side_by_side_at_the_nearest_step() {
     let mut f = fixture(ImagePicker::ascii(), (120, 22));
     f.app.runs.marked.extend([1, 2]);
     f.key(KeyCode::Down); // grid/64
-    // The scrubber walks the steps of both runs: 10, 15, 20, 25, 30.
+                          // The scrubber walks the steps of both runs: 10, 15, 20, 25, 30.
     assert_eq!(f.app.sample_steps().1, [10, 15, 20, 25, 30]);
     f.key(KeyCode::Left); // step 25, which only run 2 has
     let ev: Vec<Option<u64>> = f.app.sample_events().iter().map(|e| e.map(|e| e.step)).collect();

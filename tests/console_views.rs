@@ -459,20 +459,34 @@ fn runs_view_resources_panel() {
     let snap = f.app.snapshot.as_mut().unwrap();
     let proc_id = |pid| serde_json::from_value(json!({"pid": pid, "start": 1})).unwrap();
     for t in snap.tasks.iter_mut() {
-        t.task.procs = Some(clipgan::supervisor::state::ProcInfo { attempt: 1, shim: proc_id(900 + t.task.id as u32), worker: Some(proc_id(700 + t.task.id as u32)) });
+        t.task.procs = Some(clipgan::supervisor::state::ProcInfo {
+            attempt: 1,
+            shim: proc_id(900 + t.task.id as u32),
+            worker: Some(proc_id(700 + t.task.id as u32)),
+        });
     }
     let pids = f.app.worker_pids();
     assert_eq!(pids.len(), 1, "{pids:?}");
     assert_eq!(pids[0].0, 701);
     assert!(pids[0].1.starts_with("1 "), "{pids:?}");
     f.app.handle(Event::Resources(Box::new(ResourceSnapshot {
-        procs: vec![ProcUsage { pid: 701, label: pids[0].1.clone(), cpu_percent: Some(187.0), rss_bytes: Some(3 << 30), gpu_mem: vec![(0, 5 << 30)], gpu_util: vec![(0, 61)] }],
+        procs: vec![ProcUsage {
+            pid: 701,
+            label: pids[0].1.clone(),
+            cpu_percent: Some(187.0),
+            rss_bytes: Some(3 << 30),
+            gpu_mem: vec![(0, 5 << 30)],
+            gpu_util: vec![(0, 61)],
+        }],
         gpus: Ok(vec![GpuUsage { index: 0, name: "NVIDIA H200".into(), util_percent: Some(64), mem_used: 6 << 30, mem_total: 141 << 30 }]),
     })));
     insta::assert_snapshot!("runs_resources_wide", render(&f.app, 120, 24));
     insta::assert_snapshot!("runs_resources_narrow", render(&f.app, 80, 30));
     // Without a GPU the panel says so; the rest is unchanged.
-    f.app.handle(Event::Resources(Box::new(ResourceSnapshot { procs: vec![], gpus: Err("no NVIDIA GPU / driver: libnvidia-ml.so.1: cannot open shared object file".into()) })));
+    f.app.handle(Event::Resources(Box::new(ResourceSnapshot {
+        procs: vec![],
+        gpus: Err("no NVIDIA GPU / driver: libnvidia-ml.so.1: cannot open shared object file".into()),
+    })));
     let s = render(&f.app, 120, 24);
     assert!(s.contains("no NVIDIA GPU / driver") && s.contains("no running workers"), "{s}");
 }

@@ -164,8 +164,7 @@ fn deterministic_under_a_seed_with_any_workers_and_on_resume() {
     assert_eq!(resumed[0].position, 2);
     assert!(all(&f, &cfg(1, 2), 3, 4).is_empty());
     // Another epoch or seed draws other orders, crops, flips and captions.
-    let orders: Vec<Vec<usize>> =
-        (0..6).map(|e| all(&f, &cfg(1, 0), e, 0).iter().flat_map(|b| b.indices.clone()).collect()).collect();
+    let orders: Vec<Vec<usize>> = (0..6).map(|e| all(&f, &cfg(1, 0), e, 0).iter().flat_map(|b| b.indices.clone()).collect()).collect();
     assert!(orders.iter().any(|o| o != &orders[0]), "{orders:?}");
     let reseeded = all(&f, &LoaderConfig { seed: 8, ..cfg(1, 0) }, 3, 0);
     assert!(base.iter().zip(&reseeded).any(|(a, b)| !same(a, b)));

@@ -29,7 +29,17 @@ fn synth_then_check_round_trip_through_the_binary() {
     assert!(text.contains("40 train images") && text.contains("12 test images"), "{text}");
     let (code, text) = clipgan(&["data", "check", o]);
     assert_eq!(code, 0, "{text}");
-    for want in ["(birds, 10 captions per image", "train: 40 images, 6 classes", "test : 12 images, 2 classes", "captions: 400", "images decoded: 40/40", "width 64..64", "bounding boxes: 40", "classes in both splits: 0", "no problems found"] {
+    for want in [
+        "(birds, 10 captions per image",
+        "train: 40 images, 6 classes",
+        "test : 12 images, 2 classes",
+        "captions: 400",
+        "images decoded: 40/40",
+        "width 64..64",
+        "bounding boxes: 40",
+        "classes in both splits: 0",
+        "no problems found",
+    ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
     // The reader opens it as the training jobs do.

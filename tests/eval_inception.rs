@@ -87,7 +87,8 @@ fn weight_loading_errors_name_the_file() {
 
 fn write_png(path: &Path, seed: u32, w: u32, h: u32) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7 + seed * 31) as u8, (y * 5 + seed * 17) as u8, ((x + y) * seed) as u8]));
+    let img =
+        image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7 + seed * 31) as u8, (y * 5 + seed * 17) as u8, ((x + y) * seed) as u8]));
     img.save(path).unwrap();
 }
 
@@ -173,7 +174,10 @@ fn fid_and_is_commands_say_which_file_is_missing() {
     // Two saved statistics need no weights.
     let s1 = home.path().join("s1.npz");
     let s2 = home.path().join("s2.npz");
-    let st = |m: f64| clipgan::eval::frechet::Stats { mu: Tensor::full([3], m, (Kind::Double, Device::Cpu)), sigma: Tensor::eye(3, (Kind::Double, Device::Cpu)) };
+    let st = |m: f64| clipgan::eval::frechet::Stats {
+        mu: Tensor::full([3], m, (Kind::Double, Device::Cpu)),
+        sigma: Tensor::eye(3, (Kind::Double, Device::Cpu)),
+    };
     stats::write_npz(&s1, &st(0.0), None).unwrap();
     stats::write_npz(&s2, &st(2.0), None).unwrap();
     let (ok, out) = clipgan(&["fid", s1.to_str().unwrap(), s2.to_str().unwrap()], home.path());

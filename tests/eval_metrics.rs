@@ -73,10 +73,14 @@ fn random_64d_matches_direct_eigen_computation() {
     let re = ev.real().to_kind(Kind::Double);
     let im = ev.imag().to_kind(Kind::Double);
     let (re, im): (Vec<f64>, Vec<f64>) = (Vec::try_from(&re).unwrap(), Vec::try_from(&im).unwrap());
-    let tr_sqrt: f64 = re.iter().zip(&im).map(|(r, i)| {
-        let m = (r * r + i * i).sqrt();
-        ((m + r) / 2.0).sqrt() // real part of the principal square root
-    }).sum();
+    let tr_sqrt: f64 = re
+        .iter()
+        .zip(&im)
+        .map(|(r, i)| {
+            let m = (r * r + i * i).sqrt();
+            ((m + r) / 2.0).sqrt() // real part of the principal square root
+        })
+        .sum();
     let diff = &mu1 - &mu2;
     let want = diff.dot(&diff).double_value(&[]) + s1.trace().double_value(&[]) + s2.trace().double_value(&[]) - 2.0 * tr_sqrt;
     let got = frechet_distance(&Stats { mu: mu1, sigma: s1 }, &Stats { mu: mu2, sigma: s2 }).unwrap();

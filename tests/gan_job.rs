@@ -2,13 +2,13 @@
 //! (CPU): run folder contents, exact resume after SIGTERM and SIGKILL, the NaN guard,
 //! dry run and model summary; and in-process checks of a D step and the EMA update.
 mod job_common;
-use job_common::{assert_same_curve, bin, curve, run_and_kill, status};
 use clipgan::data::synth::{self, SynthConfig};
 use clipgan::models::dmgan::{self, Discriminator, GanConfig};
 use clipgan::rundir::{self, RunState};
 use clipgan::train::checkpoint::{self};
 use clipgan::train::gan::{self, Nets};
 use clipgan::train::optim::{Adam, ParamGroup};
+use job_common::{assert_same_curve, bin, curve, run_and_kill, status};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use tch::{nn, Device, Kind, Tensor};
@@ -86,7 +86,18 @@ fn tiny_run_writes_metrics_samples_checkpoints_and_snapshots() {
     let s = status(&run);
     assert_eq!(s.state, RunState::Finished);
     // 48 images / 4 = 12 steps per epoch, 2 epochs.
-    for tag in ["loss/d64", "loss/d128", "loss/g64", "loss/g128", "loss/kl", "loss/words", "loss/sentence", "loss/contrastive", "loss/g_total", "speed/images_per_s"] {
+    for tag in [
+        "loss/d64",
+        "loss/d128",
+        "loss/g64",
+        "loss/g128",
+        "loss/kl",
+        "loss/words",
+        "loss/sentence",
+        "loss/contrastive",
+        "loss/g_total",
+        "speed/images_per_s",
+    ] {
         let c = curve(&run, tag);
         assert_eq!(c.len(), 24, "{tag}");
         assert!(c.values().all(|v| v.is_finite()), "{tag}");

@@ -44,11 +44,15 @@ fn png_decodes_at_size_with_the_curve_drawn() {
 
 #[test]
 fn smoothing_log_y_nan_and_band_render() {
-    let pts: Vec<(f64, f64)> = (1..500).map(|i| (i as f64, if i == 250 { f64::NAN } else { 1.0 / i as f64 + (i % 7) as f64 * 1e-3 })).collect();
+    let pts: Vec<(f64, f64)> =
+        (1..500).map(|i| (i as f64, if i == 250 { f64::NAN } else { 1.0 / i as f64 + (i % 7) as f64 * 1e-3 })).collect();
     let mut s = spec(pts);
     s.smoothing = Smoothing::Ema(0.9);
     s.log_y = true;
-    s.bands.push(clipgan::plot::export::BandSpec { color: (31, 119, 180), points: (1..500).map(|i| (i as f64, 0.5 / i as f64, 2.0 / i as f64)).collect() });
+    s.bands.push(clipgan::plot::export::BandSpec {
+        color: (31, 119, 180),
+        points: (1..500).map(|i| (i as f64, 0.5 / i as f64, 2.0 / i as f64)).collect(),
+    });
     let png = render_png(&s).unwrap();
     let img = image::load_from_memory(&png).unwrap().to_rgb8();
     assert_eq!(img.dimensions(), (400, 300));
@@ -61,7 +65,11 @@ fn smoothing_log_y_nan_and_band_render() {
 fn svg_contains_the_series() {
     let pts: Vec<(f64, f64)> = (0..1000).map(|i| (i as f64, (i as f64 * 0.05).sin())).collect();
     let mut s = spec(pts);
-    s.series.push(SeriesSpec { name: "run-b".into(), color: (31, 119, 180), points: (0..1000).map(|i| (i as f64, (i as f64 * 0.05).cos())).collect() });
+    s.series.push(SeriesSpec {
+        name: "run-b".into(),
+        color: (31, 119, 180),
+        points: (0..1000).map(|i| (i as f64, (i as f64 * 0.05).cos())).collect(),
+    });
     let svg = render_svg(&s).unwrap();
     assert!(svg.starts_with("<svg"));
     assert!(svg.contains("run-a") && svg.contains("run-b"), "legend names missing");
@@ -73,7 +81,14 @@ fn svg_contains_the_series() {
 #[test]
 fn csv_round_trip() {
     let curves = vec![
-        Curve { run: "2026-a,1".into(), tag: "loss/\"g\"".into(), step: vec![0, 5, 10], wall: vec![1000.5, 1001.25, 1002.0], value: vec![0.1, f64::NAN, f64::INFINITY], t0: 1000.5 },
+        Curve {
+            run: "2026-a,1".into(),
+            tag: "loss/\"g\"".into(),
+            step: vec![0, 5, 10],
+            wall: vec![1000.5, 1001.25, 1002.0],
+            value: vec![0.1, f64::NAN, f64::INFINITY],
+            t0: 1000.5,
+        },
         Curve { run: "b".into(), tag: "fid".into(), step: vec![3], wall: vec![7.0], value: vec![-1e-300], t0: 6.0 },
     ];
     let mut buf = Vec::new();
@@ -100,7 +115,11 @@ fn fake_run(dir: &std::path::Path, name: &str, n: u64) -> std::path::PathBuf {
     std::fs::create_dir_all(&run).unwrap();
     let mut s = String::new();
     for i in 0..n {
-        s.push_str(&format!("{{\"step\":{i},\"epoch\":0,\"wall\":{},\"tag\":\"loss\",\"value\":{}}}\n", 1000.0 + i as f64, 1.0 / (1.0 + i as f64)));
+        s.push_str(&format!(
+            "{{\"step\":{i},\"epoch\":0,\"wall\":{},\"tag\":\"loss\",\"value\":{}}}\n",
+            1000.0 + i as f64,
+            1.0 / (1.0 + i as f64)
+        ));
         s.push_str(&format!("{{\"step\":{i},\"epoch\":0,\"wall\":{},\"tag\":\"lr\",\"value\":0.001}}\n", 1000.0 + i as f64));
         if i == 3 {
             s.push_str("{not json\n");
@@ -140,12 +159,22 @@ fn plot_cli_png_svg_csv() {
     // A run name is looked up under CLIPGAN_HOME/runs; bad input is a clear error.
     let runs = tmp.path().join("runs");
     fake_run(&runs, "named", 5);
-    let ok = Command::new(bin).env("CLIPGAN_HOME", tmp.path()).args(["plot", "named", "--tag", "lr", "--out"]).arg(tmp.path().join("n.svg")).output().unwrap();
+    let ok = Command::new(bin)
+        .env("CLIPGAN_HOME", tmp.path())
+        .args(["plot", "named", "--tag", "lr", "--out"])
+        .arg(tmp.path().join("n.svg"))
+        .output()
+        .unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let bad = Command::new(bin).env("CLIPGAN_HOME", tmp.path()).args(["plot", "nope", "--tag", "lr", "--out", "x.png"]).output().unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("nope: not a run folder"));
-    let bad = Command::new(bin).env("CLIPGAN_HOME", tmp.path()).args(["plot", a.to_str().unwrap(), "--tag", "nosuch", "--out"]).arg(tmp.path().join("x.png")).output().unwrap();
+    let bad = Command::new(bin)
+        .env("CLIPGAN_HOME", tmp.path())
+        .args(["plot", a.to_str().unwrap(), "--tag", "nosuch", "--out"])
+        .arg(tmp.path().join("x.png"))
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no points for tag(s) nosuch"));
 }

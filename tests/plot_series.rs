@@ -39,7 +39,8 @@ fn check_m4(xs: &[f64], ys: &[f64], x0: f64, x1: f64, cols: usize, sorted: bool)
     let out = m4_decimate(xs, ys, x0, x1, cols, sorted);
     let (raw, raw_nf) = raw_columns(xs, ys, x0, x1, cols);
     let inside: Vec<(f64, f64)> = out.points.iter().copied().filter(|p| p.0 >= x0 && p.0 <= x1).collect();
-    let (kept, _) = raw_columns(&inside.iter().map(|p| p.0).collect::<Vec<_>>(), &inside.iter().map(|p| p.1).collect::<Vec<_>>(), x0, x1, cols);
+    let (kept, _) =
+        raw_columns(&inside.iter().map(|p| p.0).collect::<Vec<_>>(), &inside.iter().map(|p| p.1).collect::<Vec<_>>(), x0, x1, cols);
     prop_assert_eq!(&kept, &raw, "per-column min/max differ");
     // At most 4 per column plus the two neighbours; every output point is a real one.
     prop_assert!(out.points.len() <= 4 * cols + 2);
@@ -54,11 +55,13 @@ fn check_m4(xs: &[f64], ys: &[f64], x0: f64, x1: f64, cols: usize, sorted: bool)
     let want: Vec<usize> = raw_nf.iter().enumerate().filter(|(_, &b)| b).map(|(i, _)| i).collect();
     prop_assert_eq!(nf_cols, want);
     // The nearest finite neighbours outside the range are kept.
-    let left = xs.iter().zip(ys).filter(|(&x, &y)| x.is_finite() && x < x0 && y.is_finite()).map(|(&x, _)| x).fold(f64::NEG_INFINITY, f64::max);
+    let left =
+        xs.iter().zip(ys).filter(|(&x, &y)| x.is_finite() && x < x0 && y.is_finite()).map(|(&x, _)| x).fold(f64::NEG_INFINITY, f64::max);
     if left.is_finite() {
         prop_assert_eq!(out.points.first().map(|p| p.0), Some(left));
     }
-    let right = xs.iter().zip(ys).filter(|(&x, &y)| x.is_finite() && x > x1 && y.is_finite()).map(|(&x, _)| x).fold(f64::INFINITY, f64::min);
+    let right =
+        xs.iter().zip(ys).filter(|(&x, &y)| x.is_finite() && x > x1 && y.is_finite()).map(|(&x, _)| x).fold(f64::INFINITY, f64::min);
     if right.is_finite() {
         prop_assert_eq!(out.points.last().map(|p| p.0), Some(right));
     }

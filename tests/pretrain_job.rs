@@ -3,12 +3,12 @@
 //! SIGTERM and after SIGKILL, stops as `diverged` keeping the last good checkpoint, and
 //! refuses bad inputs with clear errors.
 mod job_common;
-use job_common::{assert_same_curve, bin, curve, run_and_kill, status};
 use clipgan::data::synth::{self, SynthConfig};
 use clipgan::models::clip;
 use clipgan::rundir::{self, RunState};
 use clipgan::train::checkpoint;
 use clipgan::train::pretrain::{self, Options, Outcome};
+use job_common::{assert_same_curve, bin, curve, run_and_kill, status};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -244,7 +244,8 @@ fn bad_inputs_are_refused_with_clear_errors() {
     let cfg = write_cfg(tmp.path(), "nete.yml", 1, 2e-3, "");
     let text = std::fs::read_to_string(&cfg).unwrap().replace("TRAIN:\n", &format!("TRAIN:\n  NET_E: '{}'\n", hf.display()));
     std::fs::write(&cfg, text).unwrap();
-    let e = format!("{:#}", pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(tmp.path().join("nete_run")), resume: None }).unwrap_err());
+    let e =
+        format!("{:#}", pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(tmp.path().join("nete_run")), resume: None }).unwrap_err());
     assert!(e.contains("model.safetensors") && e.contains("clipgan checkpoint"), "{e}");
 }
 

@@ -106,13 +106,17 @@ fn corrupt_lines_are_skipped_and_counted() {
     std::fs::write(
         &path,
         concat!(
-            r#"{"step":1,"wall":1.0,"tag":"a","value":1.0}"#, "\n",
+            r#"{"step":1,"wall":1.0,"tag":"a","value":1.0}"#,
+            "\n",
             "garbage\n",
-            r#"{"step":"x","wall":1.0,"tag":"a","value":1.0}"#, "\n",
+            r#"{"step":"x","wall":1.0,"tag":"a","value":1.0}"#,
+            "\n",
             "\n",
             "\u{0}\u{0}\u{0}\n",
-            r#"{"step":2,"wall":1.0,"tag":"a","value":"NaN"}"#, "\n",
-            r#"{"step":3,"wall":1.0,"tag":"a","value":"oops"}"#, "\n",
+            r#"{"step":2,"wall":1.0,"tag":"a","value":"NaN"}"#,
+            "\n",
+            r#"{"step":3,"wall":1.0,"tag":"a","value":"oops"}"#,
+            "\n",
         ),
     )
     .unwrap();
@@ -126,7 +130,8 @@ fn corrupt_lines_are_skipped_and_counted() {
 fn a_shrunk_file_is_read_again_from_the_start() {
     let d = tempfile::tempdir().unwrap();
     let path = d.path().join("m.jsonl");
-    std::fs::write(&path, "{\"step\":1,\"wall\":1.0,\"tag\":\"a\",\"value\":1.0}\n{\"step\":2,\"wall\":1.0,\"tag\":\"a\",\"value\":1.0}\n").unwrap();
+    std::fs::write(&path, "{\"step\":1,\"wall\":1.0,\"tag\":\"a\",\"value\":1.0}\n{\"step\":2,\"wall\":1.0,\"tag\":\"a\",\"value\":1.0}\n")
+        .unwrap();
     let mut tail = MetricsTail::new(&path);
     assert_eq!(tail.poll().unwrap().len(), 2);
     std::fs::write(&path, "{\"step\":9,\"wall\":1.0,\"tag\":\"b\",\"value\":1.0}\n").unwrap();

@@ -33,11 +33,17 @@ fn dependencies_priorities_slots_gpus_and_the_finish_hook() {
     let hook_out = h.path().join("hook.txt");
     c.call_ok(Request::GroupSet {
         name: "default".into(),
-        change: GroupChange { on_finish: Some(format!("echo \"$1 $2 $3 $CLIPGAN_TASK_ID\" >> {}", hook_out.display())), ..Default::default() },
+        change: GroupChange {
+            on_finish: Some(format!("echo \"$1 $2 $3 $CLIPGAN_TASK_ID\" >> {}", hook_out.display())),
+            ..Default::default()
+        },
     })
     .unwrap();
-    c.call_ok(Request::GroupAdd { name: "gpu".into(), change: GroupChange { slots: Some(2), gpus: Some(vec!["0".into(), "1".into()]), ..Default::default() } })
-        .unwrap();
+    c.call_ok(Request::GroupAdd {
+        name: "gpu".into(),
+        change: GroupChange { slots: Some(2), gpus: Some(vec!["0".into(), "1".into()]), ..Default::default() },
+    })
+    .unwrap();
     let short = ["--steps", "4", "--step-ms", "20"];
     // One slot: a long-ish first task, then two waiting ones of different priority.
     let a = h.add_fake(&mut c, &["--steps", "15", "--step-ms", "40"], |_| {});

@@ -144,7 +144,8 @@ fn disk_full_while_saving_keeps_the_old_state_and_says_so() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].contains("NOT saved") && warnings[0].contains("state.json"), "{}", warnings[0]);
     assert_eq!(std::fs::read(&paths.state).unwrap(), saved, "the old state file is intact");
-    let leftovers: Vec<_> = std::fs::read_dir(&paths.state_dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains(".tmp.")).collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(&paths.state_dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains(".tmp.")).collect();
     assert!(leftovers.is_empty(), "no temporary file left behind");
     assert!(core.snapshot().save_error.is_some(), "clients see the failure");
     let on_disk = state::load(&paths.state).unwrap();
@@ -232,7 +233,21 @@ fn the_command_line_definitions_are_consistent() {
     use clap::CommandFactory;
     clipgan::cli::Cli::command().debug_assert();
     use clap::Parser;
-    let cli = clipgan::cli::Cli::try_parse_from(["clipgan", "queue", "add", "--job", "fake-run", "--after", "1,2", "--priority", "-3", "--", "--steps", "5"]).unwrap();
+    let cli = clipgan::cli::Cli::try_parse_from([
+        "clipgan",
+        "queue",
+        "add",
+        "--job",
+        "fake-run",
+        "--after",
+        "1,2",
+        "--priority",
+        "-3",
+        "--",
+        "--steps",
+        "5",
+    ])
+    .unwrap();
     let text = format!("{cli:?}");
     assert!(text.contains("after: [1, 2]") && text.contains("priority: -3") && text.contains("\"--steps\", \"5\""), "{text}");
     assert!(clipgan::cli::Cli::try_parse_from(["clipgan", "pause"]).is_err(), "a task id or --group is required");

@@ -77,7 +77,13 @@ pub(super) fn random_tokens(b: i64, l: i64, min_len: i64, max_len: i64, vocab: i
     for r in 0..b {
         let n = (min_len + rng.below((max_len - min_len + 1) as u64) as i64).min(l);
         for t in 0..n {
-            let id = if t == 0 { vocab - 2 } else if t == n - 1 { vocab - 1 } else { 1 + rng.below((vocab - 3) as u64) as i64 };
+            let id = if t == 0 {
+                vocab - 2
+            } else if t == n - 1 {
+                vocab - 1
+            } else {
+                1 + rng.below((vocab - 3) as u64) as i64
+            };
             ids[(r * l + t) as usize] = id;
             mask[(r * l + t) as usize] = true;
         }
@@ -113,12 +119,19 @@ pub fn clip_forward(a: ForwardArgs) -> Result<ExitCode> {
     let (w, c) = time_it(a.iters, device, || {
         let _ = tch::no_grad(|| model.encode_image(&pixels));
     });
-    println!("image tower (encode_image: regions + code): wall {:?} s", w.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>());
+    println!(
+        "image tower (encode_image: regions + code): wall {:?} s",
+        w.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>()
+    );
     println!("  median wall {:.3} s, median CPU {:.3} s", median(&w), median(&c));
     let (w, c) = time_it(a.iters, device, || {
         let _ = tch::no_grad(|| model.encode_text(&ids, &mask));
     });
-    println!("text tower (encode_text, {} tokens): wall {:?} s", cfg.text.max_position_embeddings, w.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>());
+    println!(
+        "text tower (encode_text, {} tokens): wall {:?} s",
+        cfg.text.max_position_embeddings,
+        w.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>()
+    );
     println!("  median wall {:.3} s, median CPU {:.3} s", median(&w), median(&c));
     Ok(ExitCode::SUCCESS)
 }

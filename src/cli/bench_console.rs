@@ -64,7 +64,9 @@ pub fn run(a: ConsoleBench) -> Result<ExitCode> {
         std::os::unix::fs::symlink(&file, rd.join("metrics.jsonl"))?;
         tasks.push(serde_json::json!({"id": i + 1, "job": "fake-run", "group": "default", "state": "finished", "run_id": format!("run{i}"), "run_dir": rd, "queued_at": 1.8e9}));
     }
-    let snap = serde_json::from_value(serde_json::json!({"rev": 1, "daemon_pid": 0, "home": home, "settings": {}, "groups": [], "tasks": tasks, "save_error": null}))?;
+    let snap = serde_json::from_value(
+        serde_json::json!({"rev": 1, "daemon_pid": 0, "home": home, "settings": {}, "groups": [], "tasks": tasks, "save_error": null}),
+    )?;
     let mut app = App::new(&home, Keymap::default(), Theme::default());
     app.handle(Event::Snapshot(Box::new(snap)));
     // handle() loaded the data already; time a fresh load of one run.
@@ -76,15 +78,26 @@ pub fn run(a: ConsoleBench) -> Result<ExitCode> {
     let rss1 = rss_bytes();
     drop(one);
     let points: usize = app.store.runs.values().map(|r| r.points()).sum();
-    println!("load: {n} lines of metrics.jsonl in {load_s:.3} s ({:.0} lines/s); RSS +{:.1} MB for that run", n as f64 / load_s, (rss1.saturating_sub(rss0)) as f64 / 1e6);
+    println!(
+        "load: {n} lines of metrics.jsonl in {load_s:.3} s ({:.0} lines/s); RSS +{:.1} MB for that run",
+        n as f64 / load_s,
+        (rss1.saturating_sub(rss0)) as f64 / 1e6
+    );
     let data_bytes: usize = app
         .store
         .runs
         .values()
         .flat_map(|r| r.tags.values())
-        .map(|s| (s.steps.capacity() + s.walls.capacity() + s.values.capacity() + s.smoothed.capacity()) * 8 + s.raw_blocks.bytes() + s.smooth_blocks.bytes())
+        .map(|s| {
+            (s.steps.capacity() + s.walls.capacity() + s.values.capacity() + s.smoothed.capacity()) * 8
+                + s.raw_blocks.bytes()
+                + s.smooth_blocks.bytes()
+        })
         .sum();
-    println!("memory: {points} points held, {:.1} bytes/point (steps, walls, values, smoothed, their block summaries; vectors' capacity)", data_bytes as f64 / points as f64);
+    println!(
+        "memory: {points} points held, {:.1} bytes/point (steps, walls, values, smoothed, their block summaries; vectors' capacity)",
+        data_bytes as f64 / points as f64
+    );
 
     app.runs.marked.extend(1..=a.runs as u64);
     app.view = View::Curves;

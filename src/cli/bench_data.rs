@@ -167,7 +167,10 @@ fn cub_like(dir: &Path, n: usize) -> Result<()> {
 }
 
 fn textured(w: u32, h: u32, seed: u64) -> image::RgbImage {
-    let hash = |x: i64, y: i64, c: u64, o: u64| (splitmix64(seed ^ (x as u64).wrapping_mul(0x9E37) ^ (y as u64).wrapping_mul(0x85EB_CA6B) ^ (c << 40) ^ (o << 48)) >> 40) as f32 / (1u64 << 24) as f32;
+    let hash = |x: i64, y: i64, c: u64, o: u64| {
+        (splitmix64(seed ^ (x as u64).wrapping_mul(0x9E37) ^ (y as u64).wrapping_mul(0x85EB_CA6B) ^ (c << 40) ^ (o << 48)) >> 40) as f32
+            / (1u64 << 24) as f32
+    };
     let noise = |x: f32, y: f32, cell: f32, c: u64, o: u64| {
         let (gx, gy) = (x / cell, y / cell);
         let (x0, y0) = (gx.floor() as i64, gy.floor() as i64);

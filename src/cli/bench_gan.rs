@@ -37,7 +37,6 @@ pub struct TrainStepArgs {
     pub threads: Option<u32>,
 }
 
-
 pub fn train_step(a: TrainStepArgs) -> Result<ExitCode> {
     let loaded = config::load(&a.cfg)?;
     let mut c = loaded.config.clone();
@@ -73,7 +72,11 @@ pub fn train_step(a: TrainStepArgs) -> Result<ExitCode> {
     let class_ids = Tensor::arange(b, (Kind::Int64, device));
     let z = Tensor::randn([b, g.z_dim], (Kind::Float, device));
     let random_text = |tok: &TokenBatch| {
-        TextIn::new(Tensor::randn([b, g.nef, l], (Kind::Float, device)), Tensor::randn([b, g.nef], (Kind::Float, device)), tok.mask.to_device(device))
+        TextIn::new(
+            Tensor::randn([b, g.nef, l], (Kind::Float, device)),
+            Tensor::randn([b, g.nef], (Kind::Float, device)),
+            tok.mask.to_device(device),
+        )
     };
     let fixed_texts = a.gan_only.then(|| [random_text(&tokens[0]), random_text(&tokens[1])]);
     let terms = clip.as_ref().map(|cl| ClipTerms { clip: cl, image_size: ccfg.vision.image_size, smooth: &c.train.smooth });
@@ -84,7 +87,14 @@ pub fn train_step(a: TrainStepArgs) -> Result<ExitCode> {
         g.sizes().iter().map(|s| format!("{s}px")).collect::<Vec<_>>().join(", "),
         dmgan::group_digits(counts[0].1),
         dmgan::group_digits(counts[1..].iter().map(|x| x.1).sum()),
-        if a.gan_only { "random text features, no CLIP terms (--gan-only)".to_string() } else { format!("CLIP {} (random weights, frozen) encoding two captions of {l} tokens, λ {}", c.clipgan.clip_preset, c.train.smooth.lambda) },
+        if a.gan_only {
+            "random text features, no CLIP terms (--gan-only)".to_string()
+        } else {
+            format!(
+                "CLIP {} (random weights, frozen) encoding two captions of {l} tokens, λ {}",
+                c.clipgan.clip_preset, c.train.smooth.lambda
+            )
+        },
         tch::get_num_threads()
     );
     let mut step = || -> Result<()> {

@@ -66,10 +66,11 @@ pub fn run(b: SupervisorBench) -> Result<ExitCode> {
     let (pid, _) = c.hello()?;
     c.call_ok(Request::GroupSet { name: "default".into(), change: GroupChange { slots: Some(b.slots), ..Default::default() } })?;
     c.pause(Target::Group("default".into()), true)?;
-    let args: Vec<String> = ["--steps", &b.steps.to_string(), "--step-ms", &b.step_ms.to_string(), "--sample-every", "0", "--checkpoint-every", "0"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let args: Vec<String> =
+        ["--steps", &b.steps.to_string(), "--step-ms", &b.step_ms.to_string(), "--sample-every", "0", "--checkpoint-every", "0"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     let t_add = Instant::now();
     let mut ids = Vec::with_capacity(b.runs);
     for _ in 0..b.runs {
@@ -102,7 +103,10 @@ pub fn run(b: SupervisorBench) -> Result<ExitCode> {
     let mut bad = Vec::new();
     for v in &snap.tasks {
         let t = &v.task;
-        let starts = std::fs::read_to_string(t.run_dir.join(crate::supervisor::SHIM_LOG)).unwrap_or_default().matches("clipgan shim: starting attempt").count();
+        let starts = std::fs::read_to_string(t.run_dir.join(crate::supervisor::SHIM_LOG))
+            .unwrap_or_default()
+            .matches("clipgan shim: starting attempt")
+            .count();
         if t.state != TaskState::Finished || t.attempts != 1 || starts != 1 {
             bad.push(format!("task {}: {} after {} attempt(s), {starts} shim start(s): {}", t.id, t.state.name(), t.attempts, t.message));
         }
@@ -114,11 +118,7 @@ pub fn run(b: SupervisorBench) -> Result<ExitCode> {
     starts.sort_by(f64::total_cmp);
     ends.sort_by(f64::total_cmp);
     // Scheduling gap: from the latest end before a start (a slot freeing) to that start.
-    let gaps: Vec<f64> = starts
-        .iter()
-        .skip(b.slots)
-        .filter_map(|s| ends.iter().rev().find(|e| *e <= s).map(|e| s - e))
-        .collect();
+    let gaps: Vec<f64> = starts.iter().skip(b.slots).filter_map(|s| ends.iter().rev().find(|e| *e <= s).map(|e| s - e)).collect();
     let _ = c.call_ok(Request::Shutdown);
     // What one save of this state costs (serialise + atomic write with fsync), measured
     // here on the state file the daemon left.

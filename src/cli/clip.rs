@@ -62,7 +62,12 @@ fn embed(a: EmbedArgs) -> Result<ExitCode> {
     let (_vs, model, ccfg) = clip::load_clip(&a.model, &a.preset, device)?;
     let tokenizer = Tokenizer::from_setting(&a.tokenizer, &std::env::current_dir()?)?;
     if tokenizer.vocab_size() as i64 > ccfg.text.vocab_size {
-        bail!("the tokenizer ({}) has {} tokens but this CLIP's vocabulary has {}", tokenizer.source, tokenizer.vocab_size(), ccfg.text.vocab_size);
+        bail!(
+            "the tokenizer ({}) has {} tokens but this CLIP's vocabulary has {}",
+            tokenizer.source,
+            tokenizer.vocab_size(),
+            ccfg.text.vocab_size
+        );
     }
     let size = ccfg.vision.image_size as u32;
     let texts: Vec<&str> = a.text.iter().map(String::as_str).collect();
@@ -98,7 +103,12 @@ fn embed(a: EmbedArgs) -> Result<ExitCode> {
             out["texts"] = json!(texts.iter().zip(codes_json(s)).map(|(t, c)| json!({"text": t, "code": c})).collect::<Vec<_>>());
         }
         if let Some(i) = &images {
-            out["images"] = json!(a.image.iter().zip(codes_json(i)).map(|(p, c)| json!({"file": p.display().to_string(), "code": c})).collect::<Vec<_>>());
+            out["images"] = json!(a
+                .image
+                .iter()
+                .zip(codes_json(i))
+                .map(|(p, c)| json!({"file": p.display().to_string(), "code": c}))
+                .collect::<Vec<_>>());
         }
     }
     if let (Some(s), Some(i)) = (&sent, &images) {

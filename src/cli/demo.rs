@@ -84,7 +84,8 @@ fn ensure_data(dir: &Path) -> Result<()> {
         std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove the incomplete dataset {}", dir.display()))?;
     }
     eprintln!("clipgan demo: writing the synthetic dataset to {} (first run only)", dir.display());
-    let summary = synth::generate(dir, &SynthConfig::default()).with_context(|| format!("cannot write the synthetic dataset to {}", dir.display()))?;
+    let summary = synth::generate(dir, &SynthConfig::default())
+        .with_context(|| format!("cannot write the synthetic dataset to {}", dir.display()))?;
     eprintln!(
         "clipgan demo: {} training images ({} classes), {} test images ({} unseen classes)",
         summary.train_images, summary.train_classes, summary.test_images, summary.test_classes
@@ -146,7 +147,10 @@ fn follow(client: &mut Client, ids: &[u64], timeout: Duration) -> Result<ExitCod
             return Ok(ExitCode::SUCCESS);
         }
         if start.elapsed() > timeout {
-            eprintln!("clipgan demo: gave up waiting after {:.0} min; the tasks keep running (`clipgan status`)", timeout.as_secs_f64() / 60.0);
+            eprintln!(
+                "clipgan demo: gave up waiting after {:.0} min; the tasks keep running (`clipgan status`)",
+                timeout.as_secs_f64() / 60.0
+            );
             return Ok(ExitCode::FAILURE);
         }
         rev = client.wait_change(rev.max(snap.rev), Duration::from_secs(5))?;

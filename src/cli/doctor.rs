@@ -62,7 +62,11 @@ pub fn run() -> Result<ExitCode> {
         println!("  cuda:{i}        {name} ({status})");
     }
     println!("cuDNN           {}", tch::Cuda::cudnn_is_available());
-    println!("threads         {} intra-op (libtorch), {} cores online", tch::get_num_threads(), std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "threads         {} intra-op (libtorch), {} cores online",
+        tch::get_num_threads(),
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    );
     println!("default device  {}", if count > 0 { "cuda:0" } else { "cpu" });
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

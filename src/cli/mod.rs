@@ -5,6 +5,7 @@ mod bench_clip;
 mod bench_console;
 mod bench_data;
 mod bench_eval;
+mod bench_gan;
 mod bench_supervisor;
 mod clip;
 mod config_cmd;
@@ -14,18 +15,21 @@ mod demo;
 mod doctor;
 mod eval;
 mod fake_run;
+mod model;
 mod plot;
 mod pretrain;
 mod queue;
 mod train;
-mod model;
-mod bench_gan;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "clipgan", version, about = "Text-to-image research workbench: CLIP + DAMSM finetuning, DM-GAN, evaluation, and a terminal experiment console")]
+#[command(
+    name = "clipgan",
+    version,
+    about = "Text-to-image research workbench: CLIP + DAMSM finetuning, DM-GAN, evaluation, and a terminal experiment console"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

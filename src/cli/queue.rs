@@ -271,7 +271,19 @@ pub fn run(cmd: SupervisorCommand) -> Result<ExitCode> {
             println!("daemon pid {pid} serves {}", paths.home.display());
             Ok(ExitCode::SUCCESS)
         }
-        SupervisorCommand::Queue(QueueCommand::Add { job, config, after, after_any, group, priority, retries, label, held, json, args }) => {
+        SupervisorCommand::Queue(QueueCommand::Add {
+            job,
+            config,
+            after,
+            after_any,
+            group,
+            priority,
+            retries,
+            label,
+            held,
+            json,
+            args,
+        }) => {
             let config = match config {
                 Some(c) => Some(std::path::absolute(&c).with_context(|| format!("cannot make {} absolute", c.display()))?),
                 None => None,
@@ -428,8 +440,21 @@ fn print_status(s: &Snapshot) {
             notes.push(t.message.clone());
         }
         notes.push(t.run_id.clone());
-        let label = t.label.clone().unwrap_or_else(|| t.config.as_ref().and_then(|c| c.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-        println!("{:>4}  {:<10} {:<8} {:>4} {:<9} {:<20} {:<18} {}", t.id, state_label(t), t.group, t.priority, t.job, label, progress, notes.join("; "));
+        let label = t
+            .label
+            .clone()
+            .unwrap_or_else(|| t.config.as_ref().and_then(|c| c.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
+        println!(
+            "{:>4}  {:<10} {:<8} {:>4} {:<9} {:<20} {:<18} {}",
+            t.id,
+            state_label(t),
+            t.group,
+            t.priority,
+            t.job,
+            label,
+            progress,
+            notes.join("; ")
+        );
     }
 }
 
@@ -458,7 +483,9 @@ fn logs(path: &std::path::Path, follow: bool) -> Result<ExitCode> {
                 std::thread::sleep(Duration::from_millis(200));
                 continue;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!("{} does not exist (yet): the task has not written output", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("{} does not exist (yet): the task has not written output", path.display())
+            }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
         let len = f.metadata()?.len();

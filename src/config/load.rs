@@ -109,13 +109,7 @@ pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
 
 /// Parse and validate config text (the file name is used in messages only).
 pub fn parse(path: &Path, text: &str, base_dir: PathBuf) -> Result<LoadedConfig, ConfigError> {
-    let err = |line, column, message: String| Diagnostic {
-        file: path.to_path_buf(),
-        line,
-        column,
-        severity: Severity::Error,
-        message,
-    };
+    let err = |line, column, message: String| Diagnostic { file: path.to_path_buf(), line, column, severity: Severity::Error, message };
     if text.trim().lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Err(ConfigError(vec![err(None, None, "the file holds no settings".into())]));
     }
@@ -126,15 +120,8 @@ pub fn parse(path: &Path, text: &str, base_dir: PathBuf) -> Result<LoadedConfig,
         };
         ConfigError(vec![err(line, column, explain_serde_error(&e.to_string()))])
     })?;
-    let mut loaded = LoadedConfig {
-        path: path.to_path_buf(),
-        base_dir,
-        text: text.to_string(),
-        config,
-        warnings: Vec::new(),
-    };
-    let (errors, warnings): (Vec<_>, Vec<_>) =
-        loaded.semantic_checks().into_iter().partition(|d| d.severity == Severity::Error);
+    let mut loaded = LoadedConfig { path: path.to_path_buf(), base_dir, text: text.to_string(), config, warnings: Vec::new() };
+    let (errors, warnings): (Vec<_>, Vec<_>) = loaded.semantic_checks().into_iter().partition(|d| d.severity == Severity::Error);
     if !errors.is_empty() {
         return Err(ConfigError(errors));
     }
@@ -153,12 +140,7 @@ fn explain_serde_error(msg: &str) -> String {
         let rest = &msg[start + "unknown field `".len()..];
         if let Some(end) = rest.find('`') {
             let unknown = &rest[..end];
-            let expected: Vec<&str> = rest[end + 1..]
-                .split('`')
-                .enumerate()
-                .filter(|(i, _)| i % 2 == 1)
-                .map(|(_, s)| s)
-                .collect();
+            let expected: Vec<&str> = rest[end + 1..].split('`').enumerate().filter(|(i, _)| i % 2 == 1).map(|(_, s)| s).collect();
             let section = msg[..start].trim_end_matches(": ").trim();
             let section = if section.is_empty() { "the top level".to_string() } else { section.to_string() };
             let mut out = format!("unknown key `{unknown}` in {section}");
@@ -211,10 +193,7 @@ pub fn parse_device_string(s: &str) -> Option<DeviceChoice> {
         "" | "auto" => Some(DeviceChoice::Auto),
         "cpu" => Some(DeviceChoice::Cpu),
         "cuda" | "gpu" => Some(DeviceChoice::Cuda(None)),
-        other => other
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse().ok())
-            .map(|n| DeviceChoice::Cuda(Some(n))),
+        other => other.strip_prefix("cuda:").and_then(|n| n.parse().ok()).map(|n| DeviceChoice::Cuda(Some(n))),
     }
 }
 
@@ -251,7 +230,12 @@ impl LoadedConfig {
         check(c.tree.base_size >= 8, Error, &["TREE", "BASE_SIZE"], "expected an image size of at least 8 pixels");
         check(c.train.batch_size >= 1, Error, &["TRAIN", "BATCH_SIZE"], "expected a batch size of at least 1");
         if c.job() != Job::Eval {
-            check(c.train.batch_size >= 2, Error, &["TRAIN", "BATCH_SIZE"], "training needs a batch of at least 2 (mismatched pairs and NT-Xent compare samples within a batch)");
+            check(
+                c.train.batch_size >= 2,
+                Error,
+                &["TRAIN", "BATCH_SIZE"],
+                "training needs a batch of at least 2 (mismatched pairs and NT-Xent compare samples within a batch)",
+            );
             check(c.train.max_epoch >= 1, Error, &["TRAIN", "MAX_EPOCH"], "expected at least 1 epoch");
         }
         check(c.train.snapshot_interval >= 1, Error, &["TRAIN", "SNAPSHOT_INTERVAL"], "expected an interval of at least 1");
@@ -264,34 +248,75 @@ impl LoadedConfig {
         ] {
             check(v.is_finite() && v >= 0.0, Error, &["TRAIN", key], "expected a finite number >= 0");
         }
-        check(c.train.linear_lr <= 1.0, Warning, &["TRAIN", "LINEAR_LR"], "a learning rate above 1 diverges (the seed's 20.0 is a known bug; method.md uses 2e-3)");
+        check(
+            c.train.linear_lr <= 1.0,
+            Warning,
+            &["TRAIN", "LINEAR_LR"],
+            "a learning rate above 1 diverges (the seed's 20.0 is a known bug; method.md uses 2e-3)",
+        );
         let s = &c.train.smooth;
         for (key, v) in [("GAMMA1", s.gamma1), ("GAMMA2", s.gamma2), ("GAMMA3", s.gamma3)] {
             check(v.is_finite() && v > 0.0, Error, &["TRAIN", "SMOOTH", key], "expected a finite number > 0");
         }
         check(s.lambda.is_finite() && s.lambda >= 0.0, Error, &["TRAIN", "SMOOTH", "LAMBDA"], "expected a finite number >= 0");
-        for (key, v) in [("DF_DIM", c.gan.df_dim), ("GF_DIM", c.gan.gf_dim), ("Z_DIM", c.gan.z_dim), ("CONDITION_DIM", c.gan.condition_dim)] {
+        for (key, v) in [("DF_DIM", c.gan.df_dim), ("GF_DIM", c.gan.gf_dim), ("Z_DIM", c.gan.z_dim), ("CONDITION_DIM", c.gan.condition_dim)]
+        {
             check(v >= 1, Error, &["GAN", key], "expected at least 1");
         }
         check(c.text.embedding_dim >= 1, Error, &["TEXT", "EMBEDDING_DIM"], "expected at least 1");
         check(c.text.captions_per_image >= 1, Error, &["TEXT", "CAPTIONS_PER_IMAGE"], "expected at least 1 caption per image");
         if c.job() != Job::Eval {
-            check(c.text.captions_per_image >= 2, Error, &["TEXT", "CAPTIONS_PER_IMAGE"], "training uses two different captions of each image, so it needs at least 2");
+            check(
+                c.text.captions_per_image >= 2,
+                Error,
+                &["TEXT", "CAPTIONS_PER_IMAGE"],
+                "training uses two different captions of each image, so it needs at least 2",
+            );
         }
-        check((3..=4096).contains(&c.text.words_num), Error, &["TEXT", "WORDS_NUM"], "expected a token length between 3 and 4096 (CLIP: 77)");
+        check(
+            (3..=4096).contains(&c.text.words_num),
+            Error,
+            &["TEXT", "WORDS_NUM"],
+            "expected a token length between 3 and 4096 (CLIP: 77)",
+        );
         check(parse_device_string(&c.train.device).is_some(), Error, &["TRAIN", "DEVICE"], "expected cpu, cuda or cuda:N");
         let g = &c.clipgan;
         check(parse_device_string(&g.device).is_some(), Error, &["CLIPGAN", "DEVICE"], "expected auto, cpu, cuda or cuda:N");
-        check(super::CLIP_PRESETS.contains(&g.clip_preset.as_str()), Error, &["CLIPGAN", "CLIP_PRESET"], &format!("expected one of: {}", super::CLIP_PRESETS.join(", ")));
+        check(
+            super::CLIP_PRESETS.contains(&g.clip_preset.as_str()),
+            Error,
+            &["CLIPGAN", "CLIP_PRESET"],
+            &format!("expected one of: {}", super::CLIP_PRESETS.join(", ")),
+        );
         check(g.log_every >= 1, Error, &["CLIPGAN", "LOG_EVERY"], "expected at least 1");
-        check(g.checkpoint_minutes.is_finite() && g.checkpoint_minutes >= 0.0, Error, &["CLIPGAN", "CHECKPOINT_MINUTES"], "expected a number of minutes >= 0");
+        check(
+            g.checkpoint_minutes.is_finite() && g.checkpoint_minutes >= 0.0,
+            Error,
+            &["CLIPGAN", "CHECKPOINT_MINUTES"],
+            "expected a number of minutes >= 0",
+        );
         check(g.cycle_epochs >= 1, Error, &["CLIPGAN", "CYCLE_EPOCHS"], "expected at least 1");
-        check(g.warmup_epochs < g.cycle_epochs.max(1) || g.cycle_epochs == 1 && g.warmup_epochs <= 1, Error, &["CLIPGAN", "WARMUP_EPOCHS"], "the warm-up must be shorter than the cycle (CYCLE_EPOCHS)");
-        check(g.cycle_decay.is_finite() && g.cycle_decay > 0.0 && g.cycle_decay <= 1.0, Error, &["CLIPGAN", "CYCLE_DECAY"], "expected a factor in (0, 1]");
+        check(
+            g.warmup_epochs < g.cycle_epochs.max(1) || g.cycle_epochs == 1 && g.warmup_epochs <= 1,
+            Error,
+            &["CLIPGAN", "WARMUP_EPOCHS"],
+            "the warm-up must be shorter than the cycle (CYCLE_EPOCHS)",
+        );
+        check(
+            g.cycle_decay.is_finite() && g.cycle_decay > 0.0 && g.cycle_decay <= 1.0,
+            Error,
+            &["CLIPGAN", "CYCLE_DECAY"],
+            "expected a factor in (0, 1]",
+        );
         check((0.0..1.0).contains(&g.ema_decay), Error, &["CLIPGAN", "EMA_DECAY"], "expected a decay in [0, 1)");
         let e = &g.eval;
         check(e.passes >= 1, Error, &["CLIPGAN", "EVAL", "PASSES"], "expected at least 1");
-        check(e.r_candidates >= 2, Error, &["CLIPGAN", "EVAL", "R_CANDIDATES"], "expected at least 2 candidates (the ground truth and one other)");
+        check(
+            e.r_candidates >= 2,
+            Error,
+            &["CLIPGAN", "EVAL", "R_CANDIDATES"],
+            "expected at least 2 candidates (the ground truth and one other)",
+        );
         check(e.r_folds >= 1 && e.r_trials >= e.r_folds, Error, &["CLIPGAN", "EVAL", "R_FOLDS"], "expected 1 <= R_FOLDS <= R_TRIALS");
         for key in c.unused_keys_set() {
             let path: Vec<&str> = key.split('.').collect();
@@ -311,9 +336,7 @@ impl LoadedConfig {
     pub fn path_settings(&self) -> Vec<(&'static str, &str)> {
         let mut v = self.path_settings_all();
         v.retain(|(k, s)| {
-            !s.trim().is_empty()
-                && *k != "TRAIN.CLIP_MODEL_BASE"
-                && !(*k == "CLIPGAN.TOKENIZER" && s.eq_ignore_ascii_case("builtin"))
+            !s.trim().is_empty() && *k != "TRAIN.CLIP_MODEL_BASE" && !(*k == "CLIPGAN.TOKENIZER" && s.eq_ignore_ascii_case("builtin"))
         });
         v
     }

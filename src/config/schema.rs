@@ -266,15 +266,7 @@ impl Default for Smooth {
 
 impl Default for Gan {
     fn default() -> Self {
-        Gan {
-            df_dim: 64,
-            gf_dim: 128,
-            z_dim: 100,
-            condition_dim: 100,
-            r_num: 2,
-            b_attention: true,
-            b_dcgan: false,
-        }
+        Gan { df_dim: 64, gf_dim: 128, z_dim: 100, condition_dim: 100, r_num: 2, b_attention: true, b_dcgan: false }
     }
 }
 

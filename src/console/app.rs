@@ -93,10 +93,21 @@ pub enum InputPurpose {
 #[derive(Clone, Debug)]
 pub enum Popup {
     Help,
-    Input { purpose: InputPurpose, prompt: String, text: String },
-    Confirm { question: String, cmd: Cmd },
+    Input {
+        purpose: InputPurpose,
+        prompt: String,
+        text: String,
+    },
+    Confirm {
+        question: String,
+        cmd: Cmd,
+    },
     /// Read-only text (the config diff), scrolled by `top`.
-    Text { title: String, lines: Vec<DiffLine>, top: usize },
+    Text {
+        title: String,
+        lines: Vec<DiffLine>,
+        top: usize,
+    },
 }
 
 /// A line of the config diff: a key and its value in run A and run B (`None`: absent).
@@ -651,7 +662,11 @@ impl App {
     fn runs_action(&mut self, a: Action) -> Vec<Cmd> {
         let Some(t) = self.selected_task() else {
             if a == Action::Filter {
-                self.popups.push(Popup::Input { purpose: InputPurpose::RunsFilter, prompt: "filter runs".into(), text: self.runs.filter.clone() });
+                self.popups.push(Popup::Input {
+                    purpose: InputPurpose::RunsFilter,
+                    prompt: "filter runs".into(),
+                    text: self.runs.filter.clone(),
+                });
             } else if a == Action::Sort {
                 self.runs.sort = Some(self.runs.sort.unwrap_or(SortKey::Id).next());
             }
@@ -661,23 +676,32 @@ impl App {
         match a {
             Action::Kill => {
                 if state.is_active() {
-                    self.popups.push(Popup::Confirm { question: format!("kill task {id} ({name})? It saves a checkpoint first. [y/N]"), cmd: Cmd::Kill(id) });
+                    self.popups.push(Popup::Confirm {
+                        question: format!("kill task {id} ({name})? It saves a checkpoint first. [y/N]"),
+                        cmd: Cmd::Kill(id),
+                    });
                 } else {
                     self.message = format!("task {id} is {}, not running", state.name());
                 }
             }
             Action::Pause => return vec![Cmd::Pause(id)],
             Action::Resume => return vec![Cmd::Resume(id)],
-            Action::Restart => {
-                self.popups.push(Popup::Confirm { question: format!("restart task {id} ({name}) from scratch in a new run folder? [y/N]"), cmd: Cmd::Restart(id) })
-            }
+            Action::Restart => self.popups.push(Popup::Confirm {
+                question: format!("restart task {id} ({name}) from scratch in a new run folder? [y/N]"),
+                cmd: Cmd::Restart(id),
+            }),
             Action::ResumeRun => return vec![Cmd::ResumeRun(id)],
-            Action::Remove => {
-                self.popups.push(Popup::Confirm { question: format!("remove task {id} ({name}) from the list? Its run folder stays. [y/N]"), cmd: Cmd::Remove(id) })
-            }
+            Action::Remove => self.popups.push(Popup::Confirm {
+                question: format!("remove task {id} ({name}) from the list? Its run folder stays. [y/N]"),
+                cmd: Cmd::Remove(id),
+            }),
             Action::FollowLogs => self.open_logs(),
             Action::Sort => self.runs.sort = Some(self.runs.sort.unwrap_or(SortKey::Id).next()),
-            Action::Filter => self.popups.push(Popup::Input { purpose: InputPurpose::RunsFilter, prompt: "filter runs".into(), text: self.runs.filter.clone() }),
+            Action::Filter => self.popups.push(Popup::Input {
+                purpose: InputPurpose::RunsFilter,
+                prompt: "filter runs".into(),
+                text: self.runs.filter.clone(),
+            }),
             Action::Mark => {
                 if !self.runs.marked.remove(&id) {
                     self.runs.marked.insert(id);
@@ -712,7 +736,8 @@ impl App {
         let read = |id: u64| -> Result<serde_yaml_ng::Value, String> {
             let t = self.task(id).ok_or(format!("no task {id}"))?;
             // The resolved copy the worker wrote, else the snapshot taken at queue time.
-            let candidates = [t.task.run_dir.join(crate::rundir::CONFIG_FILE), t.task.run_dir.join(crate::supervisor::CONFIG_SNAPSHOT_FILE)];
+            let candidates =
+                [t.task.run_dir.join(crate::rundir::CONFIG_FILE), t.task.run_dir.join(crate::supervisor::CONFIG_SNAPSHOT_FILE)];
             let path = candidates.iter().find(|p| p.is_file()).ok_or(format!("task {id} has no config in {}", t.task.run_dir.display()))?;
             let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
@@ -788,7 +813,8 @@ impl App {
         if let Some(bad) = marked.iter().find(|c| !c.ok) {
             return Err(format!("{} does not validate", bad.rel));
         }
-        let pretrain = pick("pretrain")?.ok_or("mark a pretrain (finetuning) config, a train config and optionally an eval config (space)")?;
+        let pretrain =
+            pick("pretrain")?.ok_or("mark a pretrain (finetuning) config, a train config and optionally an eval config (space)")?;
         let train = pick("train")?.ok_or("mark a train config too")?;
         Ok(Pipeline { pretrain, train, eval: pick("eval")?, group: None, label: None })
     }
@@ -843,7 +869,9 @@ impl App {
             Action::Cursor => c.cursor = if c.cursor.is_some() { None } else { Some(0.5) },
             Action::CursorLeft => c.cursor = Some((c.cursor.unwrap_or(0.5) - 0.02).max(0.0)),
             Action::CursorRight => c.cursor = Some((c.cursor.unwrap_or(0.5) + 0.02).min(1.0)),
-            Action::Filter => self.popups.push(Popup::Input { purpose: InputPurpose::CurvesFilter, prompt: "filter tags".into(), text: c.filter.clone() }),
+            Action::Filter => {
+                self.popups.push(Popup::Input { purpose: InputPurpose::CurvesFilter, prompt: "filter tags".into(), text: c.filter.clone() })
+            }
             Action::GroupMean => c.group_mean = !c.group_mean,
             Action::LogY => {
                 if let Some(tag) = self.curve_tags().get(self.curves.focus).cloned() {
@@ -859,7 +887,11 @@ impl App {
 
     fn logs_action(&mut self, a: Action) {
         match a {
-            Action::Search => self.popups.push(Popup::Input { purpose: InputPurpose::LogSearch, prompt: "search logs".into(), text: self.logs.search.clone() }),
+            Action::Search => self.popups.push(Popup::Input {
+                purpose: InputPurpose::LogSearch,
+                prompt: "search logs".into(),
+                text: self.logs.search.clone(),
+            }),
             Action::NextMatch => self.jump_match(true, false),
             Action::PrevMatch => self.jump_match(false, false),
             Action::Follow => self.logs.follow = !self.logs.follow,

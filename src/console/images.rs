@@ -158,7 +158,9 @@ impl ImagePicker {
     pub fn render(&self, img: DynamicImage, size: Size) -> Result<Rendered, String> {
         match &self.picker {
             None => Ok(Rendered::Ascii(ascii_lines(&img, size.width, size.height))),
-            Some(p) => p.new_protocol(img, size, Resize::Fit(None)).map(|p| Rendered::Protocol(Box::new(p))).map_err(|e| format!("encoding: {e}")),
+            Some(p) => {
+                p.new_protocol(img, size, Resize::Fit(None)).map(|p| Rendered::Protocol(Box::new(p))).map_err(|e| format!("encoding: {e}"))
+            }
         }
     }
 }
@@ -214,7 +216,12 @@ fn iterm2_from_env() -> bool {
 /// thread then swallows keystrokes meant for the console. Here the reads happen on the
 /// caller's thread with `poll`, one byte at a time, so nothing typed after the answers
 /// is consumed and nothing keeps reading after the timeout.
-pub fn query(input: std::os::fd::BorrowedFd<'_>, output: &mut impl std::io::Write, is_tmux: bool, timeout: Duration) -> std::io::Result<TermAnswer> {
+pub fn query(
+    input: std::os::fd::BorrowedFd<'_>,
+    output: &mut impl std::io::Write,
+    is_tmux: bool,
+    timeout: Duration,
+) -> std::io::Result<TermAnswer> {
     use ratatui_image::picker::cap_parser::{Parser, QueryStdioOptions, Response};
     use std::os::fd::AsRawFd;
     let options = QueryStdioOptions { timeout, ..Default::default() };
@@ -342,7 +349,8 @@ fn cell_size_from_ioctl() -> Option<(u16, u16)> {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ fills a winsize.
     let r = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut ws) };
-    (r == 0 && ws.ws_col > 0 && ws.ws_row > 0 && ws.ws_xpixel > 0 && ws.ws_ypixel > 0).then(|| (ws.ws_xpixel / ws.ws_col, ws.ws_ypixel / ws.ws_row))
+    (r == 0 && ws.ws_col > 0 && ws.ws_row > 0 && ws.ws_xpixel > 0 && ws.ws_ypixel > 0)
+        .then(|| (ws.ws_xpixel / ws.ws_col, ws.ws_ypixel / ws.ws_row))
 }
 
 fn protocol_name(t: ProtocolType) -> &'static str {
@@ -441,7 +449,10 @@ impl ImageLoader {
         let done: Arc<Mutex<HashMap<usize, Loaded>>> = Arc::default();
         let done2 = done.clone();
         let picker_name = picker.name();
-        let thread = std::thread::Builder::new().name("clipgan-images".into()).spawn(move || loader_thread(picker, rx, done2, on_ready)).expect("spawning the image thread");
+        let thread = std::thread::Builder::new()
+            .name("clipgan-images".into())
+            .spawn(move || loader_thread(picker, rx, done2, on_ready))
+            .expect("spawning the image thread");
         ImageLoader { tx: Some(tx), done, next_ticket: 1, thread: Some(thread), picker_name }
     }
 
@@ -499,7 +510,8 @@ fn load(picker: &ImagePicker, path: &Path, size: Size) -> Result<Rendered, Strin
         .decode()
         .map_err(|e| format!("{}: not a readable image: {e}", path.display()))?;
     // A panic inside an encoder must not take the console down.
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| picker.render(img, size))).unwrap_or_else(|_| Err(format!("{}: the image encoder failed", path.display())))
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| picker.render(img, size)))
+        .unwrap_or_else(|_| Err(format!("{}: the image encoder failed", path.display())))
 }
 
 /// What a pane shows.
@@ -570,7 +582,9 @@ impl Widget for &ImagePane {
                 Paragraph::new(Line::styled(format!("loading {name}…"), Style::default().fg(Color::DarkGray))).render(area, buf);
             }
             PaneState::Failed(e) => {
-                Paragraph::new(Line::styled(format!("image error: {e}"), Style::default().fg(Color::Red))).wrap(Wrap { trim: true }).render(area, buf);
+                Paragraph::new(Line::styled(format!("image error: {e}"), Style::default().fg(Color::Red)))
+                    .wrap(Wrap { trim: true })
+                    .render(area, buf);
             }
             PaneState::Ready(Rendered::Ascii(lines)) => {
                 Paragraph::new(lines.iter().map(|l| Line::raw(l.as_str())).collect::<Vec<_>>()).render(area, buf);

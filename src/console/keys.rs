@@ -234,7 +234,21 @@ impl Key {
             }
         }
         let named = [
-            "enter", "esc", "tab", "backtab", "space", "up", "down", "left", "right", "pgup", "pgdn", "home", "end", "backspace", "delete",
+            "enter",
+            "esc",
+            "tab",
+            "backtab",
+            "space",
+            "up",
+            "down",
+            "left",
+            "right",
+            "pgup",
+            "pgdn",
+            "home",
+            "end",
+            "backspace",
+            "delete",
         ];
         let lower = base.to_ascii_lowercase();
         let base = if base.chars().count() == 1 {

@@ -120,7 +120,14 @@ impl ProcSampler {
                 if let Some(t) = ticks {
                     next.insert(*pid, (t, now));
                 }
-                ProcUsage { pid: *pid, label: label.clone(), cpu_percent, rss_bytes: rss_bytes(*pid, self.page), gpu_mem: Vec::new(), gpu_util: Vec::new() }
+                ProcUsage {
+                    pid: *pid,
+                    label: label.clone(),
+                    cpu_percent,
+                    rss_bytes: rss_bytes(*pid, self.page),
+                    gpu_mem: Vec::new(),
+                    gpu_util: Vec::new(),
+                }
             })
             .collect();
         self.last = next;
@@ -164,7 +171,9 @@ impl Gpus {
             let mut listed = dev.running_compute_processes().unwrap_or_default();
             listed.extend(dev.running_graphics_processes().unwrap_or_default());
             for pi in listed {
-                if let (Some(p), nvml_wrapper::enums::device::UsedGpuMemory::Used(b)) = (procs.iter_mut().find(|p| p.pid == pi.pid), pi.used_gpu_memory) {
+                if let (Some(p), nvml_wrapper::enums::device::UsedGpuMemory::Used(b)) =
+                    (procs.iter_mut().find(|p| p.pid == pi.pid), pi.used_gpu_memory)
+                {
                     match p.gpu_mem.iter_mut().find(|(d, _)| *d == index) {
                         Some(e) => e.1 = e.1.max(b),
                         None => p.gpu_mem.push((index, b)),
@@ -304,7 +313,13 @@ impl ResourcesPanel<'_> {
             Ok(g) => {
                 for d in g {
                     let util = d.util_percent.map_or("-".to_string(), |u| format!("{u:>3}%"));
-                    lines.push(Line::raw(format!("GPU{} {util} {}/{} {}", d.index, human_bytes(d.mem_used), human_bytes(d.mem_total), d.name)));
+                    lines.push(Line::raw(format!(
+                        "GPU{} {util} {}/{} {}",
+                        d.index,
+                        human_bytes(d.mem_used),
+                        human_bytes(d.mem_total),
+                        d.name
+                    )));
                 }
             }
         }

@@ -120,7 +120,13 @@ pub struct RunData {
 
 impl RunData {
     pub fn new(run_dir: &Path) -> RunData {
-        RunData { run_dir: run_dir.to_path_buf(), tail: MetricsTail::new(&run_dir.join(METRICS_FILE)), tags: BTreeMap::new(), first_wall: None, version: 0 }
+        RunData {
+            run_dir: run_dir.to_path_buf(),
+            tail: MetricsTail::new(&run_dir.join(METRICS_FILE)),
+            tags: BTreeMap::new(),
+            first_wall: None,
+            version: 0,
+        }
     }
 
     /// Read what was appended; returns how many records arrived. A file that was
@@ -270,7 +276,8 @@ impl Blocks {
     }
     /// Bytes held (capacity), for the memory figure of `clipgan bench console`.
     pub fn bytes(&self) -> usize {
-        (self.min.capacity() + self.max.capacity() + self.nonfinite.capacity()) * std::mem::size_of::<usize>() + (self.min_v.capacity() + self.max_v.capacity()) * 8
+        (self.min.capacity() + self.max.capacity() + self.nonfinite.capacity()) * std::mem::size_of::<usize>()
+            + (self.min_v.capacity() + self.max_v.capacity()) * 8
     }
 }
 

@@ -137,8 +137,7 @@ pub fn check(dir: &Path, opts: &CheckOptions, tokenizer: &Tokenizer) -> Report {
         if ds.class_source.is_some() {
             class_sets.push(ids);
         }
-        let lengths: Vec<usize> =
-            ds.records.iter().flat_map(|r| r.captions.iter()).map(|c| tokenizer.encode_text(c).len() + 2).collect();
+        let lengths: Vec<usize> = ds.records.iter().flat_map(|r| r.captions.iter()).map(|c| tokenizer.encode_text(c).len() + 2).collect();
         s.captions = lengths.len();
         s.over_words_num = lengths.iter().filter(|&&l| l > opts.words_num).count();
         s.tokens = Stats::of(lengths);
@@ -215,7 +214,14 @@ fn decode_all(ds: &Dataset, todo: &[usize], threads: usize) -> (Vec<(u32, u32)>,
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "dataset {} ({}, {} captions per image, WORDS_NUM {})", self.dir.display(), self.dataset_name, self.captions_per_image, self.words_num)?;
+        writeln!(
+            f,
+            "dataset {} ({}, {} captions per image, WORDS_NUM {})",
+            self.dir.display(),
+            self.dataset_name,
+            self.captions_per_image,
+            self.words_num
+        )?;
         for s in &self.splits {
             write!(f, "{:5}: {} images, {} classes", s.split, s.images, s.classes)?;
             match (&s.classes_from, s.class_ids) {

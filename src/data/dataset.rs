@@ -163,13 +163,7 @@ impl Dataset {
         let (class_ids, class_source) = if class_path.is_file() {
             let ids = pickle::int_list(&pickle::read(&class_path)?, &class_path, "a list of class ids")?;
             if ids.len() != keys.len() {
-                bail!(
-                    "{}: {} class ids for the {} images of {}",
-                    class_path.display(),
-                    ids.len(),
-                    keys.len(),
-                    names_path.display()
-                );
+                bail!("{}: {} class ids for the {} images of {}", class_path.display(), ids.len(), keys.len(), names_path.display());
             }
             (ids, Some(class_path))
         } else if spec.is_coco() {
@@ -287,8 +281,8 @@ pub fn decode_rgb(path: &Path) -> Result<RgbImage> {
     if format == image::ImageFormat::Jpeg && !jpeg_has_end(&bytes) {
         bail!("{}: truncated JPEG (no end-of-image marker)", path.display());
     }
-    let img = image::load_from_memory_with_format(&bytes, format)
-        .with_context(|| format!("{}: cannot decode the image", path.display()))?;
+    let img =
+        image::load_from_memory_with_format(&bytes, format).with_context(|| format!("{}: cannot decode the image", path.display()))?;
     if img.width() == 0 || img.height() == 0 {
         bail!("{}: the image is empty", path.display());
     }
@@ -370,11 +364,8 @@ pub fn read_captions(path: &Path, count: usize) -> std::result::Result<Vec<Strin
         Err(e) => return Err(problem(format!("cannot read the caption file: {e}"))),
     };
     let text = String::from_utf8_lossy(&bytes);
-    let lines: Vec<String> = text
-        .lines()
-        .map(|l| l.replace("\u{fffd}\u{fffd}", " ").trim().to_string())
-        .filter(|l| !l.is_empty())
-        .collect();
+    let lines: Vec<String> =
+        text.lines().map(|l| l.replace("\u{fffd}\u{fffd}", " ").trim().to_string()).filter(|l| !l.is_empty()).collect();
     if lines.len() < count {
         return Err(problem(format!("{} captions, expected {count} (TEXT.CAPTIONS_PER_IMAGE)", lines.len())));
     }
@@ -384,7 +375,8 @@ pub fn read_captions(path: &Path, count: usize) -> std::result::Result<Vec<Strin
 /// CUB's `images.txt` ("<id> <key>.jpg") and `bounding_boxes.txt` ("<id> x y w h"),
 /// joined by id into key -> box.
 fn read_bboxes(images_txt: &Path, bbox_txt: &Path) -> Result<HashMap<String, [f32; 4]>> {
-    let read = |p: &Path| std::fs::read_to_string(p).with_context(|| format!("{}: cannot read (needed with {})", p.display(), bbox_txt.display()));
+    let read =
+        |p: &Path| std::fs::read_to_string(p).with_context(|| format!("{}: cannot read (needed with {})", p.display(), bbox_txt.display()));
     let images = read(images_txt)?;
     let mut names: HashMap<&str, String> = HashMap::new();
     for (i, line) in images.lines().enumerate() {
@@ -410,9 +402,8 @@ fn read_bboxes(images_txt: &Path, bbox_txt: &Path) -> Result<HashMap<String, [f3
             (Some(id), Some(n)) if n.len() == 4 && parts.len() == 5 => (*id, n),
             _ => bail!("{}:{}: expected \"<id> x y width height\"", bbox_txt.display(), i + 1),
         };
-        let key = names
-            .get(id)
-            .with_context(|| format!("{}:{}: image id {id} is not in {}", bbox_txt.display(), i + 1, images_txt.display()))?;
+        let key =
+            names.get(id).with_context(|| format!("{}:{}: image id {id} is not in {}", bbox_txt.display(), i + 1, images_txt.display()))?;
         out.insert(key.clone(), [nums[0], nums[1], nums[2], nums[3]]);
     }
     Ok(out)

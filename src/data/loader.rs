@@ -286,20 +286,18 @@ impl Loader {
         for w in 0..threads {
             let (tx, rx) = sync_channel(per_worker);
             let (shared, stop) = (shared.clone(), stop.clone());
-            let handle = std::thread::Builder::new()
-                .name(format!("clipgan-data-{w}"))
-                .spawn(move || {
-                    for position in (start + w..len).step_by(threads) {
-                        if stop.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        let batch = shared.batch(position);
-                        let failed = batch.is_err();
-                        if tx.send(batch).is_err() || failed {
-                            return;
-                        }
+            let handle = std::thread::Builder::new().name(format!("clipgan-data-{w}")).spawn(move || {
+                for position in (start + w..len).step_by(threads) {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
                     }
-                })?;
+                    let batch = shared.batch(position);
+                    let failed = batch.is_err();
+                    if tx.send(batch).is_err() || failed {
+                        return;
+                    }
+                }
+            })?;
             receivers.push(rx);
             handles.push(handle);
         }

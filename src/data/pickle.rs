@@ -8,8 +8,7 @@ use std::path::Path;
 
 pub fn read(path: &Path) -> Result<Value> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    serde_pickle::value_from_slice(&bytes, DeOptions::new())
-        .map_err(|e| anyhow::anyhow!("{}: not a readable pickle ({e})", path.display()))
+    serde_pickle::value_from_slice(&bytes, DeOptions::new()).map_err(|e| anyhow::anyhow!("{}: not a readable pickle ({e})", path.display()))
 }
 
 /// Short description of a value's Python type, for messages.
@@ -67,7 +66,9 @@ pub fn int_list(v: &Value, path: &Path, what: &str) -> Result<Vec<i64>> {
     items(v, path, what)?
         .iter()
         .enumerate()
-        .map(|(i, x)| int(x).with_context(|| format!("{}: expected {what}: item {i} is of type {}, not an integer", path.display(), type_name(x))))
+        .map(|(i, x)| {
+            int(x).with_context(|| format!("{}: expected {what}: item {i} is of type {}, not an integer", path.display(), type_name(x)))
+        })
         .collect()
 }
 

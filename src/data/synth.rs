@@ -381,7 +381,8 @@ pub fn render(scene: &Scene, size: u32, seed: u64) -> RgbImage {
     let body = jittered(BODY_COLOURS[sp.body].1, scene.jitter[0]);
     let mark = jittered(MARK_COLOURS[sp.mark].1, scene.jitter[1]);
     let bg = jittered(BACKGROUNDS[scene.background].1, scene.jitter[2]);
-    let noise_seed = stream_rng(seed, 3, scene.key.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)), 0x4e4f_4953).gen::<u64>();
+    let noise_seed =
+        stream_rng(seed, 3, scene.key.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)), 0x4e4f_4953).gen::<u64>();
     let s = size as f32;
     // 0 background, 1 body, 2 marking, at point (x, y) in pixels.
     let part = |x: f32, y: f32| -> u8 {
@@ -399,8 +400,7 @@ pub fn render(scene: &Scene, size: u32, seed: u64) -> RgbImage {
     let (x0, x1) = ((scene.cx - scene.r - 1.0).max(0.0) as u32, ((scene.cx + scene.r + 2.0) as u32).min(size));
     let (y0, y1) = ((scene.cy - scene.r - 1.0).max(0.0) as u32, ((scene.cy + scene.r + 2.0) as u32).min(size));
     let gw = (x1 - x0 + 1) as usize;
-    let corners: Vec<u8> =
-        (y0..=y1).flat_map(|y| (x0..=x1).map(move |x| (x, y))).map(|(x, y)| part(x as f32, y as f32)).collect();
+    let corners: Vec<u8> = (y0..=y1).flat_map(|y| (x0..=x1).map(move |x| (x, y))).map(|(x, y)| part(x as f32, y as f32)).collect();
     RgbImage::from_fn(size, size, |x, y| {
         let shade = 8.0 * (0.5 - y as f32 / s);
         // Hash noise in [-4, 4): cheaper than a generator call per pixel.
@@ -554,12 +554,8 @@ fn write_all(dir: &Path, cfg: &SynthConfig) -> Result<SynthSummary> {
     write(&cub.join("images.txt"), images_txt.as_bytes())?;
     write(&cub.join("bounding_boxes.txt"), boxes_txt.as_bytes())?;
     write(&cub.join("image_class_labels.txt"), labels_txt.as_bytes())?;
-    let classes_txt: String = train_sp
-        .iter()
-        .chain(test_sp.iter())
-        .enumerate()
-        .map(|(i, sp)| format!("{} {:03}.{}\n", i + 1, i + 1, sp.name()))
-        .collect();
+    let classes_txt: String =
+        train_sp.iter().chain(test_sp.iter()).enumerate().map(|(i, sp)| format!("{} {:03}.{}\n", i + 1, i + 1, sp.name())).collect();
     write(&cub.join("classes.txt"), classes_txt.as_bytes())?;
     write(&dir.join("attributes.txt"), attrs.as_bytes())?;
     write(

@@ -117,14 +117,14 @@ impl Tokenizer {
 
     fn from_tokenizer_json(path: &Path) -> Result<Tokenizer> {
         let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?;
         let model = &json["model"];
         if model["type"].as_str().is_some_and(|t| t != "BPE") {
             bail!("{}: model.type is {}, expected BPE (a CLIP tokenizer)", path.display(), model["type"]);
         }
         let vocab = parse_vocab(&model["vocab"]).with_context(|| format!("{}: model.vocab", path.display()))?;
-        let merges_json = model["merges"].as_array().with_context(|| format!("{}: model.merges is missing or not a list", path.display()))?;
+        let merges_json =
+            model["merges"].as_array().with_context(|| format!("{}: model.merges is missing or not a list", path.display()))?;
         let mut merges = Vec::with_capacity(merges_json.len());
         for (i, m) in merges_json.iter().enumerate() {
             // Older files write "a b", newer ones ["a", "b"].
@@ -149,8 +149,7 @@ impl Tokenizer {
 
     fn from_vocab_merges(vocab_path: &Path, merges_path: &Path) -> Result<Tokenizer> {
         let text = std::fs::read_to_string(vocab_path).with_context(|| format!("cannot read {}", vocab_path.display()))?;
-        let json: serde_json::Value =
-            serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", vocab_path.display()))?;
+        let json: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", vocab_path.display()))?;
         let vocab = parse_vocab(&json).with_context(|| format!("{}", vocab_path.display()))?;
         let text = std::fs::read_to_string(merges_path).with_context(|| format!("cannot read {}", merges_path.display()))?;
         let mut merges = Vec::new();
@@ -188,7 +187,9 @@ impl Tokenizer {
                     "{}: token {token:?} has id {id}, but CLIP's byte-level layout for these merges gives it {e}; not a CLIP tokenizer",
                     path.display()
                 ),
-                None => bail!("{}: token {token:?} (id {id}) is neither a byte token nor made by a merge; not a CLIP tokenizer", path.display()),
+                None => {
+                    bail!("{}: token {token:?} (id {id}) is neither a byte token nor made by a merge; not a CLIP tokenizer", path.display())
+                }
             }
         }
         for (name, want) in [("<|startoftext|>", size as i64 - 2), ("<|endoftext|>", size as i64 - 1)] {
@@ -297,9 +298,7 @@ impl TokenBatch {
 
 fn parse_vocab(v: &serde_json::Value) -> Result<HashMap<String, i64>> {
     let obj = v.as_object().context("expected an object mapping tokens to ids")?;
-    obj.iter()
-        .map(|(k, id)| Ok((k.clone(), id.as_i64().with_context(|| format!("the id of {k:?} is not an integer"))?)))
-        .collect()
+    obj.iter().map(|(k, id)| Ok((k.clone(), id.as_i64().with_context(|| format!("the id of {k:?} is not an integer"))?))).collect()
 }
 
 /// The ids CLIP's byte-level BPE gives its tokens: byte symbols in GPT-2's

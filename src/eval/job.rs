@@ -15,12 +15,12 @@ use super::rprecision::{r_precision, Protocol, RPrecision};
 use super::stats as fid_stats;
 use crate::config::{self, LoadedConfig};
 use crate::data::{Dataset, DatasetSpec, Split, Tokenizer};
+use crate::device;
 use crate::models::clip::{self, Clip};
 use crate::models::dmgan;
 use crate::rundir::RunWriter;
 use crate::train::{checkpoint, seed};
 use crate::worker::{self, StopFlag, Worker};
-use crate::device;
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -59,7 +59,8 @@ pub fn snapshot_targets(run: &Path) -> Result<Vec<Target>> {
     for e in rd {
         let p = e?.path();
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let Some(epoch) = name.strip_prefix("netG_epoch_").and_then(|s| s.strip_suffix(".safetensors")).and_then(|s| s.parse::<u64>().ok()) else {
+        let Some(epoch) = name.strip_prefix("netG_epoch_").and_then(|s| s.strip_suffix(".safetensors")).and_then(|s| s.parse::<u64>().ok())
+        else {
             continue;
         };
         let meta = checkpoint::read_meta(&p).with_context(|| format!("{}: unreadable generator snapshot", p.display()))?;
@@ -153,7 +154,11 @@ fn encode_images(enc: &Encoders, x01: &Tensor, out: &mut Collected, generated: b
     if fid_net.is_none() && is_net.is_none() {
         return Ok(());
     }
-    let x299 = if x01.size()[2] == 299 && x01.size()[3] == 299 { x01.shallow_clone() } else { x01.upsample_bilinear2d([299, 299], false, None, None) };
+    let x299 = if x01.size()[2] == 299 && x01.size()[3] == 299 {
+        x01.shallow_clone()
+    } else {
+        x01.upsample_bilinear2d([299, 299], false, None, None)
+    };
     let same = matches!((fid_net, is_net), (Some(a), Some(b)) if std::ptr::eq(a, b));
     if let Some(net) = fid_net {
         let o = net.forward(&x299, 2048, same)?;
@@ -205,13 +210,15 @@ fn run_in(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut R
         None => loaded.require("TRAIN.CLIP_MODEL_CHECKPOINT")?,
     };
     let mut stores = Vec::new();
-    let (vs, clip_model, _) = clip::load_finetuned_clip(&clip_path, device).with_context(|| format!("loading the finetuned CLIP {}", clip_path.display()))?;
+    let (vs, clip_model, _) =
+        clip::load_finetuned_clip(&clip_path, device).with_context(|| format!("loading the finetuned CLIP {}", clip_path.display()))?;
     stores.push(vs);
     let independent = if e.independent_clip.trim().is_empty() {
         None
     } else {
         let p = loaded.require("CLIPGAN.EVAL.INDEPENDENT_CLIP")?;
-        let (vs, m, _) = clip::load_clip(&p, &c.clipgan.clip_preset, device).with_context(|| format!("loading the independent CLIP {}", p.display()))?;
+        let (vs, m, _) =
+            clip::load_clip(&p, &c.clipgan.clip_preset, device).with_context(|| format!("loading the independent CLIP {}", p.display()))?;
         stores.push(vs);
         Some((m, p.display().to_string()))
     };
@@ -226,7 +233,10 @@ fn run_in(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut R
         Some((net, p))
     };
     let is = if e.is_weights.trim().is_empty() {
-        notes.insert("is".into(), unavailable("CLIPGAN.EVAL.IS_WEIGHTS is not set (pytorch-fid's Inception, or the CUB-finetuned one converted to its names)"));
+        notes.insert(
+            "is".into(),
+            unavailable("CLIPGAN.EVAL.IS_WEIGHTS is not set (pytorch-fid's Inception, or the CUB-finetuned one converted to its names)"),
+        );
         None
     } else {
         let p = loaded.require("CLIPGAN.EVAL.IS_WEIGHTS")?;
@@ -249,7 +259,8 @@ fn run_in(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut R
     let cpi = test.captions_per_image();
     let passes = e.passes.max(1) as usize;
     let total = passes * test.len();
-    let protocol = Protocol { candidates: e.r_candidates as usize, trials: e.r_trials as usize, folds: e.r_folds as usize, seed: c.clipgan.seed };
+    let protocol =
+        Protocol { candidates: e.r_candidates as usize, trials: e.r_trials as usize, folds: e.r_folds as usize, seed: c.clipgan.seed };
     let batch = c.train.batch_size.max(1) as usize;
     run.set_totals(Some((targets.len() * total.div_ceil(batch)) as u64), None);
 
@@ -258,9 +269,18 @@ fn run_in(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut R
     let mut progress = 0u64;
     for target in targets {
         run.set_message(format!("{}: loading the generator", target.label));
-        let (_gvs, gen, gcfg) = dmgan::load_generator(&target.path, device).with_context(|| format!("loading the generator {}", target.path.display()))?;
+        let (_gvs, gen, gcfg) =
+            dmgan::load_generator(&target.path, device).with_context(|| format!("loading the generator {}", target.path.display()))?;
         let out_dir = run.dir().file(&format!("images/{}", target.label));
-        let mut col = Collected { img_codes: vec![], sent_codes: vec![], ind_img: vec![], ind_sent: vec![], fid_feats: vec![], logits: vec![], classes: vec![] };
+        let mut col = Collected {
+            img_codes: vec![],
+            sent_codes: vec![],
+            ind_img: vec![],
+            ind_sent: vec![],
+            fid_feats: vec![],
+            logits: vec![],
+            classes: vec![],
+        };
         let mut size = 0;
         // Item i: pass i / N, image i % N, caption drawn from (seed, SAMPLE, pass, image).
         for (bi, start) in (0..total).step_by(batch).enumerate() {
@@ -372,8 +392,20 @@ fn real_stats(
     run: &RunWriter,
 ) -> Result<(Stats, Option<Stats>)> {
     let given = &loaded.config.clipgan.eval.fid_real_stats;
-    let given_stats = if given.trim().is_empty() || enc.fid.is_none() { None } else { Some(fid_stats::read_npz(&loaded.require("CLIPGAN.EVAL.FID_REAL_STATS")?)?) };
-    let mut col = Collected { img_codes: vec![], sent_codes: vec![], ind_img: vec![], ind_sent: vec![], fid_feats: vec![], logits: vec![], classes: vec![] };
+    let given_stats = if given.trim().is_empty() || enc.fid.is_none() {
+        None
+    } else {
+        Some(fid_stats::read_npz(&loaded.require("CLIPGAN.EVAL.FID_REAL_STATS")?)?)
+    };
+    let mut col = Collected {
+        img_codes: vec![],
+        sent_codes: vec![],
+        ind_img: vec![],
+        ind_sent: vec![],
+        fid_feats: vec![],
+        logits: vec![],
+        classes: vec![],
+    };
     let idx: Vec<usize> = (0..test.len()).collect();
     for chunk in idx.chunks(batch) {
         let imgs = chunk
@@ -381,7 +413,10 @@ fn real_stats(
             .map(|&n| {
                 let img = test.load_image(n)?;
                 let (w, h) = img.dimensions();
-                let t = Tensor::from_data_size(img.as_raw(), &[1, h as i64, w as i64, 3], Kind::Uint8).permute([0, 3, 1, 2]).to_kind(Kind::Float) / 255.0;
+                let t = Tensor::from_data_size(img.as_raw(), &[1, h as i64, w as i64, 3], Kind::Uint8)
+                    .permute([0, 3, 1, 2])
+                    .to_kind(Kind::Float)
+                    / 255.0;
                 Ok(t.internal_upsample_bilinear2d_aa([size, size], false, None, None))
             })
             .collect::<Result<Vec<_>>>()?;

@@ -162,8 +162,8 @@ fn unpickle(data: &[u8]) -> Result<V> {
         let op = *data.get(i).ok_or_else(|| anyhow!("pickle without STOP"))?;
         i += 1;
         match op {
-            0x80 => i += 1,            // PROTO
-            0x95 => i += 8,            // FRAME
+            0x80 => i += 1, // PROTO
+            0x95 => i += 8, // FRAME
             b'.' => return stack.pop().ok_or_else(|| anyhow!("empty pickle")),
             b'(' => stack.push(V::Mark),
             b'N' => stack.push(V::None),
@@ -303,7 +303,8 @@ pub fn read_state_dict(path: &Path) -> Result<HashMap<String, Tensor>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let what = || format!("{}: not a readable PyTorch state_dict (torch.save zip format)", path.display());
     let entries = zip_entries(&bytes).with_context(what)?;
-    let (pkl_name, pkl) = entries.iter().find(|(n, _)| n.ends_with("/data.pkl")).ok_or_else(|| anyhow!("no data.pkl in the archive")).with_context(what)?;
+    let (pkl_name, pkl) =
+        entries.iter().find(|(n, _)| n.ends_with("/data.pkl")).ok_or_else(|| anyhow!("no data.pkl in the archive")).with_context(what)?;
     let prefix = pkl_name.trim_end_matches("data.pkl").to_string();
     let slice = |e: &ZipEntry| -> Result<&[u8]> {
         if e.method != 0 {
@@ -316,7 +317,8 @@ pub fn read_state_dict(path: &Path) -> Result<HashMap<String, Tensor>> {
     let mut out = HashMap::new();
     for (k, v) in items {
         let (V::Str(name), V::Tensor { key, kind, offset, size, stride }) = (k, v) else { continue };
-        let entry = entries.get(&format!("{prefix}data/{key}")).ok_or_else(|| anyhow!("storage {key} of {name} missing")).with_context(what)?;
+        let entry =
+            entries.get(&format!("{prefix}data/{key}")).ok_or_else(|| anyhow!("storage {key} of {name} missing")).with_context(what)?;
         let raw = slice(entry).with_context(what)?;
         let elem = kind.elt_size_in_bytes();
         let storage = Tensor::from_data_size(raw, &[(raw.len() / elem) as i64], kind);

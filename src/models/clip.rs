@@ -155,7 +155,13 @@ impl ClipConfig {
         let t = ClipTextConfig::hf_default();
         let v = ClipVisionConfig::hf_default();
         let small = |w: i64, layers: i64, heads: i64, image: i64| ClipConfig {
-            text: ClipTextConfig { hidden_size: w, intermediate_size: 4 * w, num_hidden_layers: layers, num_attention_heads: heads, ..t.clone() },
+            text: ClipTextConfig {
+                hidden_size: w,
+                intermediate_size: 4 * w,
+                num_hidden_layers: layers,
+                num_attention_heads: heads,
+                ..t.clone()
+            },
             vision: ClipVisionConfig {
                 hidden_size: w,
                 intermediate_size: 4 * w,
@@ -170,10 +176,19 @@ impl ClipConfig {
         };
         let cfg = match name {
             "vit-b-32" => ClipConfig { text: t, vision: v, projection_dim: 512, logit_scale_init: 2.6592 },
-            "vit-b-16" => ClipConfig { text: t, vision: ClipVisionConfig { patch_size: 16, ..v }, projection_dim: 512, logit_scale_init: 2.6592 },
+            "vit-b-16" => {
+                ClipConfig { text: t, vision: ClipVisionConfig { patch_size: 16, ..v }, projection_dim: 512, logit_scale_init: 2.6592 }
+            }
             "vit-l-14" => ClipConfig {
                 text: ClipTextConfig { hidden_size: 768, intermediate_size: 3072, num_attention_heads: 12, ..t },
-                vision: ClipVisionConfig { hidden_size: 1024, intermediate_size: 4096, num_hidden_layers: 24, num_attention_heads: 16, patch_size: 14, ..v },
+                vision: ClipVisionConfig {
+                    hidden_size: 1024,
+                    intermediate_size: 4096,
+                    num_hidden_layers: 24,
+                    num_attention_heads: 16,
+                    patch_size: 14,
+                    ..v
+                },
                 projection_dim: 768,
                 logit_scale_init: 2.6592,
             },
@@ -341,7 +356,10 @@ impl ClipConfig {
             + t.num_hidden_layers * block(t.hidden_size, t.intermediate_size)
             + 2 * t.hidden_size;
         let w = v.hidden_size;
-        let vision = w + v.num_channels * v.patch_size * v.patch_size * w + (v.num_regions() + 1) * w + 2 * w
+        let vision = w
+            + v.num_channels * v.patch_size * v.patch_size * w
+            + (v.num_regions() + 1) * w
+            + 2 * w
             + v.num_hidden_layers * block(w, v.intermediate_size)
             + 2 * w;
         text + vision + (w + t.hidden_size) * self.projection_dim + 1
@@ -489,12 +507,25 @@ impl TextTransformer {
     fn new(p: nn::Path, c: &ClipTextConfig) -> TextTransformer {
         let e = &p / "embeddings";
         let emb = |p: nn::Path, n: i64| {
-            nn::embedding(p, n, c.hidden_size, nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.02 }, ..Default::default() })
+            nn::embedding(
+                p,
+                n,
+                c.hidden_size,
+                nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.02 }, ..Default::default() },
+            )
         };
         TextTransformer {
             token_embedding: emb(&e / "token_embedding", c.vocab_size),
             position_embedding: emb(&e / "position_embedding", c.max_position_embeddings),
-            encoder: Encoder::new(&p / "encoder", c.hidden_size, c.intermediate_size, c.num_attention_heads, c.num_hidden_layers, c.hidden_act, c.layer_norm_eps),
+            encoder: Encoder::new(
+                &p / "encoder",
+                c.hidden_size,
+                c.intermediate_size,
+                c.num_attention_heads,
+                c.num_hidden_layers,
+                c.hidden_act,
+                c.layer_norm_eps,
+            ),
             final_layer_norm: layer_norm(&p / "final_layer_norm", c.hidden_size, c.layer_norm_eps),
         }
     }
@@ -523,7 +554,12 @@ impl VisionTransformer {
                 c.num_channels,
                 w,
                 c.patch_size,
-                nn::ConvConfig { stride: c.patch_size, bias: false, ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.02 }, ..Default::default() },
+                nn::ConvConfig {
+                    stride: c.patch_size,
+                    bias: false,
+                    ws_init: nn::Init::Randn { mean: 0.0, stdev: 0.02 },
+                    ..Default::default()
+                },
             ),
             position_embedding: nn::embedding(
                 &e / "position_embedding",
@@ -533,7 +569,15 @@ impl VisionTransformer {
             ),
             // (sic) HuggingFace's name.
             pre_layrnorm: layer_norm(&p / "pre_layrnorm", w, c.layer_norm_eps),
-            encoder: Encoder::new(&p / "encoder", w, c.intermediate_size, c.num_attention_heads, c.num_hidden_layers, c.hidden_act, c.layer_norm_eps),
+            encoder: Encoder::new(
+                &p / "encoder",
+                w,
+                c.intermediate_size,
+                c.num_attention_heads,
+                c.num_hidden_layers,
+                c.hidden_act,
+                c.layer_norm_eps,
+            ),
             post_layernorm: layer_norm(&p / "post_layernorm", w, c.layer_norm_eps),
             patch: c.patch_size,
         }
@@ -586,11 +630,21 @@ impl Clip {
         let (t, v) = (&cfg.text, &cfg.vision);
         let text_model = TextTransformer::new(&vs / "text_model", t);
         let vision_model = VisionTransformer::new(&vs / "vision_model", v);
-        let visual_projection = linear(&vs / "visual_projection", v.hidden_size, cfg.projection_dim, (v.hidden_size as f64).powf(-0.5), false);
+        let visual_projection =
+            linear(&vs / "visual_projection", v.hidden_size, cfg.projection_dim, (v.hidden_size as f64).powf(-0.5), false);
         let text_projection = linear(&vs / "text_projection", t.hidden_size, cfg.projection_dim, (t.hidden_size as f64).powf(-0.5), false);
         let logit_scale = vs.var("logit_scale", &[], nn::Init::Const(cfg.logit_scale_init));
         let linear_subr = nn::linear(&vs / "linear_subr", v.hidden_size, cfg.joint_dim(), Default::default());
-        Clip { text_model, vision_model, visual_projection, text_projection, logit_scale, linear_subr, cfg: cfg.clone(), subr_loaded: false }
+        Clip {
+            text_model,
+            vision_model,
+            visual_projection,
+            text_projection,
+            logit_scale,
+            linear_subr,
+            cfg: cfg.clone(),
+            subr_loaded: false,
+        }
     }
 
     /// ids: [B, L] i64 token ids; mask: [B, L] Bool, true at BOS..=EOS (real tokens, a
@@ -759,18 +813,27 @@ pub fn load_clip(path: &Path, preset: &str, device: Device) -> Result<(nn::VarSt
     let is_clipgan = header.meta.get("format").is_some_and(|f| f == checkpoint::FORMAT);
     let (cfg, prefix) = if is_clipgan {
         let text = header.meta.get(CONFIG_META_KEY).with_context(|| {
-            format!("{} is a clipgan checkpoint without CLIP weights (no `{CONFIG_META_KEY}` metadata): is it a GAN checkpoint?", file.display())
+            format!(
+                "{} is a clipgan checkpoint without CLIP weights (no `{CONFIG_META_KEY}` metadata): is it a GAN checkpoint?",
+                file.display()
+            )
         })?;
-        let cfg = ClipConfig::from_hf_json_str(text).with_context(|| format!("{}: the stored CLIP architecture is invalid", file.display()))?;
+        let cfg =
+            ClipConfig::from_hf_json_str(text).with_context(|| format!("{}: the stored CLIP architecture is invalid", file.display()))?;
         (cfg, CHECKPOINT_PREFIX)
     } else {
         let cfg = match cfg_from_json {
             Some(c) => c,
-            None => ClipConfig::preset(preset).with_context(|| format!("{} has no config.json beside it, so the preset names the architecture", file.display()))?,
+            None => ClipConfig::preset(preset)
+                .with_context(|| format!("{} has no config.json beside it, so the preset names the architecture", file.display()))?,
         };
         (cfg, "")
     };
-    let (tensors, _) = if is_clipgan { checkpoint::load(&file, Device::Cpu).map(|c| (c.tensors, c.meta))? } else { checkpoint::read_safetensors(&file, Device::Cpu)? };
+    let (tensors, _) = if is_clipgan {
+        checkpoint::load(&file, Device::Cpu).map(|c| (c.tensors, c.meta))?
+    } else {
+        checkpoint::read_safetensors(&file, Device::Cpu)?
+    };
     let mut map: HashMap<String, Tensor> = HashMap::new();
     for (name, t) in tensors {
         if !name.starts_with(prefix) {
@@ -789,16 +852,17 @@ pub fn load_clip(path: &Path, preset: &str, device: Device) -> Result<(nn::VarSt
     let vs = nn::VarStore::new(device);
     let mut clip = Clip::new(vs.root(), &cfg);
     let allow_subr_missing = !is_clipgan;
-    let missing = checkpoint::load_var_store(&vs, &map, prefix, |n| allow_subr_missing && n.starts_with(SUBR_PREFIX)).with_context(|| {
-        let origin = if is_clipgan {
-            "the architecture stored in the checkpoint".to_string()
-        } else if let ClipSource::HfFolder(d) = &source {
-            format!("{}", d.join("config.json").display())
-        } else {
-            format!("CLIP preset {preset:?} (put the checkpoint's config.json beside it, or set CLIPGAN.CLIP_PRESET)")
-        };
-        format!("{} does not fit {origin}", file.display())
-    })?;
+    let missing =
+        checkpoint::load_var_store(&vs, &map, prefix, |n| allow_subr_missing && n.starts_with(SUBR_PREFIX)).with_context(|| {
+            let origin = if is_clipgan {
+                "the architecture stored in the checkpoint".to_string()
+            } else if let ClipSource::HfFolder(d) = &source {
+                format!("{}", d.join("config.json").display())
+            } else {
+                format!("CLIP preset {preset:?} (put the checkpoint's config.json beside it, or set CLIPGAN.CLIP_PRESET)")
+            };
+            format!("{} does not fit {origin}", file.display())
+        })?;
     clip.subr_loaded = missing.is_empty();
     Ok((vs, clip, cfg))
 }

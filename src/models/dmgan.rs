@@ -105,7 +105,14 @@ fn default_bias(fan_in: i64) -> nn::Init {
 }
 
 fn conv2d(p: nn::Path, cin: i64, cout: i64, k: i64, stride: i64, pad: i64, bias: bool) -> nn::Conv2D {
-    let cfg = nn::ConvConfig { stride, padding: pad, bias, ws_init: nn::Init::Const(0.0), bs_init: default_bias(cin * k * k), ..Default::default() };
+    let cfg = nn::ConvConfig {
+        stride,
+        padding: pad,
+        bias,
+        ws_init: nn::Init::Const(0.0),
+        bs_init: default_bias(cin * k * k),
+        ..Default::default()
+    };
     let c = nn::conv2d(p, cin, cout, k, cfg);
     orthogonalize(&c.ws);
     c
@@ -568,17 +575,21 @@ pub fn load_generator(path: &Path, device: Device) -> Result<(nn::VarStore, Gene
     } else {
         bail!("generator checkpoint {} does not exist", path.display());
     };
-    let mut ck = checkpoint::load(&file, Device::Cpu).with_context(|| format!("cannot read the generator checkpoint {}", file.display()))?;
+    let mut ck =
+        checkpoint::load(&file, Device::Cpu).with_context(|| format!("cannot read the generator checkpoint {}", file.display()))?;
     let text = ck
         .meta
         .get(GAN_META_KEY)
-        .with_context(|| format!("{} is not a DM-GAN checkpoint (no `{GAN_META_KEY}` metadata; job {:?})", file.display(), ck.meta.get("job")))?
+        .with_context(|| {
+            format!("{} is not a DM-GAN checkpoint (no `{GAN_META_KEY}` metadata; job {:?})", file.display(), ck.meta.get("job"))
+        })?
         .clone();
     let cfg = GanConfig::from_json(&text).with_context(|| format!("{}: bad generator architecture", file.display()))?;
     let tensors = ck.tensor_map();
     let vs = nn::VarStore::new(device);
     let g = Generator::new(vs.root(), &cfg);
-    checkpoint::load_var_store(&vs, &tensors, EMA_G_PREFIX, |_| false).with_context(|| format!("{}: the EMA generator weights do not fit", file.display()))?;
+    checkpoint::load_var_store(&vs, &tensors, EMA_G_PREFIX, |_| false)
+        .with_context(|| format!("{}: the EMA generator weights do not fit", file.display()))?;
     Ok((vs, g, cfg))
 }
 

@@ -71,7 +71,9 @@ pub fn read_csv(r: impl BufRead, name: &str) -> Result<Vec<Curve>> {
         if f.len() != 6 {
             bail!("{name}:{lineno}: expected 6 fields, found {}", f.len());
         }
-        let num = |k: usize| -> Result<f64> { f[k].parse::<f64>().with_context(|| format!("{name}:{lineno}: field {} is not a number: {:?}", k + 1, f[k])) };
+        let num = |k: usize| -> Result<f64> {
+            f[k].parse::<f64>().with_context(|| format!("{name}:{lineno}: field {} is not a number: {:?}", k + 1, f[k]))
+        };
         let step: u64 = f[2].parse().with_context(|| format!("{name}:{lineno}: step is not an integer: {:?}", f[2]))?;
         let (wall, rel, value) = (num(3)?, num(4)?, num(5)?);
         let idx = match curves.iter().position(|c| c.run == f[0] && c.tag == f[1]) {

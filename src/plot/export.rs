@@ -17,7 +17,9 @@ const FAMILY: &str = "sans-serif";
 pub fn register_embedded_font() -> Result<()> {
     static REGISTERED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     REGISTERED
-        .get_or_init(|| plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).map_err(|_| "the embedded font is not a valid TTF".to_string()))
+        .get_or_init(|| {
+            plotters::style::register_font(FAMILY, FontStyle::Normal, FONT).map_err(|_| "the embedded font is not a valid TTF".to_string())
+        })
         .clone()
         .map_err(|e| anyhow!(e))
 }
@@ -92,7 +94,9 @@ fn fmt_num(v: f64) -> String {
 
 fn fmt_x(axis: XAxis, v: f64) -> String {
     match axis {
-        XAxis::Wall => chrono::DateTime::from_timestamp(v as i64, 0).map(|t| t.format("%H:%M:%S").to_string()).unwrap_or_else(|| fmt_num(v)),
+        XAxis::Wall => {
+            chrono::DateTime::from_timestamp(v as i64, 0).map(|t| t.format("%H:%M:%S").to_string()).unwrap_or_else(|| fmt_num(v))
+        }
         _ => fmt_num(v),
     }
 }

@@ -99,7 +99,12 @@ pub fn resolve_run(arg: &str) -> Result<std::path::PathBuf> {
     if under.join(rundir::METRICS_FILE).is_file() || under.join(rundir::MANIFEST_FILE).is_file() {
         return Ok(under);
     }
-    anyhow::bail!("{arg}: not a run folder (no {} or {}), nor a run in {}", rundir::MANIFEST_FILE, rundir::METRICS_FILE, crate::home::runs_dir().display())
+    anyhow::bail!(
+        "{arg}: not a run folder (no {} or {}), nor a run in {}",
+        rundir::MANIFEST_FILE,
+        rundir::METRICS_FILE,
+        crate::home::runs_dir().display()
+    )
 }
 
 /// Distinct, colour-blind-friendly colours (Tableau 10) for runs, by index.

@@ -64,11 +64,7 @@ pub fn m4_decimate(xs: &[f64], ys: &[f64], x0: f64, x1: f64, columns: usize, sor
     let mut left: Option<usize> = None; // largest x < x0 with finite y
     let mut right: Option<usize> = None; // smallest x > x1 with finite y
 
-    let (lo, hi) = if sorted {
-        (xs.partition_point(|&x| x < x0), xs.partition_point(|&x| x <= x1))
-    } else {
-        (0, n)
-    };
+    let (lo, hi) = if sorted { (xs.partition_point(|&x| x < x0), xs.partition_point(|&x| x <= x1)) } else { (0, n) };
     for i in lo..hi {
         let (x, y) = (xs[i], ys[i]);
         if !x.is_finite() {

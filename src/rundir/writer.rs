@@ -22,10 +22,7 @@ impl RunDir {
     pub fn create(runs_root: &Path, name: &str, job: &str, config_source: Option<&Path>) -> Result<RunDir> {
         fsx::create_dir_all(runs_root)?;
         let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
-        let clean: String = name
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
-            .collect();
+        let clean: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
         let base = format!("{stamp}-{job}-{clean}");
         for n in 1..10_000 {
             let id = if n == 1 { base.clone() } else { format!("{base}-{n}") };
@@ -151,7 +148,8 @@ impl RunDir {
     pub fn read_json<T: serde::de::DeserializeOwned>(&self, rel: &str) -> Result<T> {
         let path = self.file(rel);
         let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid: the file is corrupt or from another program", path.display()))
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("{} is not valid: the file is corrupt or from another program", path.display()))
     }
 }
 

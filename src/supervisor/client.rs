@@ -62,7 +62,8 @@ impl Client {
         if n == 0 {
             bail!("the daemon closed the connection without answering");
         }
-        let r: ResponseLine = serde_json::from_str(&buf).with_context(|| format!("the daemon's answer is not understood: {}", buf.trim()))?;
+        let r: ResponseLine =
+            serde_json::from_str(&buf).with_context(|| format!("the daemon's answer is not understood: {}", buf.trim()))?;
         if r.v != PROTOCOL_VERSION {
             bail!("the daemon speaks protocol {} and this client {PROTOCOL_VERSION}; restart it: clipgan daemon --stop", r.v);
         }

@@ -194,11 +194,7 @@ impl Core {
         for i in 0..self.state.tasks.len() {
             let config_changed = self.config_changed(i);
             let t = &self.state.tasks[i];
-            let status = if t.state.is_active() {
-                RunDir::open(&t.run_dir).ok().and_then(|d| d.status().ok().flatten())
-            } else {
-                None
-            };
+            let status = if t.state.is_active() { RunDir::open(&t.run_dir).ok().and_then(|d| d.status().ok().flatten()) } else { None };
             tasks.push(TaskView { task: t.clone(), config_changed, status });
         }
         let groups = self
@@ -535,7 +531,10 @@ impl Core {
         }
         let has_ckpt = has_checkpoint(&t.run_dir);
         if !has_ckpt && t.attempts > 0 {
-            return err(format!("run {} has no checkpoint to continue from; `clipgan restart {id}` starts it again from scratch", t.run_id));
+            return err(format!(
+                "run {} has no checkpoint to continue from; `clipgan restart {id}` starts it again from scratch",
+                t.run_id
+            ));
         }
         let t = &mut self.state.tasks[i];
         t.resume_next = has_ckpt;
@@ -871,7 +870,8 @@ impl Core {
         for i in order {
             let group = self.state.tasks[i].group.clone();
             let slots = self.state.groups[&group].slots;
-            let used: Vec<usize> = self.state.tasks.iter().filter(|t| t.group == group && t.state.is_active()).filter_map(|t| t.slot).collect();
+            let used: Vec<usize> =
+                self.state.tasks.iter().filter(|t| t.group == group && t.state.is_active()).filter_map(|t| t.slot).collect();
             let Some(slot) = (0..slots).find(|s| !used.contains(s)) else { continue };
             self.start(i, slot);
         }
@@ -883,7 +883,9 @@ impl Core {
             let by_id: HashMap<u64, TaskState> = self.state.tasks.iter().map(|t| (t.id, t.state)).collect();
             let mut settled = Vec::new();
             for (i, t) in self.state.tasks.iter_mut().enumerate().filter(|(_, t)| matches!(t.state, TaskState::Queued | TaskState::Held)) {
-                if let Some((d, s)) = t.after.iter().filter_map(|d| by_id.get(d).map(|s| (*d, *s))).find(|(_, s)| s.is_final() && *s != TaskState::Finished) {
+                if let Some((d, s)) =
+                    t.after.iter().filter_map(|d| by_id.get(d).map(|s| (*d, *s))).find(|(_, s)| s.is_final() && *s != TaskState::Finished)
+                {
                     t.state = TaskState::DepFailed;
                     t.ended_at = Some(unix_now());
                     t.message = format!("not started: task {d} it runs after ended {}", s.name());
@@ -924,7 +926,11 @@ impl Core {
         let result = (|| -> Result<Child> {
             fsx::create_dir_all(&t.run_dir.join("logs"))?;
             let log_path = t.run_dir.join(super::SHIM_LOG);
-            let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).with_context(|| format!("cannot open {}", log_path.display()))?;
+            let log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+                .with_context(|| format!("cannot open {}", log_path.display()))?;
             let mut c = Command::new(&self.exe);
             c.arg("__shim")
                 .arg("--run-dir")

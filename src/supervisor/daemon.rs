@@ -79,12 +79,7 @@ pub fn run_foreground(paths: Paths) -> Result<()> {
     for w in core.commit() {
         eprintln!("clipgan daemon: {w}");
     }
-    eprintln!(
-        "clipgan daemon: pid {} serving {} ({} task(s))",
-        std::process::id(),
-        paths.home.display(),
-        core.state.tasks.len()
-    );
+    eprintln!("clipgan daemon: pid {} serving {} ({} task(s))", std::process::id(), paths.home.display(), core.state.tasks.len());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let result = rt.block_on(serve(&mut core, &paths));
     let _ = std::fs::remove_file(&paths.socket);

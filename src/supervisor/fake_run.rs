@@ -52,7 +52,8 @@ pub fn run(a: FakeRunArgs) -> Result<u8> {
         if let Some(rel) = rel {
             let path = w.run.dir().file(&rel);
             let text = fsx::read_to_string(&path)?;
-            let c: FakeCheckpoint = serde_json::from_str(&text).with_context(|| format!("{} is not a fake-run checkpoint", path.display()))?;
+            let c: FakeCheckpoint =
+                serde_json::from_str(&text).with_context(|| format!("{} is not a fake-run checkpoint", path.display()))?;
             start = c.step;
         }
     }

@@ -59,7 +59,9 @@ pub fn queue(client: &mut Client, p: &Pipeline) -> Result<QueuedPipeline> {
         label: p.label.clone(),
         held: false,
     };
-    let pretrain = client.add(task("pretrain", &p.pretrain, Vec::new(), Vec::new())).with_context(|| format!("cannot queue {}", p.pretrain.display()))?;
+    let pretrain = client
+        .add(task("pretrain", &p.pretrain, Vec::new(), Vec::new()))
+        .with_context(|| format!("cannot queue {}", p.pretrain.display()))?;
     let clip = latest_checkpoint(&pretrain.run_dir).display().to_string();
     let train = client
         .add(task("train", &p.train, vec!["--clip".into(), clip.clone()], vec![pretrain.id]))

@@ -74,33 +74,61 @@ pub enum Request {
     Status,
     /// Wait until the state's revision is above `since` (or the timeout passes), then
     /// answer with the current revision: cheap change notification for clients.
-    Wait { since: u64, timeout_ms: u64 },
+    Wait {
+        since: u64,
+        timeout_ms: u64,
+    },
     Add(AddTask),
     /// Kill a running task: graceful (SIGTERM, SIGKILL after the stop timeout) when no
     /// signal is given, else send that signal once.
-    Kill { id: u64, signal: Option<String>, timeout_s: Option<f64> },
+    Kill {
+        id: u64,
+        signal: Option<String>,
+        timeout_s: Option<f64>,
+    },
     /// Pause a running task (SIGSTOP to its group) or hold a queued one; pause a group's
     /// scheduling, and with `wait == false` also its running tasks.
-    Pause { target: Target, wait: bool },
+    Pause {
+        target: Target,
+        wait: bool,
+    },
     /// Undo a pause (SIGCONT / release the hold / let the group schedule again).
-    Resume { target: Target },
+    Resume {
+        target: Target,
+    },
     /// Queue a finished, failed or stopped task again from scratch, in a new run folder.
-    Restart { id: u64 },
+    Restart {
+        id: u64,
+    },
     /// Queue a stopped, failed, killed or lost task again to continue from its run
     /// folder's last checkpoint.
-    ResumeRun { id: u64 },
+    ResumeRun {
+        id: u64,
+    },
     /// Take a task that is not running off the list (its run folder stays).
-    Remove { id: u64 },
-    GroupAdd { name: String, change: GroupChange },
-    GroupSet { name: String, change: GroupChange },
-    GroupRemove { name: String },
+    Remove {
+        id: u64,
+    },
+    GroupAdd {
+        name: String,
+        change: GroupChange,
+    },
+    GroupSet {
+        name: String,
+        change: GroupChange,
+    },
+    GroupRemove {
+        name: String,
+    },
     Settings(SettingsChange),
     /// The index of `<home>/cfg` with each file's validation state.
     Configs,
     /// Rescan `<home>/cfg` now (for file systems that deliver no change events).
     Rescan,
     /// Where a task's logs are.
-    Logs { id: u64 },
+    Logs {
+        id: u64,
+    },
     /// Stop the daemon (workers keep running and are re-adopted by the next daemon).
     Shutdown,
 }
@@ -109,15 +137,40 @@ pub enum Request {
 #[serde(tag = "resp", rename_all = "snake_case")]
 pub enum Response {
     /// The request failed; `details` holds one line per finding (file:line:col ...).
-    Error { message: String, #[serde(default)] details: Vec<String> },
+    Error {
+        message: String,
+        #[serde(default)]
+        details: Vec<String>,
+    },
     /// Done; `message` says what happened. `warnings` includes a failed state save.
-    Ok { message: String, #[serde(default)] warnings: Vec<String> },
-    Hello { pid: u32, version: String, home: PathBuf, started: f64 },
+    Ok {
+        message: String,
+        #[serde(default)]
+        warnings: Vec<String>,
+    },
+    Hello {
+        pid: u32,
+        version: String,
+        home: PathBuf,
+        started: f64,
+    },
     Snapshot(Box<Snapshot>),
-    Rev { rev: u64 },
-    Added { id: u64, run_id: String, run_dir: PathBuf, #[serde(default)] warnings: Vec<String> },
+    Rev {
+        rev: u64,
+    },
+    Added {
+        id: u64,
+        run_id: String,
+        run_dir: PathBuf,
+        #[serde(default)]
+        warnings: Vec<String>,
+    },
     Configs(ConfigIndex),
-    Logs { run_dir: PathBuf, stdout: PathBuf, stderr: PathBuf },
+    Logs {
+        run_dir: PathBuf,
+        stdout: PathBuf,
+        stderr: PathBuf,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -72,7 +72,10 @@ pub fn run(a: ShimArgs) -> Result<u8> {
         Err(e) => {
             let msg = format!("clipgan shim: cannot start the worker {}: {e}\n", a.argv[0]);
             let _ = CappedLog::open(&a.run_dir.join(STDERR_LOG), a.log_cap).and_then(|mut l| l.write(msg.as_bytes()));
-            write_exit(&a.run_dir, &ExitRecord { attempt: a.attempt, code: Some(127), signal: None, core_dumped: false, ended: unix_now() })?;
+            write_exit(
+                &a.run_dir,
+                &ExitRecord { attempt: a.attempt, code: Some(127), signal: None, core_dumped: false, ended: unix_now() },
+            )?;
             return Ok(0);
         }
     };
@@ -125,7 +128,13 @@ pub fn run(a: ShimArgs) -> Result<u8> {
             break;
         }
     }
-    let x = ExitRecord { attempt: a.attempt, code: status.code(), signal: status.signal(), core_dumped: status.core_dumped(), ended: unix_now() };
+    let x = ExitRecord {
+        attempt: a.attempt,
+        code: status.code(),
+        signal: status.signal(),
+        core_dumped: status.core_dumped(),
+        ended: unix_now(),
+    };
     write_exit(&a.run_dir, &x)?;
     eprintln!("clipgan shim: attempt {} ended: code {:?}, signal {:?}", a.attempt, x.code, x.signal.map(procs::signal_name));
     Ok(0)
@@ -158,7 +167,12 @@ fn write_exit(run_dir: &Path, x: &ExitRecord) -> Result<()> {
 /// Hold `<run_dir>/.shim.lock` for the life of this process; `None` if another holds it.
 fn lock_run_dir(run_dir: &Path) -> Result<Option<std::fs::File>> {
     let path = run_dir.join(".shim.lock");
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
     Ok(try_flock(&f)?.then_some(f))
 }
 

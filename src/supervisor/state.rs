@@ -264,11 +264,7 @@ pub fn load(path: &Path) -> Result<State> {
         )
     })?;
     if state.version > STATE_VERSION {
-        bail!(
-            "{} was written by a newer clipgan (state version {}; this one reads {STATE_VERSION})",
-            path.display(),
-            state.version
-        );
+        bail!("{} was written by a newer clipgan (state version {}; this one reads {STATE_VERSION})", path.display(), state.version);
     }
     Ok(state)
 }

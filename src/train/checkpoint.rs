@@ -221,7 +221,8 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
     for (name, info) in &infos {
         object.insert(name.clone(), serde_json::to_value(info)?);
     }
-    Metadata::new(Some(meta.into_iter().collect()), infos).with_context(|| format!("cannot write {}: bad tensor layout", path.display()))?;
+    Metadata::new(Some(meta.into_iter().collect()), infos)
+        .with_context(|| format!("cannot write {}: bad tensor layout", path.display()))?;
     let mut header = serde_json::to_vec(&object)?;
     header.resize(header.len().next_multiple_of(8), b' ');
     fsx::atomic_write_with(path, |f| {

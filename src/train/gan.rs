@@ -99,7 +99,8 @@ impl Nets {
             d_vs.push(vs);
         }
         let opt_g = Adam::new(vec![ParamGroup::new("g", trainable_named(&g_vs), lr_g)], BETAS, ADAM_EPS, 0.0, false);
-        let opt_d = d_vs.iter().map(|vs| Adam::new(vec![ParamGroup::new("d", trainable_named(vs), lr_d)], BETAS, ADAM_EPS, 0.0, false)).collect();
+        let opt_d =
+            d_vs.iter().map(|vs| Adam::new(vec![ParamGroup::new("d", trainable_named(vs), lr_d)], BETAS, ADAM_EPS, 0.0, false)).collect();
         let gv = g_vs.variables();
         let mut ema_pairs = Vec::new();
         let mut buffer_pairs = Vec::new();
@@ -410,12 +411,19 @@ pub fn dry_run(opts: &Options) -> Result<()> {
         _ => std::env::var_os("CLIPGAN_RUN_DIR").map(PathBuf::from).unwrap_or_else(crate::home::runs_dir),
     };
     let existing = out.ancestors().find(|p| p.exists()).map(Path::to_path_buf).unwrap_or_default();
-    let md = std::fs::metadata(&existing).with_context(|| format!("output folder {}: cannot inspect {}", out.display(), existing.display()))?;
+    let md =
+        std::fs::metadata(&existing).with_context(|| format!("output folder {}: cannot inspect {}", out.display(), existing.display()))?;
     if !md.is_dir() || md.permissions().readonly() {
         bail!("output folder {}: {} is not a writable folder", out.display(), existing.display());
     }
     println!("config:   {}", cfg_path.display());
-    println!("data:     {} training images, {} batches of {} per epoch, {} epochs", train.len(), bpe, c.train.batch_size, c.train.max_epoch);
+    println!(
+        "data:     {} training images, {} batches of {} per epoch, {} epochs",
+        train.len(),
+        bpe,
+        c.train.batch_size,
+        c.train.max_epoch
+    );
     println!("CLIP:     {} (width {}, images {} px), frozen", clip_file.display(), ccfg.joint_dim(), ccfg.vision.image_size);
     println!("output:   {}", out.display());
     print!("{}", dmgan::summary(&gcfg));
@@ -624,7 +632,8 @@ fn train_loop(job: &mut Job, run: &mut RunWriter, stop: &StopFlag, mut pos: Posi
             seed::seed_torch(c.clipgan.seed, &[seed::stream::STEP, pos.step]);
             let z = Tensor::randn([batch.len() as i64, job.gcfg.z_dim], (Kind::Float, dev));
             let step = pos.step + 1;
-            let result = train_step(&mut job.nets, &reals, &texts, &classes, &z, Some(&clip_terms), c.train.smooth.lambda, c.clipgan.ema_decay);
+            let result =
+                train_step(&mut job.nets, &reals, &texts, &classes, &z, Some(&clip_terms), c.train.smooth.lambda, c.clipgan.ema_decay);
             let stats = match result {
                 Ok(s) => s,
                 Err(nf) => {

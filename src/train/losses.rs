@@ -57,7 +57,15 @@ pub struct WordsLoss {
 /// cos(c_t, e_t) is computed without materialising c ([B, B, D, L]): c_t·e_t =
 /// Σ_r α_tr s_rt and |c_t|² = αᵀ G α with the regions' Gram matrix G = VᵀV ([R, R]),
 /// which needs B²·L·R² instead of B²·L·R·D multiply-adds (10x less for ViT-B/32).
-pub fn words_loss(regions: &Tensor, words: &Tensor, word_mask: &Tensor, class_ids: Option<&Tensor>, gamma1: f64, gamma2: f64, gamma3: f64) -> WordsLoss {
+pub fn words_loss(
+    regions: &Tensor,
+    words: &Tensor,
+    word_mask: &Tensor,
+    class_ids: Option<&Tensor>,
+    gamma1: f64,
+    gamma2: f64,
+    gamma3: f64,
+) -> WordsLoss {
     let b = regions.size()[0];
     let l = words.size()[2];
     let real = word_mask.to_device(words.device()).to_kind(Kind::Bool); // [B(i), L]

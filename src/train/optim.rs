@@ -49,11 +49,7 @@ impl Adam {
             .map(|g| {
                 g.params
                     .iter()
-                    .map(|(_, p)| ParamState {
-                        exp_avg: p.zeros_like().detach(),
-                        exp_avg_sq: p.zeros_like().detach(),
-                        step: 0,
-                    })
+                    .map(|(_, p)| ParamState { exp_avg: p.zeros_like().detach(), exp_avg_sq: p.zeros_like().detach(), step: 0 })
                     .collect()
             })
             .collect();

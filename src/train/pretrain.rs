@@ -158,7 +158,12 @@ fn run_in(loaded: &LoadedConfig, run: &mut RunWriter, stop: &StopFlag) -> Result
     };
     ccfg.check_words_num(c.text.words_num as usize)?;
     if tokenizer.vocab_size() as i64 > ccfg.text.vocab_size {
-        bail!("the tokenizer ({}) has {} tokens but this CLIP's vocabulary has {}", tokenizer.source, tokenizer.vocab_size(), ccfg.text.vocab_size);
+        bail!(
+            "the tokenizer ({}) has {} tokens but this CLIP's vocabulary has {}",
+            tokenizer.source,
+            tokenizer.vocab_size(),
+            ccfg.text.vocab_size
+        );
     }
     if c.text.embedding_dim as i64 != ccfg.joint_dim() || ccfg.projection_dim != ccfg.joint_dim() {
         println!(
@@ -309,7 +314,11 @@ pub fn batch_losses(
         let (s0, s1) = sentence_loss(&code, &f(&t.sentence), Some(&classes), s.gamma3);
         sentence = sentence + s0 + s1;
     }
-    let nt = if texts.len() == 2 { nt_xent(&f(&texts[0].sentence), &f(&texts[1].sentence), NT_XENT_TAU) } else { Tensor::zeros([], (Kind::Float, dev)) };
+    let nt = if texts.len() == 2 {
+        nt_xent(&f(&texts[0].sentence), &f(&texts[1].sentence), NT_XENT_TAU)
+    } else {
+        Tensor::zeros([], (Kind::Float, dev))
+    };
     StepLosses { total: &words + &sentence + &nt, words, sentence, nt_xent: nt }
 }
 
@@ -352,7 +361,11 @@ fn train_loop(job: &mut Trainer, run: &mut RunWriter, stop: &StopFlag, mut pos: 
                 ];
                 if !total.is_finite() || !grad_norm.is_finite() {
                     run.scalars(step, &values)?;
-                    let what = if total.is_finite() { format!("the gradient norm became {grad_norm}") } else { format!("the loss became {total}") };
+                    let what = if total.is_finite() {
+                        format!("the gradient norm became {grad_norm}")
+                    } else {
+                        format!("the loss became {total}")
+                    };
                     return Ok((Outcome::Diverged, progress::diverged(run, LATEST, step, pos.epoch + 1, &what)));
                 }
                 job.opt.step();
@@ -453,7 +466,10 @@ fn validate(job: &Trainer, run: &mut RunWriter, pos: Position, stop: &StopFlag) 
             }
             let tok = &batch.tokens[0];
             let (img, text) = amp::autocast_bf16(dev, job.amp, || {
-                (job.clip.encode_image(&batch.images[0].to_device(dev)), job.clip.encode_text(&tok.ids.to_device(dev), &tok.mask.to_device(dev)))
+                (
+                    job.clip.encode_image(&batch.images[0].to_device(dev)),
+                    job.clip.encode_text(&tok.ids.to_device(dev), &tok.mask.to_device(dev)),
+                )
             });
             let f = |t: &Tensor| t.to_kind(Kind::Float);
             let cls = batch.class_ids.to_device(dev);

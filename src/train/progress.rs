@@ -59,7 +59,11 @@ impl LoopClock {
 /// The message of a run that diverged at `step` (of 1-based `epoch`), saying whether the
 /// last good state is kept; also printed to stderr for the worker's log.
 pub fn diverged(run: &RunWriter, latest: &str, step: u64, epoch: u64, what: &str) -> String {
-    let kept = if run.dir().checkpoints_dir().join(latest).is_file() { format!("; checkpoints/{latest} (the last good state) is kept") } else { String::new() };
+    let kept = if run.dir().checkpoints_dir().join(latest).is_file() {
+        format!("; checkpoints/{latest} (the last good state) is kept")
+    } else {
+        String::new()
+    };
     let msg = format!("diverged at step {step} (epoch {epoch}): {what}{kept}");
     eprintln!("clipgan: {msg}");
     msg

@@ -31,8 +31,7 @@ pub const BIRD_KEYS_TRAIN: [&str; 4] = [
     "002.Laysan_Albatross/Laysan_Albatross_0003_1033",
     "002.Laysan_Albatross/Laysan_Albatross_0004_930",
 ];
-pub const BIRD_KEYS_TEST: [&str; 2] =
-    ["003.Sooty_Albatross/Sooty_Albatross_0001_1071", "003.Sooty_Albatross/Sooty_Albatross_0002_796395"];
+pub const BIRD_KEYS_TEST: [&str; 2] = ["003.Sooty_Albatross/Sooty_Albatross_0001_1071", "003.Sooty_Albatross/Sooty_Albatross_0002_796395"];
 
 pub fn bird_caption(key: &str, k: usize) -> String {
     let short = key.rsplit('/').next().unwrap().to_lowercase().replace('_', " ");

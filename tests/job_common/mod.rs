@@ -33,7 +33,15 @@ pub fn status(run: &Path) -> rundir::Status {
 /// Start `clipgan SUBCOMMAND --cfg CFG --run-dir RUN` in a child process, wait until it
 /// has logged `after` steps of `tag` (and, with `need_checkpoint`, written a
 /// checkpoint), send `signal`, and return how it ended.
-pub fn run_and_kill(subcommand: &str, cfg: &Path, run_dir: &Path, tag: &str, after: u64, need_checkpoint: bool, signal: i32) -> std::process::ExitStatus {
+pub fn run_and_kill(
+    subcommand: &str,
+    cfg: &Path,
+    run_dir: &Path,
+    tag: &str,
+    after: u64,
+    need_checkpoint: bool,
+    signal: i32,
+) -> std::process::ExitStatus {
     let mut child = bin().args([subcommand, "--cfg"]).arg(cfg).arg("--run-dir").arg(run_dir).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {

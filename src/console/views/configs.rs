@@ -37,7 +37,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         let mark = if app.cfgs.marked.contains(&c.path) { "●" } else { " " };
         let (state, style) = if c.ok {
             let warn = !c.diagnostics.is_empty();
-            (format!("{}{}", c.job.as_deref().unwrap_or("ok"), if warn { " (warnings)" } else { "" }), Style::new().fg(if warn { t.warn } else { t.ok }))
+            (
+                format!("{}{}", c.job.as_deref().unwrap_or("ok"), if warn { " (warnings)" } else { "" }),
+                Style::new().fg(if warn { t.warn } else { t.ok }),
+            )
         } else {
             ("invalid".to_string(), Style::new().fg(t.error))
         };

@@ -73,7 +73,17 @@ pub struct RunCurve {
 }
 
 /// Decimate a series over [x0, x1] (in the axis's shown coordinates) to `columns`.
-pub fn decimate(app: &App, run: &PathBuf, version: u64, tag: &str, s: &Series, origin: f64, x0: f64, x1: f64, columns: usize) -> Rc<Decimated> {
+pub fn decimate(
+    app: &App,
+    run: &PathBuf,
+    version: u64,
+    tag: &str,
+    s: &Series,
+    origin: f64,
+    x0: f64,
+    x1: f64,
+    columns: usize,
+) -> Rc<Decimated> {
     let axis = app.curves.x_axis;
     let key = DecimKey {
         run: run.clone(),
@@ -150,7 +160,13 @@ pub fn curves_for(app: &App, tag: &str, x0: f64, x1: f64, columns: usize) -> Vec
         let Some(run) = app.store.get(&t.task.run_dir) else { continue };
         let Some(s) = run.tags.get(tag) else { continue };
         let d = decimate(app, &run.run_dir, run.version, tag, s, run.x_origin(axis), x0, x1, columns);
-        out.push(RunCurve { id: t.task.id, baseline: app.runs.baseline == Some(t.task.id), color: app.theme.run_color(t.task.id), name: App::task_name(t), d });
+        out.push(RunCurve {
+            id: t.task.id,
+            baseline: app.runs.baseline == Some(t.task.id),
+            color: app.theme.run_color(t.task.id),
+            name: App::task_name(t),
+            d,
+        });
     }
     out
 }
@@ -191,11 +207,18 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     }
     f.render_widget(Paragraph::new(Line::from(spans)), head);
     if tags.is_empty() {
-        let msg = if app.shown_runs().is_empty() { "no run selected: select or mark (space) runs in the runs view" } else { "no metrics yet" };
+        let msg =
+            if app.shown_runs().is_empty() { "no run selected: select or mark (space) runs in the runs view" } else { "no metrics yet" };
         f.render_widget(Paragraph::new(msg).style(Style::new().fg(t.dim)).block(Block::new().borders(Borders::ALL)), grid);
         return;
     }
-    let cols = if grid.width >= 150 { 3 } else if grid.width >= 90 { 2 } else { 1 };
+    let cols = if grid.width >= 150 {
+        3
+    } else if grid.width >= 90 {
+        2
+    } else {
+        1
+    };
     let rows_fit = (grid.height / 8).max(1) as usize;
     let per_page = cols * rows_fit;
     let focus = c.focus.min(tags.len() - 1);
@@ -215,7 +238,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         }
     }
     let pages = tags.len().div_ceil(per_page);
-    let footer = format!("{}/{} charts{} {cursor_text}", focus + 1, tags.len(), if pages > 1 { format!(" (page {}/{pages})", page + 1) } else { String::new() });
+    let footer = format!(
+        "{}/{} charts{} {cursor_text}",
+        focus + 1,
+        tags.len(),
+        if pages > 1 { format!(" (page {}/{pages})", page + 1) } else { String::new() }
+    );
     f.render_widget(Paragraph::new(footer).style(Style::new().fg(t.dim)), foot);
 }
 
@@ -289,20 +317,39 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, tag: &str, focused: bool) ->
             datasets.push(Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(style).data(&smooth[i]));
         }
         if !nan_marks[i].is_empty() {
-            datasets.push(Dataset::default().marker(Marker::Dot).graph_type(GraphType::Scatter).style(Style::new().fg(t.error)).data(&nan_marks[i]));
+            datasets.push(
+                Dataset::default().marker(Marker::Dot).graph_type(GraphType::Scatter).style(Style::new().fg(t.error)).data(&nan_marks[i]),
+            );
         }
     }
     for (color, b) in &bands {
         for edge in &b[1..] {
-            datasets.push(Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(*color).add_modifier(Modifier::DIM)).data(edge));
+            datasets.push(
+                Dataset::default()
+                    .marker(Marker::Braille)
+                    .graph_type(GraphType::Line)
+                    .style(Style::new().fg(*color).add_modifier(Modifier::DIM))
+                    .data(edge),
+            );
         }
-        datasets.push(Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(*color).add_modifier(Modifier::BOLD)).data(&b[0]));
+        datasets.push(
+            Dataset::default()
+                .marker(Marker::Braille)
+                .graph_type(GraphType::Line)
+                .style(Style::new().fg(*color).add_modifier(Modifier::BOLD))
+                .data(&b[0]),
+        );
     }
     if !cursor_line.is_empty() {
-        datasets.push(Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(t.warn)).data(&cursor_line));
+        datasets
+            .push(Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(t.warn)).data(&cursor_line));
     }
     let ylab = |y: f64| if log_y { format!("1e{:.1}", y) } else { num(y) };
-    let x_axis = Axis::default().bounds([x0, x1]).style(Style::new().fg(t.dim)).labels([x_label(app, x0), x_label(app, (x0 + x1) / 2.0), x_label(app, x1)]);
+    let x_axis = Axis::default().bounds([x0, x1]).style(Style::new().fg(t.dim)).labels([
+        x_label(app, x0),
+        x_label(app, (x0 + x1) / 2.0),
+        x_label(app, x1),
+    ]);
     let y_axis = Axis::default().bounds([y0, y1]).style(Style::new().fg(t.dim)).labels([ylab(y0), ylab((y0 + y1) / 2.0), ylab(y1)]);
     let chart = Chart::new(datasets).block(block).x_axis(x_axis).y_axis(y_axis).legend_position(None);
     f.render_widget(chart, area);
@@ -337,7 +384,14 @@ pub fn config_groups(app: &App) -> Vec<Vec<&crate::supervisor::protocol::TaskVie
 /// A group's mean curve and its min-max band over [x0, x1] in `columns` columns: per
 /// column each run's mean (of its smoothed values when smoothing is on), then the mean,
 /// min and max of those over the runs that have points there.
-pub fn group_band(app: &App, tag: &str, runs: &[&crate::supervisor::protocol::TaskView], x0: f64, x1: f64, columns: usize) -> [Vec<(f64, f64)>; 3] {
+pub fn group_band(
+    app: &App,
+    tag: &str,
+    runs: &[&crate::supervisor::protocol::TaskView],
+    x0: f64,
+    x1: f64,
+    columns: usize,
+) -> [Vec<(f64, f64)>; 3] {
     let axis = app.curves.x_axis;
     let mut per_col: Vec<Vec<f64>> = vec![Vec::new(); columns];
     for t in runs {

@@ -17,6 +17,9 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     lines.push(Line::styled(format!("user files: {}", crate::console::keys::user_dir().display()), Style::new().fg(t.dim)));
     let r = centered(area, 76, lines.len() as u16 + 2);
     f.render_widget(Clear, r);
-    let block = Block::new().borders(Borders::ALL).border_style(Style::new().fg(t.accent)).title(format!(" keys: {} (any key closes) ", app.view.title()));
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .border_style(Style::new().fg(t.accent))
+        .title(format!(" keys: {} (any key closes) ", app.view.title()));
     f.render_widget(Paragraph::new(lines).block(block), r);
 }

@@ -44,7 +44,11 @@ fn highlight<'a>(s: &'a str, needle: &str, current: bool, app: &App) -> Line<'a>
     if lower.len() != s.len() || !lower.contains(needle) {
         return Line::raw(s);
     }
-    let hit = if current { Style::new().bg(t.warn).fg(ratatui::style::Color::Black).add_modifier(Modifier::BOLD) } else { Style::new().fg(t.warn).add_modifier(Modifier::BOLD) };
+    let hit = if current {
+        Style::new().bg(t.warn).fg(ratatui::style::Color::Black).add_modifier(Modifier::BOLD)
+    } else {
+        Style::new().fg(t.warn).add_modifier(Modifier::BOLD)
+    };
     let mut spans = Vec::new();
     let mut at = 0;
     for (i, _) in lower.match_indices(needle) {

@@ -40,7 +40,11 @@ fn draw_tabs(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let mut spans = Vec::new();
     for (i, v) in VIEWS.iter().enumerate() {
-        let style = if *v == app.view { Style::new().fg(t.accent).add_modifier(Modifier::BOLD | Modifier::REVERSED) } else { Style::new().fg(t.dim) };
+        let style = if *v == app.view {
+            Style::new().fg(t.accent).add_modifier(Modifier::BOLD | Modifier::REVERSED)
+        } else {
+            Style::new().fg(t.dim)
+        };
         spans.push(Span::styled(format!(" {} {} ", i + 1, v.title()), style));
     }
     let daemon = match (&app.snapshot, &app.daemon_error) {
@@ -61,7 +65,16 @@ fn draw_bottom(f: &mut Frame, area: Rect, app: &App) {
     let t = &app.theme;
     let ctx = app.view.context();
     let wanted: &[Action] = match app.view {
-        View::Runs => &[Action::Kill, Action::Pause, Action::Resume, Action::ResumeRun, Action::FollowLogs, Action::Mark, Action::ShowCurves, Action::Filter],
+        View::Runs => &[
+            Action::Kill,
+            Action::Pause,
+            Action::Resume,
+            Action::ResumeRun,
+            Action::FollowLogs,
+            Action::Mark,
+            Action::ShowCurves,
+            Action::Filter,
+        ],
         View::Configs => &[Action::Queue, Action::Mark, Action::QueuePipeline, Action::QueueFake, Action::Rescan],
         View::Curves => &[Action::Smoothing, Action::LogY, Action::XAxis, Action::ZoomIn, Action::Cursor, Action::Filter],
         View::Logs => &[Action::Search, Action::NextMatch, Action::Follow, Action::ToggleStderr],

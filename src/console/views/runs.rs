@@ -44,7 +44,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         (h, _) if h >= 16 => (5, 0),
         _ => (0, 0),
     };
-    let [table_area, detail_area, res_area] = Layout::vertical([Constraint::Min(3), Constraint::Length(detail_h), Constraint::Length(res_h)]).areas(area);
+    let [table_area, detail_area, res_area] =
+        Layout::vertical([Constraint::Min(3), Constraint::Length(detail_h), Constraint::Length(res_h)]).areas(area);
     let (detail_area, res_area) = if wide && detail_h > 0 {
         let [d, r] = Layout::horizontal([Constraint::Fill(3), Constraint::Fill(2)]).areas(detail_area);
         (d, r)
@@ -107,7 +108,14 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             Constraint::Length(7),
         ]
     } else {
-        vec![Constraint::Length(1), Constraint::Length(3), Constraint::Length(9), Constraint::Fill(1), Constraint::Length(15), Constraint::Length(6)]
+        vec![
+            Constraint::Length(1),
+            Constraint::Length(3),
+            Constraint::Length(9),
+            Constraint::Fill(1),
+            Constraint::Length(15),
+            Constraint::Length(6),
+        ]
     };
     let sort = app.runs.sort.map(|s| format!(" sort: {}", s.name())).unwrap_or_default();
     let filter = if app.runs.filter.is_empty() { String::new() } else { format!(" filter: {}", app.runs.filter) };
@@ -124,7 +132,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     f.render_stateful_widget(table, table_area, &mut state);
     if tasks.is_empty() {
         let msg = if app.snapshot.is_none() { "waiting for the daemon..." } else { "no tasks: queue one from the configs view (2)" };
-        let inner = Rect { x: table_area.x + 2, y: table_area.y + 2, width: table_area.width.saturating_sub(4), height: 1.min(table_area.height.saturating_sub(3)) };
+        let inner = Rect {
+            x: table_area.x + 2,
+            y: table_area.y + 2,
+            width: table_area.width.saturating_sub(4),
+            height: 1.min(table_area.height.saturating_sub(3)),
+        };
         f.render_widget(Paragraph::new(msg).style(Style::new().fg(t.dim)), inner);
     }
     if detail_h > 0 {

@@ -50,7 +50,11 @@ impl SamplesState {
     pub fn poll(&mut self, dirs: &[PathBuf]) {
         self.runs.retain(|p, _| dirs.contains(p));
         for d in dirs {
-            let r = self.runs.entry(d.clone()).or_insert_with(|| RunSamples { tail: SamplesTail::new(&d.join(SAMPLES_INDEX)), resets: 0, events: Vec::new() });
+            let r = self.runs.entry(d.clone()).or_insert_with(|| RunSamples {
+                tail: SamplesTail::new(&d.join(SAMPLES_INDEX)),
+                resets: 0,
+                events: Vec::new(),
+            });
             // A missing index is just no samples yet; a read error leaves what we have.
             if let Ok(new) = r.tail.poll() {
                 if r.tail.resets != r.resets {
@@ -199,7 +203,9 @@ impl App {
         let Some(loader) = s.loader.as_mut() else { return };
         for (i, pane) in s.panes.iter_mut().enumerate() {
             match (wanted.get(i).cloned().flatten(), lay.panes.get(i)) {
-                (Some(path), Some((_, img, _))) if img.width > 0 && img.height > 0 => pane.show(loader, &path, Size::new(img.width, img.height)),
+                (Some(path), Some((_, img, _))) if img.width > 0 && img.height > 0 => {
+                    pane.show(loader, &path, Size::new(img.width, img.height))
+                }
                 _ => pane.clear(),
             }
         }
@@ -236,9 +242,18 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         let lines: Vec<Line> = tags
             .iter()
             .enumerate()
-            .map(|(i, tg)| if i == focus { Line::styled(format!("> {tg}"), Style::new().fg(t.accent).add_modifier(Modifier::BOLD)) } else { Line::raw(format!("  {tg}")) })
+            .map(|(i, tg)| {
+                if i == focus {
+                    Line::styled(format!("> {tg}"), Style::new().fg(t.accent).add_modifier(Modifier::BOLD))
+                } else {
+                    Line::raw(format!("  {tg}"))
+                }
+            })
             .collect();
-        f.render_widget(Paragraph::new(lines).block(Block::new().borders(Borders::RIGHT).border_style(Style::new().fg(t.border)).title("tags")), lay.tags);
+        f.render_widget(
+            Paragraph::new(lines).block(Block::new().borders(Borders::RIGHT).border_style(Style::new().fg(t.border)).title("tags")),
+            lay.tags,
+        );
     }
     let (tag, steps) = app.sample_steps();
     let step = app.sample_step();
@@ -290,7 +305,12 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             }
         }
         if let Some(e) = ev {
-            let lines: Vec<Line> = e.captions.iter().enumerate().map(|(k, c)| Line::from(vec![Span::styled(format!("{:>2} ", k + 1), Style::new().fg(t.dim)), Span::raw(c.as_str())])).collect();
+            let lines: Vec<Line> = e
+                .captions
+                .iter()
+                .enumerate()
+                .map(|(k, c)| Line::from(vec![Span::styled(format!("{:>2} ", k + 1), Style::new().fg(t.dim)), Span::raw(c.as_str())]))
+                .collect();
             f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), *cap);
         }
     }
