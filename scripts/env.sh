@@ -15,18 +15,19 @@ clipgan_make_venv() {
     mkdir -p "$CLIPGAN_CACHE"
     rm -rf "$CLIPGAN_VENV.tmp"
     if ! "$py" -m venv "$CLIPGAN_VENV.tmp" 2>/dev/null; then
-        # Debian's python3 without python3-venv has no ensurepip: make the venv without
-        # pip and bootstrap pip from its wheel on PyPI.
+        # Debian's python3 ships venv's pip bootstrap (ensurepip) in a separate package.
         rm -rf "$CLIPGAN_VENV.tmp"
-        "$py" -m venv --without-pip "$CLIPGAN_VENV.tmp" || return 1
-        "$CLIPGAN_VENV.tmp/bin/python" - <<'PY' || return 1
-import json, subprocess, sys, tempfile, urllib.request, os
-meta = json.load(urllib.request.urlopen("https://pypi.org/pypi/pip/json"))
-url = next(u["url"] for u in meta["urls"] if u["filename"].endswith(".whl"))
-whl = os.path.join(tempfile.mkdtemp(), url.rsplit("/", 1)[1])
-urllib.request.urlretrieve(url, whl)
-subprocess.check_call([sys.executable, whl + "/pip", "install", "-q", whl])
-PY
+        local pkg=python3-venv
+        if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+            echo "clipgan: $py cannot make a venv with pip; installing $pkg with apt" >&2
+            { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >/dev/null 2>&1 ||
+              { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$pkg" >/dev/null; }; } ||
+              { echo "clipgan: apt-get install $pkg failed" >&2; return 1; }
+            "$py" -m venv "$CLIPGAN_VENV.tmp" || return 1
+        else
+            echo "clipgan: $py cannot make a venv with pip (no ensurepip). Install Debian's $pkg (sudo apt install $pkg), then run this again." >&2
+            return 1
+        fi
     fi
     "$CLIPGAN_VENV.tmp/bin/python" -m pip install -q --disable-pip-version-check "torch==$TORCH_VERSION" || return 1
     # Only a complete install gets the final name, so an interrupted one is redone.

@@ -1,4 +1,5 @@
 //! clipgan: a text-to-image research workbench (see docs/architecture.md).
+pub mod checkpoint;
 pub mod cli;
 pub mod config;
 pub mod console;
@@ -9,6 +10,7 @@ pub mod home;
 pub mod models;
 pub mod plot;
 pub mod rundir;
+pub mod seed;
 pub mod supervisor;
 pub mod train;
 pub mod util;

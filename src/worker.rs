@@ -6,7 +6,7 @@
 //! `<home>/runs` (or uses `--run-dir`). SIGTERM (and SIGINT) ask the job to save a
 //! resumable checkpoint and exit with state `stopped`; a second signal is not special
 //! (the daemon follows up with SIGKILL after its timeout).
-use crate::rundir::{RunDir, RunState, RunWriter, MANIFEST_FILE};
+use crate::rundir::{exit, RunDir, RunState, RunWriter, MANIFEST_FILE};
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,8 +84,6 @@ impl Worker {
     }
 }
 
-/// Exit codes of job processes (the daemon maps them to run states; 2 is clap's usage
-/// error).
 /// A training job's config: `cfg`, else (resuming) the run folder's `config.yml`; its
 /// warnings go to stderr (the worker's log).
 pub fn load_job_config(cfg: Option<&Path>, resume: Option<&Path>) -> Result<(crate::config::LoadedConfig, std::path::PathBuf)> {
@@ -137,15 +135,4 @@ impl Outcome {
             Outcome::Diverged => exit::DIVERGED,
         }
     }
-}
-
-pub mod exit {
-    /// Ran to the end.
-    pub const FINISHED: u8 = 0;
-    /// Failed with an error (message on stderr and in status.json).
-    pub const FAILED: u8 = 1;
-    /// Stopped on request (SIGTERM/SIGINT) after saving a resumable checkpoint.
-    pub const STOPPED: u8 = 3;
-    /// A loss became NaN/Inf; stopped, the last good checkpoint kept.
-    pub const DIVERGED: u8 = 4;
 }

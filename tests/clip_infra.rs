@@ -1,9 +1,9 @@
 //! Shared training infrastructure: optimizer (against PyTorch), gradient clipping,
 //! schedule, seeds, checkpoints (round trip, corruption, truncation, mismatches), grids.
-use clipgan::train::checkpoint::{self, Checkpoint};
+use clipgan::checkpoint::{self, Checkpoint};
+use clipgan::seed;
 use clipgan::train::optim::{clip_grad_norm, Adam, ParamGroup};
 use clipgan::train::schedule::WarmRestarts;
-use clipgan::train::seed;
 use std::collections::HashMap;
 use tch::{nn, Device, Kind, Tensor};
 

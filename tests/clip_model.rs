@@ -1,8 +1,8 @@
 //! CLIP in tch: HuggingFace names and loading, a numerical cross-check against a plain
 //! PyTorch reference forward (tests/fixtures/clip/make_clip_fixture.py), presets,
 //! clipgan checkpoints, hub-cache resolution, pixel conversion.
+use clipgan::checkpoint::{self, Checkpoint};
 use clipgan::models::clip::{self, Clip, ClipConfig};
-use clipgan::train::checkpoint::{self, Checkpoint};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use tch::{nn, Device, Kind, Tensor};

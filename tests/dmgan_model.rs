@@ -1,8 +1,8 @@
 //! DM-GAN networks: parameter counts of the seed's bird config (method.md §5), shapes of
 //! every stage and discriminator, the per-caption word mask of the memory addressing,
 //! spectral norm semantics, and loading the generator back from a checkpoint.
+use clipgan::checkpoint::{self, Checkpoint};
 use clipgan::models::dmgan::{self, Discriminator, GanConfig, Generator};
-use clipgan::train::checkpoint::{self, Checkpoint};
 use tch::{nn, Device, Kind, Tensor};
 
 fn bird(condition_dim: i64, r_num: i64) -> GanConfig {

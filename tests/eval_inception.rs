@@ -36,7 +36,7 @@ fn forward_matches_pytorch_on_synthetic_weights() {
     assert_eq!(vars["fc.weight"].size(), vec![1008, 2048]);
     let n: i64 = vars.values().filter(|t| !t.size().is_empty()).map(|t| t.numel() as i64).sum();
     assert_eq!(n, 23_885_392, "parameters + BatchNorm buffers, as the PyTorch module's state_dict");
-    let (refs, _) = clipgan::train::checkpoint::read_safetensors(&fixture("fid_inception_ref.safetensors"), Device::Cpu).unwrap();
+    let (refs, _) = clipgan::checkpoint::read_safetensors(&fixture("fid_inception_ref.safetensors"), Device::Cpu).unwrap();
     let get = |k: &str| refs.iter().find(|(n, _)| n == k).unwrap().1.shallow_clone();
     let input = get("input");
     assert_eq!(input.size(), vec![2, 3, 75, 90]);

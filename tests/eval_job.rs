@@ -3,11 +3,11 @@
 //! the generator's step, FID/IS reported unavailable without weights, `--snapshots`, and
 //! the missing/unreadable generator errors.
 mod job_common;
+use clipgan::checkpoint::{self, Checkpoint};
 use clipgan::config;
 use clipgan::data::synth::{self, SynthConfig};
 use clipgan::models::dmgan::{self, GanConfig, Generator};
 use clipgan::rundir;
-use clipgan::train::checkpoint::{self, Checkpoint};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;

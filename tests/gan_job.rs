@@ -2,10 +2,10 @@
 //! (CPU): run folder contents, exact resume after SIGTERM and SIGKILL, the NaN guard,
 //! dry run and model summary; and in-process checks of a D step and the EMA update.
 mod job_common;
+use clipgan::checkpoint::{self};
 use clipgan::data::synth::{self, SynthConfig};
 use clipgan::models::dmgan::{self, Discriminator, GanConfig};
 use clipgan::rundir::{self, RunState};
-use clipgan::train::checkpoint::{self};
 use clipgan::train::gan::{self, Nets};
 use clipgan::train::optim::{Adam, ParamGroup};
 use job_common::{assert_same_curve, bin, curve, run_and_kill, status};
@@ -165,7 +165,7 @@ fn kill_and_resume_gives_the_uninterrupted_loss_curves() {
     // SIGTERM mid-epoch: checkpoint at the exact position, state stopped, exit code 3.
     let stopped = tmp.path().join("sigterm");
     let st = run_and_kill("train", &cfg, &stopped, "loss/g_total", 5, false, libc::SIGTERM);
-    assert_eq!(st.code(), Some(clipgan::worker::exit::STOPPED as i32), "{st}");
+    assert_eq!(st.code(), Some(clipgan::rundir::exit::STOPPED as i32), "{st}");
     assert_eq!(status(&stopped).state, RunState::Stopped);
     let out = bin().args(["train", "--resume"]).arg(&stopped).output().unwrap();
     assert!(out.status.success(), "resume failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -197,7 +197,7 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let before = std::fs::read(&latest).unwrap();
     let bad = write_cfg(tmp.path(), "bad.yml", 3, 1e30, "");
     let out = bin().args(["train", "--cfg"]).arg(&bad).arg("--resume").arg(&run).output().unwrap();
-    assert_eq!(out.status.code(), Some(clipgan::worker::exit::DIVERGED as i32), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(clipgan::rundir::exit::DIVERGED as i32), "{}", String::from_utf8_lossy(&out.stderr));
     let s = status(&run);
     assert_eq!(s.state, RunState::Diverged);
     assert!(s.message.contains("diverged at step") && s.message.contains("last good state"), "{}", s.message);

@@ -3,10 +3,10 @@
 //! SIGTERM and after SIGKILL, stops as `diverged` keeping the last good checkpoint, and
 //! refuses bad inputs with clear errors.
 mod job_common;
+use clipgan::checkpoint;
 use clipgan::data::synth::{self, SynthConfig};
 use clipgan::models::clip;
 use clipgan::rundir::{self, RunState};
-use clipgan::train::checkpoint;
 use clipgan::train::pretrain::{self, Options, Outcome};
 use job_common::{assert_same_curve, bin, curve, run_and_kill, status};
 use std::path::{Path, PathBuf};
@@ -156,7 +156,7 @@ fn kill_and_resume_gives_the_uninterrupted_loss_curve() {
     // SIGTERM mid-epoch: a checkpoint at the exact position, state stopped, exit code 3.
     let stopped = tmp.path().join("sigterm");
     let st = run_and_kill("pretrain", &cfg, &stopped, "loss/total", 8, false, libc::SIGTERM);
-    assert_eq!(st.code(), Some(clipgan::worker::exit::STOPPED as i32), "{st}");
+    assert_eq!(st.code(), Some(clipgan::rundir::exit::STOPPED as i32), "{st}");
     let s = status(&stopped);
     assert_eq!(s.state, RunState::Stopped);
     let meta = checkpoint::read_meta(&stopped.join("checkpoints/latest.safetensors")).unwrap();
@@ -199,7 +199,7 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let text = std::fs::read_to_string(&bad).unwrap().replace("WARMUP_EPOCHS: 1", "WARMUP_EPOCHS: 0");
     std::fs::write(&bad, text).unwrap();
     let out = bin().args(["pretrain", "--cfg"]).arg(&bad).arg("--resume").arg(&run_dir).output().unwrap();
-    assert_eq!(out.status.code(), Some(clipgan::worker::exit::DIVERGED as i32), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(clipgan::rundir::exit::DIVERGED as i32), "{}", String::from_utf8_lossy(&out.stderr));
     let s = status(&run_dir);
     assert_eq!(s.state, RunState::Diverged);
     assert!(s.message.contains("diverged at step") && s.message.contains("last good state"), "{}", s.message);

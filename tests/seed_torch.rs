@@ -1,7 +1,7 @@
 //! Re-seeding libtorch's global generator from a position repeats its draws. Alone in
 //! its own test process: other tests creating random tensors in parallel threads would
 //! draw from the same global generator between the seeding and the draws.
-use clipgan::train::seed;
+use clipgan::seed;
 use tch::{Device, Kind, Tensor};
 
 #[test]

@@ -103,7 +103,7 @@ pub fn run(b: SupervisorBench) -> Result<ExitCode> {
     let mut bad = Vec::new();
     for v in &snap.tasks {
         let t = &v.task;
-        let starts = std::fs::read_to_string(t.run_dir.join(crate::supervisor::SHIM_LOG))
+        let starts = std::fs::read_to_string(t.run_dir.join(crate::rundir::SHIM_LOG))
             .unwrap_or_default()
             .matches("clipgan shim: starting attempt")
             .count();

@@ -736,8 +736,7 @@ impl App {
         let read = |id: u64| -> Result<serde_yaml_ng::Value, String> {
             let t = self.task(id).ok_or(format!("no task {id}"))?;
             // The resolved copy the worker wrote, else the snapshot taken at queue time.
-            let candidates =
-                [t.task.run_dir.join(crate::rundir::CONFIG_FILE), t.task.run_dir.join(crate::supervisor::CONFIG_SNAPSHOT_FILE)];
+            let candidates = [t.task.run_dir.join(crate::rundir::CONFIG_FILE), t.task.run_dir.join(crate::rundir::CONFIG_SNAPSHOT_FILE)];
             let path = candidates.iter().find(|p| p.is_file()).ok_or(format!("task {id} has no config in {}", t.task.run_dir.display()))?;
             let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))

@@ -342,7 +342,7 @@ pub fn read_named_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     }
     let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
     if is_safetensors {
-        let (named, _) = crate::train::checkpoint::read_safetensors(path, Device::Cpu)?;
+        let (named, _) = crate::checkpoint::read_safetensors(path, Device::Cpu)?;
         Ok(named.into_iter().collect())
     } else {
         super::pth::read_state_dict(path)

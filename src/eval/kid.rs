@@ -2,7 +2,7 @@
 //! polynomial kernel `k(x, y) = (x·y / d + 1)^3`, averaged over random subsets, as
 //! torch-fidelity and clean-fid compute it (defaults: 100 subsets of 1,000).
 use super::inception_score::MeanStd;
-use crate::train::seed::Rng;
+use crate::seed::Rng;
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};
 
@@ -33,7 +33,7 @@ pub fn kid(x: &Tensor, y: &Tensor, subsets: usize, subset_size: usize, seed: u64
     if subsets == 0 || size < 2 {
         bail!("KID: needs at least 2 feature vectors per set and 1 subset");
     }
-    let mut rng = Rng::new(seed, &[crate::train::seed::stream::VAL, 0x4B1D]);
+    let mut rng = Rng::new(seed, &[crate::seed::stream::VAL, 0x4B1D]);
     let mut values = Vec::with_capacity(subsets);
     for _ in 0..subsets {
         let ix = choose(&mut rng, m as usize, size);

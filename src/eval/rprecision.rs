@@ -8,7 +8,7 @@
 //!
 //! A pure function over codes and class ids, so it is tested without any model.
 use super::inception_score::MeanStd;
-use crate::train::seed::{stream, Rng};
+use crate::seed::{stream, Rng};
 use anyhow::{bail, Result};
 use std::collections::HashMap;
 use tch::{Kind, Tensor};

@@ -11,7 +11,7 @@
 //! Weights load from a HuggingFace folder (`config.json` + `model.safetensors`, any CLIP
 //! size), a bare `.safetensors` (architecture from a preset), a hub name found in the
 //! local HuggingFace cache, or a clipgan finetuning checkpoint; see [`load_clip`].
-use crate::train::checkpoint::{self, NamedTensors};
+use crate::checkpoint::{self, NamedTensors};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::collections::HashMap;

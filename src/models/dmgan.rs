@@ -6,8 +6,8 @@
 //! Fixes of method.md §9 kept here: each caption's own word mask in the memory
 //! addressing (true = padding gets zero weight; bugs 1 and 8) and spectral norm with the
 //! u, v of each call used by that call's gradient (bug 9).
+use crate::checkpoint;
 use crate::config::Config;
-use crate::train::checkpoint;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use tch::nn;

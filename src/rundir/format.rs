@@ -17,6 +17,27 @@ pub const LOGS_DIR: &str = "logs";
 pub const STDOUT_LOG: &str = "logs/stdout.log";
 pub const STDERR_LOG: &str = "logs/stderr.log";
 pub const RESULTS_FILE: &str = "results.json";
+/// Files the daemon's shim writes into a run folder (docs/supervisor.md).
+pub const WORKER_FILE: &str = "worker.json";
+pub const EXIT_FILE: &str = "exit.json";
+/// The raw config file as it was when the run was queued (`config.yml` is the resolved
+/// copy the worker writes).
+pub const CONFIG_SNAPSHOT_FILE: &str = "config.source.yml";
+/// The shim's own messages (not the worker's output).
+pub const SHIM_LOG: &str = "logs/shim.log";
+
+/// Exit codes of job processes, which the daemon reads as run states (2 is clap's usage
+/// error).
+pub mod exit {
+    /// Ran to the end.
+    pub const FINISHED: u8 = 0;
+    /// Failed with an error (message on stderr and in status.json).
+    pub const FAILED: u8 = 1;
+    /// Stopped on request (SIGTERM/SIGINT) after saving a resumable checkpoint.
+    pub const STOPPED: u8 = 3;
+    /// A loss became NaN/Inf; stopped, the last good checkpoint kept.
+    pub const DIVERGED: u8 = 4;
+}
 
 /// `run.json`: what the run is. Written once when the folder is made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -8,8 +8,9 @@ use super::procs::{self, ProcId};
 use super::protocol::*;
 use super::shim::{ExitRecord, WorkerRecord};
 use super::state::*;
-use super::{Paths, CONFIG_SNAPSHOT_FILE, EXIT_FILE, WORKER_FILE};
+use super::Paths;
 use crate::rundir::{Manifest, RunDir, RunState, MANIFEST_FILE, STDERR_LOG, STDOUT_LOG};
+use crate::rundir::{CONFIG_SNAPSHOT_FILE, EXIT_FILE, SHIM_LOG, WORKER_FILE};
 use crate::util::{fsx, unix_now};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
@@ -734,10 +735,10 @@ impl Core {
         // Neither runs and no exit record: the worker's own last status is all we know.
         let status = RunDir::open(&run_dir).ok().and_then(|d| d.status().ok().flatten());
         let code = match status.as_ref().map(|s| s.state) {
-            Some(RunState::Finished) => Some(crate::worker::exit::FINISHED as i32),
-            Some(RunState::Stopped) => Some(crate::worker::exit::STOPPED as i32),
-            Some(RunState::Failed) => Some(crate::worker::exit::FAILED as i32),
-            Some(RunState::Diverged) => Some(crate::worker::exit::DIVERGED as i32),
+            Some(RunState::Finished) => Some(crate::rundir::exit::FINISHED as i32),
+            Some(RunState::Stopped) => Some(crate::rundir::exit::STOPPED as i32),
+            Some(RunState::Failed) => Some(crate::rundir::exit::FAILED as i32),
+            Some(RunState::Diverged) => Some(crate::rundir::exit::DIVERGED as i32),
             _ => None,
         };
         match code {
@@ -759,7 +760,7 @@ impl Core {
     fn attempt_ended(&mut self, i: usize, x: ExitInfo, note: Option<&str>) {
         let t = &self.state.tasks[i];
         let by_user = t.kill.is_some();
-        use crate::worker::exit;
+        use crate::rundir::exit;
         let (state, mut why) = match (x.code, x.signal) {
             (Some(c), _) if c == exit::FINISHED as i32 => (TaskState::Finished, String::new()),
             (Some(c), _) if c == exit::STOPPED as i32 => (TaskState::Stopped, "stopped; resumable from its checkpoint".to_string()),
@@ -925,7 +926,7 @@ impl Core {
         let argv = self.worker_argv(t);
         let result = (|| -> Result<Child> {
             fsx::create_dir_all(&t.run_dir.join("logs"))?;
-            let log_path = t.run_dir.join(super::SHIM_LOG);
+            let log_path = t.run_dir.join(SHIM_LOG);
             let log = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)

@@ -57,12 +57,3 @@ impl Paths {
         Paths::for_home(&crate::home::home())
     }
 }
-
-/// Files the shim writes into a run folder (documented in docs/supervisor.md).
-pub const WORKER_FILE: &str = "worker.json";
-pub const EXIT_FILE: &str = "exit.json";
-/// The raw config file as it was when the run was queued (`config.yml` is the resolved
-/// copy the worker writes).
-pub const CONFIG_SNAPSHOT_FILE: &str = "config.source.yml";
-/// The shim's own messages (not the worker's output).
-pub const SHIM_LOG: &str = "logs/shim.log";

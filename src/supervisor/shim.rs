@@ -8,7 +8,7 @@
 //! `.shim.lock`), so a task can never run twice in the same folder.
 use super::logcap::CappedLog;
 use super::procs::{self, ProcId};
-use super::{EXIT_FILE, WORKER_FILE};
+use crate::rundir::{EXIT_FILE, WORKER_FILE};
 use crate::rundir::{STDERR_LOG, STDOUT_LOG};
 use crate::util::{fsx, unix_now};
 use anyhow::{bail, Context, Result};

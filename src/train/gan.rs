@@ -12,16 +12,16 @@
 //!
 //! D sees reals and fakes in the same [-1, 1] convention; CLIP sees fakes through
 //! `pixels_for_clip` ((x+1)/2, antialiased resize, CLIP normalisation).
+use crate::checkpoint::{self, Checkpoint};
 use crate::config::{self, LoadedConfig};
 use crate::data::{Dataset, DatasetSpec, Loader, LoaderConfig, PixelMode, Split, Tokenizer};
 use crate::models::clip::{self, Clip, ClipConfig};
 use crate::models::dmgan::{self, d_prefix, Discriminator, GanConfig, Generator, EMA_G_PREFIX, GAN_META_KEY, G_PREFIX};
 use crate::rundir::{RunDir, RunState, RunWriter};
-use crate::train::checkpoint::{self, Checkpoint};
+use crate::seed;
 use crate::train::losses::{nt_xent, sentence_loss, words_loss};
 use crate::train::optim::{Adam, ParamGroup};
 use crate::train::progress::{self, LoopClock};
-use crate::train::seed;
 use crate::worker::{self, StopFlag};
 use crate::{device, util};
 use anyhow::{bail, Context, Result};
@@ -697,7 +697,7 @@ fn stop_now(job: &Job, run: &mut RunWriter, pos: Position) -> Result<(Outcome, S
 pub fn main(opts: &Options) -> Result<u8> {
     if opts.dry_run {
         dry_run(opts)?;
-        return Ok(worker::exit::FINISHED);
+        return Ok(crate::rundir::exit::FINISHED);
     }
     let (outcome, dir) = run(opts)?;
     println!("run folder: {}", dir.path().display());

@@ -9,16 +9,17 @@
 //! Each epoch: validation on the test split (word loss, sentence loss, R-precision), a
 //! retrieval preview image, `checkpoints/latest.safetensors`, and every SNAPSHOT_INTERVAL
 //! epochs a model-only snapshot. See docs/training.md for the checkpoint contents.
+use crate::checkpoint::{self, Checkpoint};
 use crate::config::{self, Job, LoadedConfig};
 use crate::data::{Dataset, DatasetSpec, Loader, LoaderConfig, PixelMode, Split, Tokenizer};
 use crate::models::clip::{self, Clip, ClipConfig, CHECKPOINT_PREFIX, CONFIG_META_KEY};
 use crate::rundir::{RunDir, RunState, RunWriter};
-use crate::train::checkpoint::{self, Checkpoint};
+use crate::seed;
+use crate::train::amp;
 use crate::train::losses::{nt_xent, sentence_loss, words_loss};
 use crate::train::optim::{clip_grad_norm, Adam, ParamGroup};
 use crate::train::progress::{self, LoopClock};
 use crate::train::schedule::WarmRestarts;
-use crate::train::{amp, seed};
 use crate::worker::{self, StopFlag};
 use crate::{device, util};
 use anyhow::{bail, Context, Result};

@@ -2,9 +2,9 @@
 //! subprocess, reading a run's curves and status, killing a run mid-way, comparing
 //! curves, and a tiny random "finetuned" CLIP checkpoint.
 #![allow(dead_code)] // each test file uses its own subset
+use clipgan::checkpoint::{self, Checkpoint};
 use clipgan::models::clip::{self, Clip, ClipConfig};
 use clipgan::rundir;
-use clipgan::train::checkpoint::{self, Checkpoint};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
