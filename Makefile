@@ -11,7 +11,7 @@ demo:
 	@$(ENV) cargo build --release --bin clipgan; exec "$$CARGO_TARGET_DIR/release/clipgan" demo
 
 test:
-	@$(ENV) cargo test --no-fail-fast
+	@$(ENV) source scripts/test-deps.sh; clipgan_test_deps; cargo test --no-fail-fast
 
 # Convenience targets for development.
 build:
