@@ -1,12 +1,6 @@
 //! The `clipgan` command line: one thin file per subcommand group, parsing arguments
 //! and calling the library modules.
 mod bench;
-mod bench_clip;
-mod bench_console;
-mod bench_data;
-mod bench_eval;
-mod bench_gan;
-mod bench_supervisor;
 mod clip;
 mod config_cmd;
 mod console;

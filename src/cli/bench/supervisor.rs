@@ -2,7 +2,7 @@
 //! temporary home: all must finish, none lost or run twice. Reports the wall time per
 //! scheduled run, the scheduling gap (a slot freeing -> the next start), and the
 //! daemon's own CPU time and peak RSS next to the CPU of the processes it ran.
-use super::bench::median;
+use super::timing::median;
 use crate::supervisor::client::Client;
 use crate::supervisor::protocol::*;
 use crate::supervisor::state::TaskState;

@@ -3,7 +3,7 @@
 //! time of the curves view (data loaded, one thread) both when the view changed (the
 //! decimation runs: "cold", as after a zoom, pan or new data) and when it did not
 //! (decimated curves cached: "warm", as after a cursor move or a tick).
-use super::bench::median;
+use super::timing::median;
 use crate::console::app::{App, View};
 use crate::console::event::Event;
 use crate::console::keys::Keymap;

@@ -3,8 +3,8 @@
 //! data. `--gan-only` replaces CLIP by random text features and drops the CLIP and
 //! contrastive terms (plain DM-GAN). Prints every iteration and the median wall and
 //! process CPU time (all threads; the steadier figure on a shared machine).
-use super::bench::{cpu_seconds, median};
-use super::bench_clip::random_tokens;
+use super::inputs::random_tokens;
+use super::timing::{cpu_seconds, median};
 use crate::config;
 use crate::data::TokenBatch;
 use crate::models::clip::{Clip, ClipConfig};

@@ -2,13 +2,12 @@
 //! extraction speed (images/s, synthetic weights, random 299 px input: no decoding) and
 //! the Fréchet distance time for D-dimensional statistics. Wall and process CPU time per
 //! iteration and the medians (a shared machine skews wall time).
-use super::bench::{cpu_seconds, median};
+use super::timing::time_calls_printing;
 use crate::eval::frechet::{frechet_distance, Stats};
 use crate::eval::inception::{self, FidInception};
 use anyhow::Result;
 use clap::Args;
 use std::process::ExitCode;
-use std::time::Instant;
 use tch::{nn, Kind, Tensor};
 
 #[derive(Args, Debug)]
@@ -36,20 +35,6 @@ pub struct FrechetArgs {
     pub threads: i32,
 }
 
-/// Time `f` `iters` times after one warm-up call; prints each and returns (wall, cpu) medians.
-fn time_it(iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)> {
-    f()?;
-    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
-    for i in 0..iters.max(1) {
-        let (t, c) = (Instant::now(), cpu_seconds());
-        f()?;
-        wall.push(t.elapsed().as_secs_f64());
-        cpu.push(cpu_seconds() - c);
-        println!("  iter {i}: {:.3} s wall, {:.3} s CPU", wall[i], cpu[i]);
-    }
-    Ok((median(&wall), median(&cpu)))
-}
-
 pub fn fid_features(a: FidFeaturesArgs) -> Result<ExitCode> {
     let device = crate::device::from_flag(&a.device)?;
     if a.threads > 0 {
@@ -61,7 +46,7 @@ pub fn fid_features(a: FidFeaturesArgs) -> Result<ExitCode> {
     tch::manual_seed(5);
     let x = Tensor::rand([a.batch, 3, 299, 299], (Kind::Float, device));
     println!("fid-features: batch {}, 299 px, {device:?}, {} libtorch threads", a.batch, tch::get_num_threads());
-    let (wall, cpu) = time_it(a.iters, || {
+    let (wall, cpu) = time_calls_printing(a.iters, || {
         let f = net.forward(&x, 2048, false)?.features;
         let _ = f.to_device(tch::Device::Cpu); // synchronise
         Ok(())
@@ -82,7 +67,7 @@ pub fn frechet(a: FrechetArgs) -> Result<ExitCode> {
     let (s1, s2) = (stats(d + 100)?, stats(d + 200)?);
     println!("frechet: {d}-d statistics, float64, {} libtorch threads", tch::get_num_threads());
     let mut value = 0.0;
-    let (wall, cpu) = time_it(a.iters, || {
+    let (wall, cpu) = time_calls_printing(a.iters, || {
         value = frechet_distance(&s1, &s2)?;
         Ok(())
     })?;

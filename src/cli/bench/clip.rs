@@ -2,9 +2,9 @@
 //! finetuning steps per second on made-up inputs (random weights; no data loading, which
 //! `clipgan bench loader` measures). Reports every iteration and the median, as wall time
 //! and as process CPU time (all threads), since a shared machine skews wall time.
-use super::bench::{cpu_seconds, median};
+use super::inputs::random_tokens;
+use super::timing::{cpu_seconds, median, time_calls};
 use crate::config;
-use crate::data::TokenBatch;
 use crate::models::clip::{Clip, ClipConfig};
 use crate::seed;
 use crate::train::optim::{clip_grad_norm, Adam, ParamGroup};
@@ -13,7 +13,6 @@ use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
 
 #[derive(Args, Debug)]
@@ -50,53 +49,6 @@ pub struct StepArgs {
     pub preset: Option<String>,
 }
 
-/// Time `f` `iters` times after one warm-up call: (wall seconds, CPU seconds) per call.
-fn time_it(iters: usize, device: Device, mut f: impl FnMut()) -> (Vec<f64>, Vec<f64>) {
-    f();
-    let (mut wall, mut cpu) = (Vec::new(), Vec::new());
-    for _ in 0..iters {
-        if let Device::Cuda(_) = device {
-            tch::Cuda::synchronize(0);
-        }
-        let (t0, c0) = (Instant::now(), cpu_seconds());
-        f();
-        if let Device::Cuda(_) = device {
-            tch::Cuda::synchronize(0);
-        }
-        wall.push(t0.elapsed().as_secs_f64());
-        cpu.push(cpu_seconds() - c0);
-    }
-    (wall, cpu)
-}
-
-/// Random token batch: lengths uniform in [min_len, max_len], BOS/EOS ids, zero padding.
-pub(super) fn random_tokens(b: i64, l: i64, min_len: i64, max_len: i64, vocab: i64, salt: u64) -> TokenBatch {
-    let mut rng = seed::Rng::new(7, &[seed::stream::BENCH, salt]);
-    let mut ids = vec![0i64; (b * l) as usize];
-    let mut mask = vec![false; (b * l) as usize];
-    let mut lengths = Vec::new();
-    for r in 0..b {
-        let n = (min_len + rng.below((max_len - min_len + 1) as u64) as i64).min(l);
-        for t in 0..n {
-            let id = if t == 0 {
-                vocab - 2
-            } else if t == n - 1 {
-                vocab - 1
-            } else {
-                1 + rng.below((vocab - 3) as u64) as i64
-            };
-            ids[(r * l + t) as usize] = id;
-            mask[(r * l + t) as usize] = true;
-        }
-        lengths.push(n);
-    }
-    TokenBatch {
-        ids: Tensor::from_slice(&ids).view([b, l]),
-        mask: Tensor::from_slice(&mask).view([b, l]),
-        lengths: Tensor::from_slice(&lengths),
-    }
-}
-
 pub fn clip_forward(a: ForwardArgs) -> Result<ExitCode> {
     let device = crate::device::from_flag(&a.device)?;
     if a.threads > 0 {
@@ -117,7 +69,7 @@ pub fn clip_forward(a: ForwardArgs) -> Result<ExitCode> {
         a.batch,
         tch::get_num_threads()
     );
-    let (w, c) = time_it(a.iters, device, || {
+    let (w, c) = time_calls(a.iters, device, || {
         let _ = tch::no_grad(|| model.encode_image(&pixels));
     });
     println!(
@@ -125,7 +77,7 @@ pub fn clip_forward(a: ForwardArgs) -> Result<ExitCode> {
         w.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>()
     );
     println!("  median wall {:.3} s, median CPU {:.3} s", median(&w), median(&c));
-    let (w, c) = time_it(a.iters, device, || {
+    let (w, c) = time_calls(a.iters, device, || {
         let _ = tch::no_grad(|| model.encode_text(&ids, &mask));
     });
     println!(
@@ -196,7 +148,7 @@ pub fn pretrain_step(a: StepArgs) -> Result<ExitCode> {
         }
     };
     step();
-    let (w, cpu) = time_it(a.iters, device, &mut step);
+    let (w, cpu) = time_calls(a.iters, device, &mut step);
     println!("step wall times: {:?} s", w.iter().map(|x| (x * 1000.0).round() / 1000.0).collect::<Vec<_>>());
     let (mw, mc) = (median(&w), median(&cpu));
     println!("median: {mw:.3} s wall ({:.2} steps/s, {:.1} images/s), {mc:.3} s CPU per step", 1.0 / mw, b as f64 / mw);

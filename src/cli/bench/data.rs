@@ -2,6 +2,7 @@
 //! resize, random crop, flip, the 64/128/256 copies, tensors, tokens), on the synthetic
 //! dataset at 256 px and on CUB-like JPEGs of 500x375 that the bench draws itself; plus a
 //! single-thread profile of where an image's time goes.
+use super::timing::{cpu_seconds, thread_cpu_seconds};
 use crate::data::loader::{splitmix64, stream_rng};
 use crate::data::synth::{self, SynthConfig};
 use crate::data::transforms::{self, PixelMode};
@@ -83,13 +84,13 @@ fn case(name: &str, dir: &Path, tok: &Arc<Tokenizer>, args: &LoaderArgs) -> Resu
     let mut rates = Vec::new();
     let mut cpu_rates = Vec::new();
     for run in 0..args.runs {
-        let (t0, c0) = (Instant::now(), process_cpu_seconds());
+        let (t0, c0) = (Instant::now(), cpu_seconds());
         let mut images = 0;
         for b in Loader::new(ds.clone(), tok.clone(), cfg.clone(), run as u64, 0)? {
             images += b?.len();
         }
         rates.push(images as f64 / t0.elapsed().as_secs_f64());
-        cpu_rates.push(images as f64 / (process_cpu_seconds() - c0).max(1e-9));
+        cpu_rates.push(images as f64 / (cpu_seconds() - c0).max(1e-9));
     }
     let median = |v: &[f64]| {
         let mut s = v.to_vec();
@@ -188,27 +189,6 @@ fn textured(w: u32, h: u32, seed: u64) -> image::RgbImage {
             (v * 255.0 + grain).clamp(0.0, 255.0) as u8
         }))
     })
-}
-
-/// CPU time used by this process so far (all threads), in seconds.
-fn process_cpu_seconds() -> f64 {
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return 0.0;
-    }
-    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 * 1e-6;
-    t(ru.ru_utime) + t(ru.ru_stime)
-}
-
-/// CPU time used by the calling thread, in seconds.
-fn thread_cpu_seconds() -> f64 {
-    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-    // SAFETY: clock_gettime writes into the struct we own.
-    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
-        return 0.0;
-    }
-    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
 }
 
 /// A temporary folder removed on drop (the bench's datasets).
