@@ -1,6 +1,6 @@
 //! `add`: validate a task, make its run folder with the config snapshot, queue it.
-use super::{err, text_hash, Core, JOBS};
-use crate::rundir::{Manifest, RunDir, CONFIG_SNAPSHOT_FILE, MANIFEST_FILE};
+use super::{err, text_hash, Core};
+use crate::rundir::{JobKind, Manifest, RunDir, CONFIG_SNAPSHOT_FILE, MANIFEST_FILE};
 use crate::supervisor::protocol::*;
 use crate::supervisor::state::*;
 use crate::util::{fsx, unix_now};
@@ -16,11 +16,6 @@ impl Core {
         for d in a.after.iter().chain(&a.after_any) {
             if self.idx(*d).is_none() {
                 return err(format!("no task {d} to depend on"));
-            }
-        }
-        if let Some(j) = &a.job {
-            if !JOBS.contains(&j.as_str()) {
-                return err(format!("unknown job {j:?}; expected one of: {}", JOBS.join(", ")));
             }
         }
         let mut warnings = Vec::new();
@@ -40,17 +35,17 @@ impl Core {
                 }
             }
         }
-        let inferred = loaded.as_ref().map(|c| c.config.job().name().to_string());
-        let job = match (&a.job, &inferred) {
-            (Some(j), Some(i)) if j != i && j != "fake-run" => {
+        let inferred = loaded.as_ref().map(|c| c.config.job().kind());
+        let job = match (a.job, inferred) {
+            (Some(j), Some(i)) if j != i && j != JobKind::FakeRun => {
                 warnings.push(format!("the config is a {i} config, but the task runs {j} as asked"));
-                j.clone()
+                j
             }
-            (Some(j), _) => j.clone(),
-            (None, Some(i)) => i.clone(),
+            (Some(j), _) => j,
+            (None, Some(i)) => i,
             (None, None) => return err("give a config file, or --job fake-run"),
         };
-        if job != "fake-run" && loaded.is_none() {
+        if job != JobKind::FakeRun && loaded.is_none() {
             return err(format!("the {job} job needs a config file"));
         }
         if let Some(c) = &loaded {
@@ -64,7 +59,7 @@ impl Core {
             .or_else(|| a.config.as_ref().and_then(|p| p.file_stem()).map(|s| s.to_string_lossy().into_owned()))
             .unwrap_or_else(|| "fake".into());
         let id = self.state.next_id;
-        let (run_dir, config_hash) = match self.make_run_dir(&name, &job, a.config.as_deref(), loaded.as_ref().map(|c| c.text.as_str())) {
+        let (run_dir, config_hash) = match self.make_run_dir(&name, job, a.config.as_deref(), loaded.as_ref().map(|c| c.text.as_str())) {
             Ok(x) => x,
             Err(e) => return err(format!("{e:#}; nothing was queued")),
         };
@@ -108,14 +103,14 @@ impl Core {
     pub(super) fn make_run_dir(
         &self,
         name: &str,
-        job: &str,
+        job: JobKind,
         config: Option<&Path>,
         text: Option<&str>,
     ) -> Result<(PathBuf, Option<String>)> {
-        let dir = RunDir::create(&self.paths.runs, name, job, config)?;
+        let dir = RunDir::create(&self.paths.runs, name, job.as_str(), config)?;
         // run.json names the worker's command, not the daemon's.
         let mut m: Manifest = dir.read_json(MANIFEST_FILE)?;
-        m.command = vec!["clipgan".into(), job.into()];
+        m.command = vec!["clipgan".into(), job.as_str().into()];
         if let Some(c) = config {
             m.command.extend(["--cfg".into(), c.display().to_string()]);
         }

@@ -33,8 +33,6 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::SystemTime;
 
-pub const JOBS: &[&str] = &["pretrain", "train", "eval", "fake-run"];
-
 pub struct Core {
     pub paths: Paths,
     pub state: State,

@@ -60,7 +60,7 @@ impl Core {
 
     /// The worker's command line for a task.
     pub fn worker_argv(&self, t: &Task) -> Vec<String> {
-        let mut argv = vec![self.exe.display().to_string(), t.job.clone()];
+        let mut argv = vec![self.exe.display().to_string(), t.job.as_str().to_string()];
         if let Some(c) = &t.config {
             argv.extend(["--cfg".into(), c.display().to_string()]);
         }
