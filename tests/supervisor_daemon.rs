@@ -4,6 +4,7 @@
 //! everything it started when it ends (supervisor_common::Home's Drop).
 mod supervisor_common;
 
+use clipgan::rundir::JobKind;
 use clipgan::supervisor::procs::ProcId;
 use clipgan::supervisor::protocol::*;
 use clipgan::supervisor::state::TaskState;
@@ -118,7 +119,7 @@ fn invalid_configs_are_refused_and_snapshots_tell_of_later_changes() {
     let id = v["id"].as_u64().unwrap();
     let s = h.status();
     let t = task(&s, id);
-    assert_eq!(t.task.job, "eval");
+    assert_eq!(t.task.job, JobKind::Eval);
     assert_eq!(t.task.state, TaskState::Held);
     assert_eq!(t.config_changed, Some(false));
     let snapshot = t.task.run_dir.join("config.source.yml");
@@ -148,7 +149,7 @@ fn invalid_configs_are_refused_and_snapshots_tell_of_later_changes() {
     };
     let rels: Vec<&str> = idx.files.iter().map(|f| f.rel.as_str()).collect();
     assert_eq!(rels, ["bad.yml", "good.yml", "new/damsm.yml"], "watch: {}", idx.watch);
-    assert_eq!(idx.files[2].job.as_deref(), Some("pretrain"));
+    assert_eq!(idx.files[2].job, Some(JobKind::Pretrain));
 
     // Change notification: `wait` answers when the revision moves, or at its timeout.
     let rev = c.status().unwrap().rev;

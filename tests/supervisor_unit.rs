@@ -2,6 +2,7 @@
 //! the peer check, GPU mapping, state files (corrupt, disk full), the config index.
 mod supervisor_common;
 
+use clipgan::rundir::JobKind;
 use clipgan::supervisor::cfgindex::{is_config_file, is_editor_temp, CfgIndex};
 use clipgan::supervisor::core::Core;
 use clipgan::supervisor::logcap::CappedLog;
@@ -133,7 +134,7 @@ fn disk_full_while_saving_keeps_the_old_state_and_says_so() {
     let full = Arc::new(Mutex::new(false));
     let mut core = Core::open(paths.clone(), flaky_writer(full.clone()), PathBuf::from(BIN)).unwrap();
     assert!(core.commit().is_empty());
-    let fake = |label: &str| AddTask { job: Some("fake-run".into()), label: Some(label.into()), held: true, ..Default::default() };
+    let fake = |label: &str| AddTask { job: Some(JobKind::FakeRun), label: Some(label.into()), held: true, ..Default::default() };
     assert!(matches!(core.handle(Request::Add(fake("one"))), Response::Added { id: 1, .. }));
     assert!(core.commit().is_empty());
     let saved = std::fs::read(&paths.state).unwrap();
@@ -166,7 +167,7 @@ fn removing_and_dependencies_are_checked() {
     let paths = Paths::for_home(home.path());
     std::fs::create_dir_all(&paths.state_dir).unwrap();
     let mut core = Core::open(paths, state::atomic_writer(), PathBuf::from(BIN)).unwrap();
-    let held = |after: Vec<u64>| AddTask { job: Some("fake-run".into()), held: true, after, ..Default::default() };
+    let held = |after: Vec<u64>| AddTask { job: Some(JobKind::FakeRun), held: true, after, ..Default::default() };
     assert!(matches!(core.handle(Request::Add(held(vec![]))), Response::Added { id: 1, .. }));
     assert!(matches!(core.handle(Request::Add(held(vec![1]))), Response::Added { id: 2, .. }));
     match core.handle(Request::Add(held(vec![7]))) {
@@ -177,11 +178,11 @@ fn removing_and_dependencies_are_checked() {
         Response::Error { message, .. } => assert!(message.contains("wait for task 1"), "{message}"),
         r => panic!("{r:?}"),
     }
-    match core.handle(Request::Add(AddTask { job: Some("train".into()), ..Default::default() })) {
+    match core.handle(Request::Add(AddTask { job: Some(JobKind::Train), ..Default::default() })) {
         Response::Error { message, .. } => assert!(message.contains("needs a config"), "{message}"),
         r => panic!("{r:?}"),
     }
-    match core.handle(Request::Add(AddTask { job: Some("fake-run".into()), group: Some("nope".into()), ..Default::default() })) {
+    match core.handle(Request::Add(AddTask { job: Some(JobKind::FakeRun), group: Some("nope".into()), ..Default::default() })) {
         Response::Error { message, .. } => assert!(message.contains("no group"), "{message}"),
         r => panic!("{r:?}"),
     }
@@ -217,15 +218,15 @@ fn the_config_index_validates_files_and_ignores_editor_temp_files() {
     assert!(!bad.ok);
     assert!(bad.diagnostics[0].contains("bad.yml:3:"), "{:?}", bad.diagnostics);
     assert!(bad.diagnostics[0].contains("FLAGG"));
-    assert_eq!(v.files[1].job.as_deref(), Some("eval"));
-    assert_eq!(v.files[2].job.as_deref(), Some("pretrain"));
+    assert_eq!(v.files[1].job, Some(JobKind::Eval));
+    assert_eq!(v.files[2].job, Some(JobKind::Pretrain));
     assert!(!idx.rescan(), "nothing changed");
     write(cfg.join("bad.yml"), "CONFIG_NAME: 'bird'\nTRAIN:\n  FLAG: True\n  BATCH_SIZE: 8\n");
     std::fs::remove_file(cfg.join("sub/damsm.yaml")).unwrap();
     assert!(idx.rescan());
     let v = idx.view(2);
     assert_eq!(v.files.len(), 2);
-    assert!(v.files[0].ok && v.files[0].job.as_deref() == Some("train"));
+    assert!(v.files[0].ok && v.files[0].job == Some(JobKind::Train));
 }
 
 #[test]

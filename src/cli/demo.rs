@@ -3,7 +3,7 @@
 //! on the daemon, and opens the console on it; without a terminal (CI, a pipe) it
 //! follows the pipeline headless with progress lines and exits 0 when all of it finished.
 use crate::data::synth::{self, SynthConfig};
-use crate::rundir::RunState;
+use crate::rundir::{JobKind, RunState};
 use crate::supervisor::client::Client;
 use crate::supervisor::pipeline::{self, Pipeline};
 use crate::supervisor::protocol::{GroupChange, Snapshot, Target, TaskView};
@@ -183,7 +183,7 @@ fn summary(tasks: &[&TaskView], elapsed: Duration) {
     for t in tasks {
         println!("  {:<8} {}", t.task.job, t.task.run_dir.display());
     }
-    if let Some(eval) = tasks.iter().find(|t| t.task.job == "eval") {
+    if let Some(eval) = tasks.iter().find(|t| t.task.job == JobKind::Eval) {
         let results = eval.task.run_dir.join("results.json");
         match std::fs::read_to_string(&results) {
             Ok(text) => println!("evaluation results ({}):\n{}", results.display(), text.trim_end()),

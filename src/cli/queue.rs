@@ -2,6 +2,7 @@
 //! `status`, `kill`, `pause`, `resume`, `restart`, `resume-run`, `remove`, `logs`,
 //! `groups`, and the hidden `__shim`. Every client command starts the daemon if none
 //! runs. See docs/supervisor.md.
+use crate::rundir::JobKind;
 use crate::supervisor::client::Client;
 use crate::supervisor::protocol::*;
 use crate::supervisor::state::{Task, TaskState};
@@ -135,7 +136,7 @@ pub enum QueueCommand {
     Add {
         /// pretrain, train, eval or fake-run.
         #[arg(long)]
-        job: Option<String>,
+        job: Option<JobKind>,
         /// The config file (YAML).
         config: Option<PathBuf>,
         /// Start only after these tasks finished successfully (comma-separated ids).
@@ -377,7 +378,7 @@ pub fn run(cmd: SupervisorCommand) -> Result<ExitCode> {
             } else {
                 println!("{} ({})", idx.root.display(), idx.watch);
                 for f in &idx.files {
-                    println!("{:<5} {:<9} {}", if f.ok { "ok" } else { "ERROR" }, f.job.as_deref().unwrap_or("-"), f.rel);
+                    println!("{:<5} {:<9} {}", if f.ok { "ok" } else { "ERROR" }, f.job.map_or("-", JobKind::as_str), f.rel);
                     for d in &f.diagnostics {
                         println!("      {d}");
                     }

@@ -336,6 +336,15 @@ impl Job {
             Job::Eval => "eval",
         }
     }
+
+    /// The daemon's and the run folder's name for this job.
+    pub fn kind(self) -> crate::rundir::JobKind {
+        match self {
+            Job::Pretrain => crate::rundir::JobKind::Pretrain,
+            Job::Train => crate::rundir::JobKind::Train,
+            Job::Eval => crate::rundir::JobKind::Eval,
+        }
+    }
 }
 
 impl std::fmt::Display for Job {

@@ -5,6 +5,7 @@ use super::event::{Cmd, Event};
 use super::keys::{Action, Keymap};
 use super::store::{Store, XAxis};
 use super::theme::Theme;
+use crate::rundir::JobKind;
 use crate::supervisor::pipeline::Pipeline;
 use crate::supervisor::protocol::{AddTask, ConfigEntry, ConfigIndex, Snapshot, TaskView};
 use crate::supervisor::state::TaskState;
@@ -278,7 +279,7 @@ impl App {
         }
         match &t.task.config {
             Some(c) => c.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default(),
-            None => t.task.job.clone(),
+            None => t.task.job.to_string(),
         }
     }
 
@@ -291,7 +292,7 @@ impl App {
             .filter(|t| {
                 f.is_empty()
                     || App::task_name(t).to_lowercase().contains(&f)
-                    || t.task.job.contains(&f)
+                    || t.task.job.as_str().contains(&f)
                     || t.task.state.name().contains(&f)
                     || t.task.group.to_lowercase().contains(&f)
                     || t.task.run_id.to_lowercase().contains(&f)
@@ -539,7 +540,7 @@ impl App {
                 if done {
                     let parsed = match purpose {
                         InputPurpose::QueueConfig(path) => parse_queue_form(&text, Some(path)),
-                        _ => parse_queue_form(&text, None).map(|t| AddTask { job: Some("fake-run".into()), ..t }),
+                        _ => parse_queue_form(&text, None).map(|t| AddTask { job: Some(JobKind::FakeRun), ..t }),
                     };
                     return match parsed {
                         Ok(t) => vec![Cmd::Add(t)],
@@ -802,7 +803,7 @@ impl App {
     pub fn pipeline_from_marks(&self) -> Result<Pipeline, String> {
         let marked: Vec<&ConfigEntry> = self.config_files().into_iter().filter(|c| self.cfgs.marked.contains(&c.path)).collect();
         let pick = |job: &str| -> Result<Option<PathBuf>, String> {
-            let v: Vec<&&ConfigEntry> = marked.iter().filter(|c| c.job.as_deref() == Some(job)).collect();
+            let v: Vec<&&ConfigEntry> = marked.iter().filter(|c| c.job.map(JobKind::as_str) == Some(job)).collect();
             match v.len() {
                 0 => Ok(None),
                 1 => Ok(Some(v[0].path.clone())),

@@ -39,6 +39,77 @@ pub mod exit {
     pub const DIVERGED: u8 = 4;
 }
 
+/// The kinds of job the daemon runs, each a `clipgan` subcommand. The names (`as_str`,
+/// serde, `FromStr`) are the strings `state.json`, the socket protocol and the command
+/// line have always used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum JobKind {
+    /// CLIP finetuning (`clipgan pretrain`).
+    Pretrain,
+    /// DM-GAN training (`clipgan train`).
+    Train,
+    /// Sampling and metrics (`clipgan eval`).
+    Eval,
+    /// A worker that trains nothing (`clipgan fake-run`).
+    FakeRun,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 4] = [JobKind::Pretrain, JobKind::Train, JobKind::Eval, JobKind::FakeRun];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Pretrain => "pretrain",
+            JobKind::Train => "train",
+            JobKind::Eval => "eval",
+            JobKind::FakeRun => "fake-run",
+        }
+    }
+}
+
+impl std::fmt::Display for JobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so that widths in table formats apply.
+        f.pad(self.as_str())
+    }
+}
+
+/// A job name that is none of [`JobKind::ALL`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownJobKind(pub String);
+
+impl std::fmt::Display for UnknownJobKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
+        write!(f, "unknown job {:?}; expected one of: {}", self.0, names.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownJobKind {}
+
+impl std::str::FromStr for JobKind {
+    type Err = UnknownJobKind;
+
+    fn from_str(s: &str) -> Result<JobKind, UnknownJobKind> {
+        JobKind::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| UnknownJobKind(s.to_string()))
+    }
+}
+
+impl TryFrom<String> for JobKind {
+    type Error = UnknownJobKind;
+
+    fn try_from(s: String) -> Result<JobKind, UnknownJobKind> {
+        s.parse()
+    }
+}
+
+impl From<JobKind> for &'static str {
+    fn from(k: JobKind) -> &'static str {
+        k.as_str()
+    }
+}
+
 /// `run.json`: what the run is. Written once when the folder is made.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
@@ -46,7 +117,8 @@ pub struct Manifest {
     pub format: u32,
     /// The folder name; unique under `runs/`.
     pub id: String,
-    /// `pretrain`, `train`, `eval`, `fake-run`, ...
+    /// A [`JobKind`] name for the runs clipgan makes; kept a string so that run folders
+    /// of kinds this version does not know can still be listed and read.
     pub job: String,
     /// A short human name (usually the config's CONFIG_NAME or file stem).
     pub name: String,
@@ -227,4 +299,28 @@ fn de_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         }
     }
     d.deserialize_any(V)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_kinds_keep_their_names_in_json_and_on_the_command_line() {
+        for (kind, name) in JobKind::ALL.into_iter().zip(["pretrain", "train", "eval", "fake-run"]) {
+            assert_eq!(kind.as_str(), name);
+            assert_eq!(serde_json::to_string(&kind).unwrap(), format!("\"{name}\""));
+            assert_eq!(serde_json::from_str::<JobKind>(&format!("\"{name}\"")).unwrap(), kind);
+            assert_eq!(name.parse::<JobKind>(), Ok(kind));
+        }
+        assert_eq!(format!("[{:<9}]", JobKind::Eval), "[eval     ]", "widths apply");
+    }
+
+    #[test]
+    fn an_unknown_job_kind_is_refused_with_the_list_of_kinds() {
+        let e = "fake_run".parse::<JobKind>().unwrap_err();
+        assert_eq!(e.to_string(), "unknown job \"fake_run\"; expected one of: pretrain, train, eval, fake-run");
+        let e = serde_json::from_str::<JobKind>("\"gan\"").unwrap_err().to_string();
+        assert!(e.contains("unknown job \"gan\"; expected one of: pretrain, train, eval, fake-run"), "{e}");
+    }
 }

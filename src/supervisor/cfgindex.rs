@@ -90,7 +90,7 @@ impl CfgIndex {
                 rel,
                 modified,
                 ok: true,
-                job: Some(c.config.job().name().to_string()),
+                job: Some(c.config.job().kind()),
                 diagnostics: c.warnings.iter().chain(c.path_warnings().iter()).map(|d| d.to_string()).collect(),
             },
             Err(e) => ConfigEntry {

@@ -3,8 +3,9 @@
 //! Clients (the CLI, the console) talk to it over a Unix socket. See docs/supervisor.md.
 //!
 //! Layout: `protocol` (the socket's message types), `state` (the persisted queue and its
-//! file), `core` (every state change: requests, process outcomes, scheduling; no I/O
-//! loop), `daemon` (the tokio loop around the core: socket, timers, signals), `client`
+//! file), `core/` (every state change, no I/O loop: `core/mod.rs` the `Core` and its
+//! request dispatch, one file per request family, and `recovery`, `check`, `hooks`,
+//! `schedule` for the processes), `daemon` (the tokio loop around the core: socket, timers, signals), `client`
 //! (connect-or-spawn and typed requests), `shim` (the small process that supervises one
 //! worker), `procs` (process identity and signals), `logcap` (size-capped logs),
 //! `cfgindex` (the watched index of `cfg/`), `fake_run` (a worker that trains nothing).

@@ -9,6 +9,7 @@
 //! failed stage leaves the later ones `dep-failed`, never started on missing files.
 use super::client::{Added, Client};
 use super::protocol::AddTask;
+use crate::rundir::JobKind;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 
@@ -47,8 +48,8 @@ pub fn latest_checkpoint(run_dir: &Path) -> PathBuf {
 
 /// Queue the three stages with their dependencies and wiring.
 pub fn queue(client: &mut Client, p: &Pipeline) -> Result<QueuedPipeline> {
-    let task = |job: &str, config: &Path, args: Vec<String>, after: Vec<u64>| AddTask {
-        job: Some(job.to_string()),
+    let task = |job: JobKind, config: &Path, args: Vec<String>, after: Vec<u64>| AddTask {
+        job: Some(job),
         config: Some(config.to_path_buf()),
         args,
         group: p.group.clone(),
@@ -60,17 +61,17 @@ pub fn queue(client: &mut Client, p: &Pipeline) -> Result<QueuedPipeline> {
         held: false,
     };
     let pretrain = client
-        .add(task("pretrain", &p.pretrain, Vec::new(), Vec::new()))
+        .add(task(JobKind::Pretrain, &p.pretrain, Vec::new(), Vec::new()))
         .with_context(|| format!("cannot queue {}", p.pretrain.display()))?;
     let clip = latest_checkpoint(&pretrain.run_dir).display().to_string();
     let train = client
-        .add(task("train", &p.train, vec!["--clip".into(), clip.clone()], vec![pretrain.id]))
+        .add(task(JobKind::Train, &p.train, vec!["--clip".into(), clip.clone()], vec![pretrain.id]))
         .with_context(|| format!("cannot queue {}", p.train.display()))?;
     let eval = match &p.eval {
         Some(cfg) => {
             let net_g = latest_checkpoint(&train.run_dir).display().to_string();
             let args = vec!["--net-g".into(), net_g, "--clip".into(), clip];
-            Some(client.add(task("eval", cfg, args, vec![train.id])).with_context(|| format!("cannot queue {}", cfg.display()))?)
+            Some(client.add(task(JobKind::Eval, cfg, args, vec![train.id])).with_context(|| format!("cannot queue {}", cfg.display()))?)
         }
         None => None,
     };

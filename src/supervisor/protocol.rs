@@ -2,6 +2,7 @@
 //! request, in order. Every message carries `"v"`, the protocol version; the daemon
 //! refuses requests of another version. Documented in docs/supervisor.md.
 use super::state::{Group, Settings, Task};
+use crate::rundir::JobKind;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -32,8 +33,8 @@ pub enum Target {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AddTask {
-    /// `pretrain`, `train`, `eval`, `fake-run`; inferred from the config when absent.
-    pub job: Option<String>,
+    /// Inferred from the config when absent.
+    pub job: Option<JobKind>,
     /// The config file, absolute (the CLI makes it so).
     pub config: Option<PathBuf>,
     pub args: Vec<String>,
@@ -226,7 +227,7 @@ pub struct ConfigEntry {
     pub modified: f64,
     pub ok: bool,
     /// The job it would run (when valid).
-    pub job: Option<String>,
+    pub job: Option<JobKind>,
     /// Errors (when invalid) and warnings, each `file:line:col: severity: message`.
     pub diagnostics: Vec<String>,
 }

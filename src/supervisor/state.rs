@@ -1,6 +1,7 @@
 //! The daemon's persisted state (`<home>/.clipgan/state.json`): tasks, groups, settings.
 //! Saved atomically after every change; a failed save keeps the previous file.
 use super::procs::ProcId;
+use crate::rundir::JobKind;
 use crate::util::fsx;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -175,8 +176,7 @@ pub struct Task {
     pub id: u64,
     #[serde(default)]
     pub label: Option<String>,
-    /// `pretrain`, `train`, `eval` or `fake-run`.
-    pub job: String,
+    pub job: JobKind,
     /// The config file (absolute), as queued.
     #[serde(default)]
     pub config: Option<PathBuf>,

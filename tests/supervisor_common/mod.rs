@@ -1,6 +1,7 @@
 //! Shared by the supervisor's tests: a temporary home whose daemon, shims and workers
 //! are all killed when it is dropped (even when the test fails).
 #![allow(dead_code)]
+use clipgan::rundir::JobKind;
 use clipgan::supervisor::client::Client;
 use clipgan::supervisor::protocol::{AddTask, Snapshot, TaskView};
 use clipgan::supervisor::Paths;
@@ -55,7 +56,7 @@ impl Home {
 
     /// Queue a fake-run with these job arguments.
     pub fn add_fake(&self, c: &mut Client, args: &[&str], f: impl FnOnce(&mut AddTask)) -> u64 {
-        let mut a = AddTask { job: Some("fake-run".into()), args: args.iter().map(|s| s.to_string()).collect(), ..Default::default() };
+        let mut a = AddTask { job: Some(JobKind::FakeRun), args: args.iter().map(|s| s.to_string()).collect(), ..Default::default() };
         f(&mut a);
         c.add(a).expect("add").id
     }

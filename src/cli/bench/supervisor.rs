@@ -3,6 +3,7 @@
 //! scheduled run, the scheduling gap (a slot freeing -> the next start), and the
 //! daemon's own CPU time and peak RSS next to the CPU of the processes it ran.
 use super::timing::median;
+use crate::rundir::JobKind;
 use crate::supervisor::client::Client;
 use crate::supervisor::protocol::*;
 use crate::supervisor::state::TaskState;
@@ -74,7 +75,7 @@ pub fn run(b: SupervisorBench) -> Result<ExitCode> {
     let t_add = Instant::now();
     let mut ids = Vec::with_capacity(b.runs);
     for _ in 0..b.runs {
-        ids.push(c.add(AddTask { job: Some("fake-run".into()), args: args.clone(), ..Default::default() })?.id);
+        ids.push(c.add(AddTask { job: Some(JobKind::FakeRun), args: args.clone(), ..Default::default() })?.id);
     }
     let add_s = t_add.elapsed().as_secs_f64();
     let (cpu0, _, _) = proc_usage(pid)?;

@@ -38,7 +38,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         let (state, style) = if c.ok {
             let warn = !c.diagnostics.is_empty();
             (
-                format!("{}{}", c.job.as_deref().unwrap_or("ok"), if warn { " (warnings)" } else { "" }),
+                format!("{}{}", c.job.map_or("ok", |j| j.as_str()), if warn { " (warnings)" } else { "" }),
                 Style::new().fg(if warn { t.warn } else { t.ok }),
             )
         } else {
@@ -68,7 +68,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     };
     let mut lines = vec![Line::from(vec![
         Span::styled(c.rel.clone(), Style::new().fg(t.accent)),
-        Span::raw(if c.ok { format!("  valid: a {} job", c.job.as_deref().unwrap_or("?")) } else { "  does not validate".into() }),
+        Span::raw(if c.ok { format!("  valid: a {} job", c.job.map_or("?", |j| j.as_str())) } else { "  does not validate".into() }),
     ])];
     if c.diagnostics.is_empty() {
         lines.push(Line::styled("no findings", Style::new().fg(t.dim)));

@@ -1,0 +1,92 @@
+//! `pause` and `resume` of a task (SIGSTOP/SIGCONT, hold/release) or of a group's scheduling.
+use super::{err, ok, Core};
+use crate::supervisor::procs;
+use crate::supervisor::protocol::*;
+use crate::supervisor::state::*;
+
+impl Core {
+    pub(super) fn pause(&mut self, target: Target, wait: bool) -> Response {
+        match target {
+            Target::Task(id) => {
+                let Some(i) = self.idx(id) else { return err(format!("no task {id}")) };
+                let t = &mut self.state.tasks[i];
+                match t.state {
+                    TaskState::Queued => t.state = TaskState::Held,
+                    TaskState::Running if t.kill.is_some() => return err(format!("task {id} is being stopped")),
+                    TaskState::Running => {
+                        t.state = TaskState::Paused;
+                        if let Some(pgid) = t.worker_pgid() {
+                            if let Err(e) = procs::signal_group(pgid, libc::SIGSTOP) {
+                                t.state = TaskState::Running;
+                                return err(format!("{e:#}"));
+                            }
+                        }
+                    }
+                    TaskState::Held | TaskState::Paused => return ok(format!("task {id} is already {}", t.state.name())),
+                    s => return err(format!("task {id} is {}: nothing to pause", s.name())),
+                }
+                self.dirty = true;
+                ok(format!("task {id} is {}", self.state.tasks[i].state.name()))
+            }
+            Target::Group(name) => {
+                let Some(g) = self.state.groups.get_mut(&name) else { return err(format!("no group {name:?}")) };
+                g.paused = true;
+                g.paused_reason = "paused by the user".into();
+                let mut n = 0;
+                if !wait {
+                    for t in self.state.tasks.iter_mut().filter(|t| t.group == name && t.state == TaskState::Running && t.kill.is_none()) {
+                        t.state = TaskState::Paused;
+                        if let Some(pgid) = t.worker_pgid() {
+                            let _ = procs::signal_group(pgid, libc::SIGSTOP);
+                        }
+                        n += 1;
+                    }
+                }
+                self.dirty = true;
+                ok(format!("group {name} paused: no new task starts; {n} running task(s) paused"))
+            }
+        }
+    }
+
+    pub(super) fn resume(&mut self, target: Target) -> Response {
+        match target {
+            Target::Task(id) => {
+                let Some(i) = self.idx(id) else { return err(format!("no task {id}")) };
+                let t = &mut self.state.tasks[i];
+                match t.state {
+                    TaskState::Held => t.state = TaskState::Queued,
+                    TaskState::Paused => {
+                        t.state = TaskState::Running;
+                        if let Some(pgid) = t.worker_pgid() {
+                            let _ = procs::signal_group(pgid, libc::SIGCONT);
+                        }
+                    }
+                    TaskState::Queued | TaskState::Running => return ok(format!("task {id} is already {}", t.state.name())),
+                    s => {
+                        return err(format!(
+                            "task {id} is {}; `resume` continues paused or held tasks; `clipgan resume-run {id}` continues a run from its last checkpoint",
+                            s.name()
+                        ))
+                    }
+                }
+                self.dirty = true;
+                ok(format!("task {id} is {}", self.state.tasks[i].state.name()))
+            }
+            Target::Group(name) => {
+                let Some(g) = self.state.groups.get_mut(&name) else { return err(format!("no group {name:?}")) };
+                g.paused = false;
+                g.paused_reason.clear();
+                let mut n = 0;
+                for t in self.state.tasks.iter_mut().filter(|t| t.group == name && t.state == TaskState::Paused) {
+                    t.state = TaskState::Running;
+                    if let Some(pgid) = t.worker_pgid() {
+                        let _ = procs::signal_group(pgid, libc::SIGCONT);
+                    }
+                    n += 1;
+                }
+                self.dirty = true;
+                ok(format!("group {name} resumed; {n} paused task(s) continued"))
+            }
+        }
+    }
+}
