@@ -5,9 +5,9 @@
 mod job_common;
 use clipgan::checkpoint;
 use clipgan::data::synth::{self, SynthConfig};
+use clipgan::jobs::pretrain::{self, Options, Outcome};
 use clipgan::models::clip;
 use clipgan::rundir::{self, RunState};
-use clipgan::train::pretrain::{self, Options, Outcome};
 use job_common::{assert_same_curve, bin, curve, run_and_kill, status};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

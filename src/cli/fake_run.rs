@@ -1,6 +1,6 @@
 //! `clipgan fake-run`: a worker that trains nothing but behaves like one (see
-//! `supervisor::fake_run`).
-use crate::supervisor::fake_run::{self, FakeRunArgs};
+//! `jobs::fake_run`).
+use crate::jobs::fake_run::{self, FakeRunArgs};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;

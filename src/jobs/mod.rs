@@ -1,5 +1,11 @@
-//! What every job process (pretrain, train, eval, fake-run) shares: where its run folder
-//! is, and the stop request.
+//! The jobs: the worker processes that take a config and write a run folder
+//! (docs/architecture.md). `pretrain` (CLIP finetuning), `train` (DM-GAN), `eval`
+//! (generate and score), `fake_run` (a worker that trains nothing, for the supervisor's
+//! tests and the console), `progress` (the training loops' bookkeeping). They are made of
+//! the reusable pieces in `train`, `eval`, `models` and `data`.
+//!
+//! This file holds what every job shares: where its run folder is, the stop request,
+//! how it records its end.
 //!
 //! Contract with the daemon (docs/architecture.md): the daemon makes the run folder and
 //! passes it as `CLIPGAN_RUN_DIR`; a job started by hand makes a new one under
@@ -11,6 +17,12 @@ use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+pub mod eval;
+pub mod fake_run;
+pub mod pretrain;
+pub mod progress;
+pub mod train;
 
 /// A stop request raised by SIGTERM/SIGINT (or by code, in tests).
 #[derive(Clone, Default)]

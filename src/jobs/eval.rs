@@ -8,18 +8,18 @@
 //! when EVAL.FID_WEIGHTS / EVAL.IS_WEIGHTS are configured (else reported unavailable with
 //! the reason). `--snapshots RUN` evaluates every `netG_epoch_*.safetensors` of a train
 //! run in one job, logging each at its training step.
-use super::frechet::{frechet_distance, Stats};
-use super::inception::{self, FidInception};
-use super::inception_score::{inception_score, MeanStd};
-use super::rprecision::{r_precision, Protocol, RPrecision};
-use super::stats as fid_stats;
 use crate::config::{self, LoadedConfig};
 use crate::data::{Dataset, DatasetSpec, Split, Tokenizer};
 use crate::device;
+use crate::eval::frechet::{frechet_distance, Stats};
+use crate::eval::inception::{self, FidInception};
+use crate::eval::inception_score::{inception_score, MeanStd};
+use crate::eval::rprecision::{r_precision, Protocol, RPrecision};
+use crate::eval::stats as fid_stats;
+use crate::jobs::{self, StopFlag, Worker};
 use crate::models::clip::{self, Clip};
 use crate::models::dmgan;
 use crate::rundir::RunWriter;
-use crate::worker::{self, StopFlag, Worker};
 use crate::{checkpoint, seed};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -107,8 +107,8 @@ pub fn run(opts: &Options) -> Result<(u8, PathBuf)> {
     let mut w = Worker::start(opts.run_dir.as_deref(), &name, "eval", Some(&cfg_path))?;
     let dir = w.run.dir().path().to_path_buf();
     let result = run_in(&loaded, opts, &targets, &mut w.run, &w.stop).map(|finished| match finished {
-        true => (worker::Outcome::Finished, "evaluated".to_string()),
-        false => (worker::Outcome::Stopped, "stopped on request".to_string()),
+        true => (jobs::Outcome::Finished, "evaluated".to_string()),
+        false => (jobs::Outcome::Stopped, "stopped on request".to_string()),
     });
     w.conclude(result).map(|outcome| (outcome.exit_code(), dir))
 }

@@ -2,9 +2,9 @@
 //! decreasing loss curves, status with progress and ETA, sample images, checkpoints,
 //! resume, SIGTERM handling, and a failure on request. For the supervisor's tests, load
 //! tests, and trying the console without libtorch work.
+use crate::jobs::Worker;
 use crate::rundir::{exit, RunState};
 use crate::util::{fsx, unix_now};
-use crate::worker::Worker;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;

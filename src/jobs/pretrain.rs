@@ -1,26 +1,26 @@
 //! `clipgan pretrain`: CLIP finetuning with the DAMSM word and sentence losses and
 //! NT-Xent between two captions of each image (method.md §4, §6).
 //!
-//! Per step, for images I with two different captions c¹, c²:
-//! L = L_w(I, c¹) + L_w(I, c²) + L_s(I, c¹) + L_s(I, c²) + NTXent_{τ=0.5}(ē¹, ē²).
-//! AdamW (weight decay 0.01, betas 0.5/0.999) with two parameter groups (CLIP at
+//! The objective of a step is `train::finetune_step`. AdamW (weight decay 0.01, betas
+//! 0.5/0.999) with two parameter groups (CLIP at
 //! BACKBONE_LR, `linear_subr` at LINEAR_LR), the warm-up + cosine-restart schedule
 //! evaluated at each step's fractional epoch, gradient-norm clipping (RNN_GRAD_CLIP).
 //! Each epoch: validation on the test split (word loss, sentence loss, R-precision), a
 //! retrieval preview image, `checkpoints/latest.safetensors`, and every SNAPSHOT_INTERVAL
 //! epochs a model-only snapshot. See docs/training.md for the checkpoint contents.
 use crate::checkpoint::{self, Checkpoint};
-use crate::config::{self, Job, LoadedConfig};
+use crate::config::{Job, LoadedConfig};
 use crate::data::{Dataset, DatasetSpec, Loader, LoaderConfig, PixelMode, Split, Tokenizer};
+use crate::jobs::progress::{self, LoopClock};
+use crate::jobs::{self, StopFlag};
 use crate::models::clip::{self, Clip, ClipConfig, CHECKPOINT_PREFIX, CONFIG_META_KEY};
 use crate::rundir::{RunDir, RunState, RunWriter};
 use crate::seed;
 use crate::train::amp;
-use crate::train::losses::{nt_xent, sentence_loss, words_loss};
+use crate::train::finetune_step::{batch_losses, ADAM_EPS, BETAS, WEIGHT_DECAY};
+use crate::train::losses::{sentence_loss, words_loss};
 use crate::train::optim::{clip_grad_norm, Adam, ParamGroup};
-use crate::train::progress::{self, LoopClock};
 use crate::train::schedule::WarmRestarts;
-use crate::worker::{self, StopFlag};
 use crate::{device, util};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -28,12 +28,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tch::{nn, Device, Kind, Tensor};
 
-/// NT-Xent temperature (method.md §4).
-pub const NT_XENT_TAU: f64 = 0.5;
-/// AdamW settings of the finetuning (method.md §6).
-pub const BETAS: (f64, f64) = (0.5, 0.999);
-pub const WEIGHT_DECAY: f64 = 0.01;
-pub const ADAM_EPS: f64 = 1e-8;
 /// Name prefix of the optimizer state in checkpoints.
 pub const OPTIM_PREFIX: &str = "optim.";
 /// Test images shown in the retrieval preview.
@@ -55,7 +49,7 @@ pub struct Options {
     pub resume: Option<PathBuf>,
 }
 
-pub use crate::worker::Outcome;
+pub use crate::jobs::Outcome;
 
 /// Where a run stands: the next batch to train is `batch` of epoch `epoch` (0-based),
 /// after `step` optimisation steps. `batch == batches_per_epoch` means the epoch's
@@ -71,7 +65,7 @@ struct Position {
 /// `failed` with the message).
 pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
     device::init_torch();
-    let (loaded, cfg_path) = worker::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref())?;
+    let (loaded, cfg_path) = jobs::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref())?;
     if loaded.config.job() != Job::Pretrain {
         eprintln!(
             "clipgan: note: {} has CONFIG_NAME {:?} (the seed's finetuning configs say 'DAMSM'); finetuning CLIP with it anyway",
@@ -79,7 +73,7 @@ pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
             loaded.config.config_name
         );
     }
-    let mut worker = worker::start_job(opts.resume.as_deref(), opts.run_dir.as_deref(), &cfg_path, Job::Pretrain.name())?;
+    let mut worker = jobs::start_job(opts.resume.as_deref(), opts.run_dir.as_deref(), &cfg_path, Job::Pretrain.name())?;
     let dir = worker.run.dir().clone();
     let result = run_in(&loaded, &mut worker.run, &worker.stop);
     worker.conclude(result).map(|outcome| (outcome, dir))
@@ -241,8 +235,6 @@ fn run_in(loaded: &LoadedConfig, run: &mut RunWriter, stop: &StopFlag) -> Result
     train_loop(&mut job, run, stop, pos)
 }
 
-/// A worker killed while writing a checkpoint leaves its temporary file (`.NAME.tmp.PID.N`,
-/// see `util::fsx`) behind; the one worker of a run folder removes them when it starts.
 /// The CLIP weights to start finetuning from: CLIPGAN.CLIP_WEIGHTS, else
 /// TRAIN.CLIP_MODEL_BASE (a local path, or a hub name looked up in the HuggingFace cache).
 fn pretrained_source(loaded: &LoadedConfig) -> Result<PathBuf> {
@@ -274,53 +266,6 @@ fn clip_from_checkpoint(ck: &Checkpoint, tensors: &HashMap<String, Tensor>, devi
     checkpoint::load_var_store(&vs, &clip_tensors, CHECKPOINT_PREFIX, |_| false)?;
     clip.subr_loaded = true;
     Ok((vs, clip, ccfg))
-}
-
-/// The loss terms of one batch.
-pub struct StepLosses {
-    pub total: Tensor,
-    /// L_w summed over both captions and both directions.
-    pub words: Tensor,
-    /// L_s likewise.
-    pub sentence: Tensor,
-    pub nt_xent: Tensor,
-}
-
-/// The finetuning objective of one batch: images (CLIP-normalised, [B, 3, S, S]) with one
-/// or two captions each (NT-Xent needs two) and their class ids. The forward runs under
-/// bf16 autocast when `amp`; the losses in f32.
-pub fn batch_losses(
-    clip: &Clip,
-    s: &config::Smooth,
-    dev: Device,
-    amp: bool,
-    images: &Tensor,
-    tokens: &[crate::data::TokenBatch],
-    class_ids: &Tensor,
-) -> StepLosses {
-    let (img, texts) = amp::autocast_bf16(dev, amp, || {
-        let img = clip.encode_image(&images.to_device(dev));
-        let texts: Vec<_> = tokens.iter().map(|t| clip.encode_text(&t.ids.to_device(dev), &t.mask.to_device(dev))).collect();
-        (img, texts)
-    });
-    // Losses in f32 (outside autocast).
-    let f = |t: &Tensor| t.to_kind(Kind::Float);
-    let (regions, code) = (f(&img.regions), f(&img.code));
-    let classes = class_ids.to_device(dev);
-    let mut words = Tensor::zeros([], (Kind::Float, dev));
-    let mut sentence = Tensor::zeros([], (Kind::Float, dev));
-    for (t, tok) in texts.iter().zip(tokens) {
-        let w = words_loss(&regions, &f(&t.words), &tok.mask.to_device(dev), Some(&classes), s.gamma1, s.gamma2, s.gamma3);
-        words = words + w.loss0 + w.loss1;
-        let (s0, s1) = sentence_loss(&code, &f(&t.sentence), Some(&classes), s.gamma3);
-        sentence = sentence + s0 + s1;
-    }
-    let nt = if texts.len() == 2 {
-        nt_xent(&f(&texts[0].sentence), &f(&texts[1].sentence), NT_XENT_TAU)
-    } else {
-        Tensor::zeros([], (Kind::Float, dev))
-    };
-    StepLosses { total: &words + &sentence + &nt, words, sentence, nt_xent: nt }
 }
 
 fn train_loop(job: &mut Trainer, run: &mut RunWriter, stop: &StopFlag, mut pos: Position) -> Result<(Outcome, String)> {
