@@ -5,7 +5,8 @@
 mod job_common;
 use clipgan::checkpoint;
 use clipgan::data::synth::{self, SynthConfig};
-use clipgan::jobs::pretrain::{self, Options, Outcome};
+use clipgan::jobs::pretrain::{self, Options};
+use clipgan::jobs::Outcome;
 use clipgan::models::clip;
 use clipgan::rundir::{self, RunState};
 use job_common::{assert_same_curve, bin, curve, run_and_kill, status};

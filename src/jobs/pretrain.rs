@@ -2,19 +2,19 @@
 //! NT-Xent between two captions of each image (method.md §4, §6).
 //!
 //! The objective of a step is `train::finetune_step`. AdamW (weight decay 0.01, betas
-//! 0.5/0.999) with two parameter groups (CLIP at
-//! BACKBONE_LR, `linear_subr` at LINEAR_LR), the warm-up + cosine-restart schedule
-//! evaluated at each step's fractional epoch, gradient-norm clipping (RNN_GRAD_CLIP).
+//! 0.5/0.999) with two parameter groups (CLIP at BACKBONE_LR, `linear_subr` at
+//! LINEAR_LR), the warm-up + cosine-restart schedule evaluated at each step's fractional
+//! epoch, gradient-norm clipping (RNN_GRAD_CLIP).
 //! Each epoch: validation on the test split (word loss, sentence loss, R-precision), a
 //! retrieval preview image, `checkpoints/latest.safetensors`, and every SNAPSHOT_INTERVAL
 //! epochs a model-only snapshot. See docs/training.md for the checkpoint contents.
 use crate::checkpoint::{self, Checkpoint};
-use crate::config::{Job, LoadedConfig};
+use crate::config::{self, LoadedConfig};
 use crate::data::{Dataset, DatasetSpec, Loader, LoaderConfig, PixelMode, Split, Tokenizer};
 use crate::jobs::progress::{self, LoopClock};
-use crate::jobs::{self, StopFlag};
+use crate::jobs::{self, Outcome, Position, StopFlag, TrainingJob, LATEST};
 use crate::models::clip::{self, Clip, ClipConfig, CHECKPOINT_PREFIX, CONFIG_META_KEY};
-use crate::rundir::{RunDir, RunState, RunWriter};
+use crate::rundir::{RunDir, RunWriter};
 use crate::seed;
 use crate::train::amp;
 use crate::train::finetune_step::{batch_losses, ADAM_EPS, BETAS, WEIGHT_DECAY};
@@ -33,8 +33,7 @@ pub const OPTIM_PREFIX: &str = "optim.";
 /// Test images shown in the retrieval preview.
 const PREVIEW_IMAGES: usize = 8;
 
-/// File names under `checkpoints/`.
-pub const LATEST: &str = "latest.safetensors";
+/// The model-only snapshot after `epochs_done` epochs, under `checkpoints/`.
 pub fn snapshot_name(epochs_done: u64) -> String {
     format!("clip_epoch_{epochs_done:04}.safetensors")
 }
@@ -49,16 +48,11 @@ pub struct Options {
     pub resume: Option<PathBuf>,
 }
 
-pub use crate::jobs::Outcome;
-
-/// Where a run stands: the next batch to train is `batch` of epoch `epoch` (0-based),
-/// after `step` optimisation steps. `batch == batches_per_epoch` means the epoch's
-/// training is done and its validation is pending.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Position {
-    epoch: u64,
-    batch: usize,
-    step: u64,
+/// `clipgan pretrain`; returns the process exit code.
+pub fn main(opts: &Options) -> Result<u8> {
+    let (outcome, dir) = run(opts)?;
+    println!("run folder: {}", dir.path().display());
+    Ok(outcome.exit_code())
 }
 
 /// Run the job; errors after the run folder exists are also recorded there (state
@@ -66,21 +60,21 @@ struct Position {
 pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
     device::init_torch();
     let (loaded, cfg_path) = jobs::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref())?;
-    if loaded.config.job() != Job::Pretrain {
+    if loaded.config.job() != config::Job::Pretrain {
         eprintln!(
             "clipgan: note: {} has CONFIG_NAME {:?} (the seed's finetuning configs say 'DAMSM'); finetuning CLIP with it anyway",
             cfg_path.display(),
             loaded.config.config_name
         );
     }
-    let mut worker = jobs::start_job(opts.resume.as_deref(), opts.run_dir.as_deref(), &cfg_path, Job::Pretrain.name())?;
+    let mut worker = jobs::start_job(opts.resume.as_deref(), opts.run_dir.as_deref(), &cfg_path, config::Job::Pretrain.name())?;
     let dir = worker.run.dir().clone();
-    let result = run_in(&loaded, &mut worker.run, &worker.stop);
+    let result = Job::start(&loaded, &mut worker.run).and_then(|(mut job, pos)| train_loop(&mut job, &mut worker.run, &worker.stop, pos));
     worker.conclude(result).map(|outcome| (outcome, dir))
 }
 
 /// Everything the training loop works with.
-struct Trainer<'a> {
+struct Job<'a> {
     loaded: &'a LoadedConfig,
     device: Device,
     amp: bool,
@@ -98,141 +92,129 @@ struct Trainer<'a> {
     config_hash: String,
 }
 
-fn run_in(loaded: &LoadedConfig, run: &mut RunWriter, stop: &StopFlag) -> Result<(Outcome, String)> {
-    let c = &loaded.config;
-    let dir = run.dir().clone();
-    let latest = dir.checkpoints_dir().join(LATEST);
-    let resuming = latest.is_file();
-    checkpoint::remove_stale_temp_files(&dir.checkpoints_dir());
-    dir.write_config(&loaded.resolved_yaml())?;
-    let config_hash = checkpoint::text_hash(&loaded.resolved_yaml());
+impl<'a> Job<'a> {
+    /// Everything the loop works with, and where it starts: from the run's own
+    /// `latest.safetensors` when there is one (resume), else from TRAIN.NET_E, random weights
+    /// (CLIP_FROM_SCRATCH) or pretrained CLIP weights.
+    fn start(loaded: &'a LoadedConfig, run: &mut RunWriter) -> Result<(Job<'a>, Position)> {
+        let c = &loaded.config;
+        let latest = run.dir().checkpoints_dir().join(LATEST);
+        let resuming = latest.is_file();
+        let config_hash = jobs::prepare_run_folder(run.dir(), loaded)?;
 
-    let device = device::select(c)?;
-    device::apply_threads(c);
-    let amp = c.clipgan.amp && device.is_cuda();
-    if c.clipgan.amp && !amp {
-        println!("note: CLIPGAN.AMP (bf16 autocast) is for CUDA; running in f32 on {device:?}");
-    }
-    run.set_message("loading data");
-    let spec = DatasetSpec::from_config(loaded)?;
-    let train = Arc::new(Dataset::open(&spec, Split::Train)?);
-    let test = Arc::new(Dataset::open(&spec, Split::Test)?);
-    let tokenizer = Arc::new(Tokenizer::from_config(loaded)?);
+        let device = device::select(c)?;
+        device::apply_threads(c);
+        let amp = c.clipgan.amp && device.is_cuda();
+        if c.clipgan.amp && !amp {
+            println!("note: CLIPGAN.AMP (bf16 autocast) is for CUDA; running in f32 on {device:?}");
+        }
+        run.set_message("loading data");
+        let spec = DatasetSpec::from_config(loaded)?;
+        let train = Arc::new(Dataset::open(&spec, Split::Train)?);
+        let test = Arc::new(Dataset::open(&spec, Split::Test)?);
+        let tokenizer = Arc::new(Tokenizer::from_config(loaded)?);
 
-    // The model: from the run's own checkpoint (resume), TRAIN.NET_E, random weights
-    // (CLIP_FROM_SCRATCH) or pretrained CLIP weights; randomness from (seed, INIT).
-    run.set_message("building the model");
-    seed::seed_torch(c.clipgan.seed, &[seed::stream::INIT]);
-    let start_from = if resuming {
-        Some(latest.clone())
-    } else if !c.train.net_e.trim().is_empty() {
-        Some(loaded.require("TRAIN.NET_E")?)
-    } else {
-        None
-    };
-    let mut resume_ck = None;
-    let (vs, clip, ccfg) = match &start_from {
-        Some(path) => {
-            let mut ck = checkpoint::load(path, device)?;
-            let tensors = ck.tensor_map();
-            let model = clip_from_checkpoint(&ck, &tensors, device).with_context(|| format!("cannot continue from {}", path.display()))?;
-            resume_ck = Some((path.clone(), ck, tensors));
-            model
+        // The model; randomness from (seed, INIT).
+        run.set_message("building the model");
+        seed::seed_torch(c.clipgan.seed, &[seed::stream::INIT]);
+        let start_from = if resuming {
+            Some(latest.clone())
+        } else if !c.train.net_e.trim().is_empty() {
+            Some(loaded.require("TRAIN.NET_E")?)
+        } else {
+            None
+        };
+        let mut resume_ck = None;
+        let (vs, clip, ccfg) = match &start_from {
+            Some(path) => {
+                let mut ck = checkpoint::load(path, device)?;
+                let tensors = ck.tensor_map();
+                let model =
+                    clip_from_checkpoint(&ck, &tensors, device).with_context(|| format!("cannot continue from {}", path.display()))?;
+                resume_ck = Some((path.clone(), ck, tensors));
+                model
+            }
+            None if c.clipgan.clip_from_scratch => {
+                let ccfg = ClipConfig::preset(&c.clipgan.clip_preset)?;
+                let vs = nn::VarStore::new(device);
+                let clip = Clip::new(vs.root(), &ccfg);
+                (vs, clip, ccfg)
+            }
+            None => {
+                let source = pretrained_source(loaded)?;
+                println!("loading pretrained CLIP from {}", source.display());
+                clip::load_clip(&source, &c.clipgan.clip_preset, device)?
+            }
+        };
+        ccfg.check_words_num(c.text.words_num as usize)?;
+        if tokenizer.vocab_size() as i64 > ccfg.text.vocab_size {
+            bail!(
+                "the tokenizer ({}) has {} tokens but this CLIP's vocabulary has {}",
+                tokenizer.source,
+                tokenizer.vocab_size(),
+                ccfg.text.vocab_size
+            );
         }
-        None if c.clipgan.clip_from_scratch => {
-            let ccfg = ClipConfig::preset(&c.clipgan.clip_preset)?;
-            let vs = nn::VarStore::new(device);
-            let clip = Clip::new(vs.root(), &ccfg);
-            (vs, clip, ccfg)
-        }
-        None => {
-            let source = pretrained_source(loaded)?;
-            println!("loading pretrained CLIP from {}", source.display());
-            clip::load_clip(&source, &c.clipgan.clip_preset, device)?
-        }
-    };
-    ccfg.check_words_num(c.text.words_num as usize)?;
-    if tokenizer.vocab_size() as i64 > ccfg.text.vocab_size {
-        bail!(
-            "the tokenizer ({}) has {} tokens but this CLIP's vocabulary has {}",
-            tokenizer.source,
-            tokenizer.vocab_size(),
-            ccfg.text.vocab_size
-        );
-    }
-    if c.text.embedding_dim as i64 != ccfg.joint_dim() || ccfg.projection_dim != ccfg.joint_dim() {
-        println!(
+        if c.text.embedding_dim as i64 != ccfg.joint_dim() || ccfg.projection_dim != ccfg.joint_dim() {
+            println!(
             "note: TEXT.EMBEDDING_DIM is {} but this CLIP has word/region width {} and code width {}; DM-GAN training needs all three equal",
             c.text.embedding_dim,
             ccfg.joint_dim(),
             ccfg.projection_dim
         );
-    }
-    let size = ccfg.vision.image_size as u32;
-    if c.tree.base_size != size {
-        println!("note: TREE.BASE_SIZE is {} but this CLIP takes {size} px images; finetuning at {size} px", c.tree.base_size);
-    }
+        }
+        let size = ccfg.vision.image_size as u32;
+        if c.tree.base_size != size {
+            println!("note: TREE.BASE_SIZE is {} but this CLIP takes {size} px images; finetuning at {size} px", c.tree.base_size);
+        }
 
-    let (backbone, subr) = clip::parameter_groups(&vs);
-    let mut opt = Adam::new(
-        vec![ParamGroup::new("backbone", backbone, c.train.backbone_lr), ParamGroup::new("linear_subr", subr, c.train.linear_lr)],
-        BETAS,
-        ADAM_EPS,
-        WEIGHT_DECAY,
-        true,
-    );
-    let train_loader = LoaderConfig { sizes: vec![size], ..LoaderConfig::for_training(c, PixelMode::Clip) };
-    let val_loader = LoaderConfig { sizes: vec![size], ..LoaderConfig::for_evaluation(c, PixelMode::Clip) };
-    let batches_per_epoch = train.len() / train_loader.batch_size;
-    if batches_per_epoch == 0 {
-        bail!("the training split has {} images, fewer than one batch of TRAIN.BATCH_SIZE {}", train.len(), train_loader.batch_size);
-    }
+        let (backbone, subr) = clip::parameter_groups(&vs);
+        let mut opt = Adam::new(
+            vec![ParamGroup::new("backbone", backbone, c.train.backbone_lr), ParamGroup::new("linear_subr", subr, c.train.linear_lr)],
+            BETAS,
+            ADAM_EPS,
+            WEIGHT_DECAY,
+            true,
+        );
+        let train_loader = LoaderConfig { sizes: vec![size], ..LoaderConfig::for_training(c, PixelMode::Clip) };
+        let val_loader = LoaderConfig { sizes: vec![size], ..LoaderConfig::for_evaluation(c, PixelMode::Clip) };
+        let batches_per_epoch = jobs::batches_per_epoch(&train, train_loader.batch_size)?;
 
-    let mut pos = Position { epoch: 0, batch: 0, step: 0 };
-    if let Some((path, ck, tensors)) = &resume_ck {
-        pos = Position { epoch: ck.meta_parse("epoch")?, batch: ck.meta_parse("batch")?, step: ck.meta_parse("step")? };
-        let has_optim = tensors.keys().any(|k| k.starts_with(OPTIM_PREFIX));
-        if has_optim {
-            opt.load_state(tensors, OPTIM_PREFIX).with_context(|| format!("{}: the optimizer state does not fit", path.display()))?;
-        } else {
-            println!("note: {} is a model-only snapshot: the optimizer starts with fresh moments", path.display());
+        let mut pos = Position::default();
+        if let Some((path, ck, tensors)) = &resume_ck {
+            pos = Position::resumed_from(ck, path, batches_per_epoch, &config_hash)?;
+            let has_optim = tensors.keys().any(|k| k.starts_with(OPTIM_PREFIX));
+            if has_optim {
+                opt.load_state(tensors, OPTIM_PREFIX).with_context(|| format!("{}: the optimizer state does not fit", path.display()))?;
+            } else {
+                println!("note: {} is a model-only snapshot: the optimizer starts with fresh moments", path.display());
+            }
+            if ck.meta.get("seed").is_some_and(|s| *s != c.clipgan.seed.to_string()) {
+                println!("note: CLIPGAN.SEED differs from the checkpoint's: data order and augmentation change from here on");
+            }
+            println!("continuing from {} at epoch {}, batch {}, step {}", path.display(), pos.epoch + 1, pos.batch, pos.step);
         }
-        let saved_bpe: usize = ck.meta_parse("batches_per_epoch").unwrap_or(batches_per_epoch);
-        if saved_bpe != batches_per_epoch && pos.batch > 0 {
-            bail!(
-                "{} stopped at batch {} of {saved_bpe} per epoch, but this config gives {batches_per_epoch} batches per epoch (dataset or TRAIN.BATCH_SIZE changed); resume with the run's own config",
-                path.display(),
-                pos.batch
-            );
-        }
-        if ck.meta.get("config_hash").is_some_and(|h| *h != config_hash) {
-            println!("note: the config differs from the one {} was written with", path.display());
-        }
-        if ck.meta.get("seed").is_some_and(|s| *s != c.clipgan.seed.to_string()) {
-            println!("note: CLIPGAN.SEED differs from the checkpoint's: data order and augmentation change from here on");
-        }
-        println!("continuing from {} at epoch {}, batch {}, step {}", path.display(), pos.epoch + 1, pos.batch, pos.step);
-    }
-    drop(resume_ck);
+        drop(resume_ck);
 
-    let mut job = Trainer {
-        loaded,
-        device,
-        amp,
-        vs,
-        clip,
-        ccfg,
-        opt,
-        schedule: WarmRestarts::from_config(&c.clipgan),
-        train,
-        test,
-        tokenizer,
-        train_loader,
-        val_loader,
-        batches_per_epoch,
-        config_hash,
-    };
-    train_loop(&mut job, run, stop, pos)
+        let job = Job {
+            loaded,
+            device,
+            amp,
+            vs,
+            clip,
+            ccfg,
+            opt,
+            schedule: WarmRestarts::from_config(&c.clipgan),
+            train,
+            test,
+            tokenizer,
+            train_loader,
+            val_loader,
+            batches_per_epoch,
+            config_hash,
+        };
+        Ok((job, pos))
+    }
 }
 
 /// The CLIP weights to start finetuning from: CLIPGAN.CLIP_WEIGHTS, else
@@ -268,7 +250,10 @@ fn clip_from_checkpoint(ck: &Checkpoint, tensors: &HashMap<String, Tensor>, devi
     Ok((vs, clip, ccfg))
 }
 
-fn train_loop(job: &mut Trainer, run: &mut RunWriter, stop: &StopFlag, mut pos: Position) -> Result<(Outcome, String)> {
+/// Epochs of training from `pos`, each followed by validation, a snapshot when due and
+/// `latest.safetensors`. `pos.batch == batches_per_epoch` means the epoch's training is
+/// done and its validation is pending.
+fn train_loop(job: &mut Job, run: &mut RunWriter, stop: &StopFlag, mut pos: Position) -> Result<(Outcome, String)> {
     let c = &job.loaded.config;
     let max_epoch = c.train.max_epoch as u64;
     let bpe = job.batches_per_epoch;
@@ -312,7 +297,7 @@ fn train_loop(job: &mut Trainer, run: &mut RunWriter, stop: &StopFlag, mut pos: 
                     } else {
                         format!("the loss became {total}")
                     };
-                    return Ok((Outcome::Diverged, progress::diverged(run, LATEST, step, pos.epoch + 1, &what)));
+                    return Ok((Outcome::Diverged, progress::diverged(run, step, pos.epoch + 1, &what)));
                 }
                 job.opt.step();
                 pos.step = step;
@@ -324,10 +309,10 @@ fn train_loop(job: &mut Trainer, run: &mut RunWriter, stop: &StopFlag, mut pos: 
                 }
                 run.progress(step)?;
                 if stop.is_raised() {
-                    return stop_now(job, run, pos);
+                    return jobs::stop_now(job, run, pos);
                 }
                 if clock.checkpoint_due() {
-                    save_latest(job, run, pos)?;
+                    jobs::save_latest(job, run, pos)?;
                     clock.checkpointed();
                 }
             }
@@ -339,58 +324,39 @@ fn train_loop(job: &mut Trainer, run: &mut RunWriter, stop: &StopFlag, mut pos: 
         // Validation and preview of this epoch; the checkpoint then points at the next.
         validate(job, run, pos, stop)?;
         if stop.is_raised() {
-            return stop_now(job, run, pos);
+            return jobs::stop_now(job, run, pos);
         }
         pos = Position { epoch: pos.epoch + 1, batch: 0, step: pos.step };
         if pos.epoch.is_multiple_of(c.train.snapshot_interval as u64) || pos.epoch == max_epoch {
-            let snap = run.dir().checkpoints_dir().join(snapshot_name(pos.epoch));
-            checkpoint::save(&snap, &make_checkpoint(job, pos, false))?;
+            jobs::save_snapshot(job, run, &snapshot_name(pos.epoch), pos)?;
         }
-        save_latest(job, run, pos)?;
+        jobs::save_latest(job, run, pos)?;
         clock.checkpointed();
         if c.clipgan.max_steps > 0 && pos.step >= c.clipgan.max_steps {
             break;
         }
     }
-    save_latest(job, run, pos)?;
+    jobs::save_latest(job, run, pos)?;
     Ok((Outcome::Finished, format!("finished: {} epochs, {} steps", pos.epoch, pos.step)))
 }
 
-fn stop_now(job: &Trainer, run: &mut RunWriter, pos: Position) -> Result<(Outcome, String)> {
-    run.set_state(RunState::Stopping, "saving a checkpoint")?;
-    save_latest(job, run, pos)?;
-    Ok((Outcome::Stopped, format!("stopped at epoch {}, step {}; resume with --resume", pos.epoch + 1, pos.step)))
-}
-
-fn make_checkpoint(job: &Trainer, pos: Position, with_optimizer: bool) -> Checkpoint {
-    let c = &job.loaded.config;
-    let mut ck = Checkpoint::new(Job::Pretrain.name());
-    ck.set_meta("kind", if with_optimizer { "latest" } else { "snapshot" });
-    ck.set_meta(CONFIG_META_KEY, job.ccfg.to_hf_json());
-    ck.set_meta("epoch", pos.epoch);
-    ck.set_meta("batch", pos.batch);
-    ck.set_meta("step", pos.step);
-    ck.set_meta("batches_per_epoch", job.batches_per_epoch);
-    ck.set_meta("seed", c.clipgan.seed);
-    ck.set_meta("config_hash", &job.config_hash);
-    ck.set_meta("created", util::unix_now());
-    ck.push_var_store(CHECKPOINT_PREFIX, &job.vs);
-    if with_optimizer {
-        ck.tensors.extend(job.opt.state_tensors(OPTIM_PREFIX));
+impl TrainingJob for Job<'_> {
+    /// CLIP's architecture and weights; `latest` adds the optimizer state.
+    fn make_checkpoint(&self, pos: Position, latest: bool) -> Checkpoint {
+        let c = &self.loaded.config;
+        let mut ck = jobs::new_checkpoint(config::Job::Pretrain, pos, latest, self.batches_per_epoch, c.clipgan.seed, &self.config_hash);
+        ck.set_meta(CONFIG_META_KEY, self.ccfg.to_hf_json());
+        ck.push_var_store(CHECKPOINT_PREFIX, &self.vs);
+        if latest {
+            ck.tensors.extend(self.opt.state_tensors(OPTIM_PREFIX));
+        }
+        ck
     }
-    ck
-}
-
-fn save_latest(job: &Trainer, run: &mut RunWriter, pos: Position) -> Result<()> {
-    let path = run.dir().checkpoints_dir().join(LATEST);
-    checkpoint::save(&path, &make_checkpoint(job, pos, true))?;
-    run.flush()?;
-    run.set_checkpoint(&format!("{}/{LATEST}", crate::rundir::CHECKPOINTS_DIR))
 }
 
 /// Validation on the test split: mean word and sentence loss over its full batches,
 /// R-precision over all its images, and the retrieval preview.
-fn validate(job: &Trainer, run: &mut RunWriter, pos: Position, stop: &StopFlag) -> Result<()> {
+fn validate(job: &Job, run: &mut RunWriter, pos: Position, stop: &StopFlag) -> Result<()> {
     let c = &job.loaded.config;
     let s = &c.train.smooth;
     let dev = job.device;
@@ -552,11 +518,4 @@ fn retrieval_preview(
     let grid_rows = k.div_ceil(cols);
     run.sample(pos.step, "retrieval", &grid, &labels, grid_rows as u32, cols as u32)?;
     Ok(())
-}
-
-/// Options of `clipgan pretrain` as the CLI passes them; returns the process exit code.
-pub fn main(opts: &Options) -> Result<u8> {
-    let (outcome, dir) = run(opts)?;
-    println!("run folder: {}", dir.path().display());
-    Ok(outcome.exit_code())
 }

@@ -5,10 +5,10 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::config::{self, LoadedConfig};
 use crate::data::{Dataset, DatasetSpec, Loader, LoaderConfig, PixelMode, Split, Tokenizer};
 use crate::jobs::progress::{self, LoopClock};
-use crate::jobs::{self, StopFlag};
+use crate::jobs::{self, Outcome, Position, StopFlag, TrainingJob, LATEST};
 use crate::models::clip::{self, Clip, ClipConfig};
 use crate::models::dmgan::{self, GanConfig, EMA_G_PREFIX, GAN_META_KEY};
-use crate::rundir::{RunDir, RunState, RunWriter};
+use crate::rundir::{RunDir, RunWriter};
 use crate::seed;
 use crate::train::gan_step::{train_step, ClipTerms, Nets, TextIn};
 use crate::{device, util};
@@ -20,30 +20,55 @@ use tch::{Device, Kind, Tensor};
 /// Captions (and fixed noise vectors) in each sample grid.
 pub const SAMPLE_CAPTIONS: usize = 8;
 
-pub const LATEST: &str = "latest.safetensors";
+/// Name prefix of the generator snapshots under `checkpoints/` (`clipgan eval
+/// --snapshots` looks for it).
+pub const SNAPSHOT_PREFIX: &str = "netG_epoch_";
+
+/// The model-only snapshot (EMA generator) after `epochs_done` epochs.
 pub fn snapshot_name(epochs_done: u64) -> String {
-    format!("netG_epoch_{epochs_done:04}.safetensors")
+    format!("{SNAPSHOT_PREFIX}{epochs_done:04}.safetensors")
+}
+
+/// The epoch of a snapshot named by [`snapshot_name`]; `None` for any other file name.
+pub fn snapshot_epoch(file_name: &str) -> Option<u64> {
+    file_name.strip_prefix(SNAPSHOT_PREFIX)?.strip_suffix(".safetensors")?.parse().ok()
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct Options {
+    /// The config; with `resume` alone, the run folder's `config.yml` is used.
     pub cfg: Option<PathBuf>,
+    /// Run folder to write (else CLIPGAN_RUN_DIR, else a new one under runs/).
     pub run_dir: Option<PathBuf>,
+    /// A run folder to continue from its `checkpoints/latest.safetensors`.
     pub resume: Option<PathBuf>,
     /// Overrides TRAIN.CLIP_MODEL_CHECKPOINT.
     pub clip: Option<PathBuf>,
+    /// Check everything and print the model summary; train nothing.
     pub dry_run: bool,
 }
 
-pub use crate::jobs::Outcome;
+/// `clipgan train`; returns the process exit code.
+pub fn main(opts: &Options) -> Result<u8> {
+    if opts.dry_run {
+        dry_run(opts)?;
+        return Ok(crate::rundir::exit::FINISHED);
+    }
+    let (outcome, dir) = run(opts)?;
+    println!("run folder: {}", dir.path().display());
+    Ok(outcome.exit_code())
+}
 
-/// Where a run stands: the next batch to train is `batch` of epoch `epoch` after `step`
-/// steps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Position {
-    epoch: u64,
-    batch: usize,
-    step: u64,
+/// Run the job; errors after the run folder exists are also recorded there (state
+/// `failed` with the message).
+pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
+    device::init_torch();
+    let (loaded, cfg_path) = jobs::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref())?;
+    let mut worker = jobs::start_job(opts.resume.as_deref(), opts.run_dir.as_deref(), &cfg_path, config::Job::Train.name())?;
+    let dir = worker.run.dir().clone();
+    let result =
+        Job::start(&loaded, opts, &mut worker.run).and_then(|(mut job, pos)| train_loop(&mut job, &mut worker.run, &worker.stop, pos));
+    worker.conclude(result).map(|outcome| (outcome, dir))
 }
 
 /// The finetuned CLIP: `--clip`, else TRAIN.CLIP_MODEL_CHECKPOINT (required).
@@ -83,10 +108,7 @@ pub fn dry_run(opts: &Options) -> Result<()> {
     let spec = DatasetSpec::from_config(&loaded)?;
     let train = Dataset::open(&spec, Split::Train)?;
     let _tok = Tokenizer::from_config(&loaded)?;
-    let bpe = train.len() / (c.train.batch_size.max(1) as usize);
-    if bpe == 0 {
-        bail!("the training split has {} images, fewer than one batch of TRAIN.BATCH_SIZE {}", train.len(), c.train.batch_size);
-    }
+    let bpe = jobs::batches_per_epoch(&train, c.train.batch_size as usize)?;
     let clip_file = clip_path(&loaded, opts)?;
     let (_vs, _clip, ccfg) = clip::load_finetuned_clip(&clip_file, Device::Cpu)?;
     check_widths(&gcfg, &ccfg, &clip_file)?;
@@ -124,15 +146,7 @@ pub fn dry_run(opts: &Options) -> Result<()> {
     Ok(())
 }
 
-pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
-    device::init_torch();
-    let (loaded, cfg_path) = jobs::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref())?;
-    let mut worker = jobs::start_job(opts.resume.as_deref(), opts.run_dir.as_deref(), &cfg_path, config::Job::Train.name())?;
-    let dir = worker.run.dir().clone();
-    let result = run_in(&loaded, opts, &mut worker.run, &worker.stop);
-    worker.conclude(result).map(|outcome| (outcome, dir))
-}
-
+/// Everything the training loop works with.
 struct Job<'a> {
     loaded: &'a LoadedConfig,
     device: Device,
@@ -142,7 +156,7 @@ struct Job<'a> {
     ccfg: ClipConfig,
     train: Arc<Dataset>,
     tokenizer: Arc<Tokenizer>,
-    loader: LoaderConfig,
+    train_loader: LoaderConfig,
     batches_per_epoch: usize,
     config_hash: String,
     samples: SampleInputs,
@@ -155,80 +169,65 @@ struct SampleInputs {
     z: Tensor,
 }
 
-fn encode_texts(clip: &Clip, tok: &crate::data::TokenBatch, dev: Device) -> TextIn {
-    tch::no_grad(|| {
-        let t = clip.encode_text(&tok.ids.to_device(dev), &tok.mask.to_device(dev));
-        TextIn::new(t.words, t.sentence, tok.mask.to_device(dev))
-    })
-}
-
-fn run_in(loaded: &LoadedConfig, opts: &Options, run: &mut RunWriter, stop: &StopFlag) -> Result<(Outcome, String)> {
-    let c = &loaded.config;
-    let dir = run.dir().clone();
-    let latest = dir.checkpoints_dir().join(LATEST);
-    let resuming = latest.is_file();
-    checkpoint::remove_stale_temp_files(&dir.checkpoints_dir());
-    dir.write_config(&loaded.resolved_yaml())?;
-    let config_hash = checkpoint::text_hash(&loaded.resolved_yaml());
-    let gcfg = GanConfig::from_config(c).with_context(|| format!("{}", loaded.path.display()))?;
-    let device = device::select(c)?;
-    device::apply_threads(c);
-    if c.clipgan.amp {
-        println!("note: CLIPGAN.AMP is not used by GAN training; running in f32");
-    }
-
-    run.set_message("loading CLIP");
-    let clip_file = clip_path(loaded, opts)?;
-    let (mut clip_vs, clip, ccfg) = clip::load_finetuned_clip(&clip_file, device)?;
-    clip_vs.freeze();
-    check_widths(&gcfg, &ccfg, &clip_file)?;
-    ccfg.check_words_num(c.text.words_num as usize)?;
-
-    run.set_message("loading data");
-    let spec = DatasetSpec::from_config(loaded)?;
-    let train = Arc::new(Dataset::open(&spec, Split::Train)?);
-    let tokenizer = Arc::new(Tokenizer::from_config(loaded)?);
-    let loader = LoaderConfig::for_training(c, PixelMode::Gan);
-    let batches_per_epoch = train.len() / loader.batch_size;
-    if batches_per_epoch == 0 {
-        bail!("the training split has {} images, fewer than one batch of TRAIN.BATCH_SIZE {}", train.len(), loader.batch_size);
-    }
-    if !c.train.b_net_d && !c.train.net_g.trim().is_empty() {
-        println!("note: TRAIN.B_NET_D is false: the discriminators start fresh (they always do from a NET_G snapshot)");
-    }
-
-    run.set_message("building the networks");
-    seed::seed_torch(c.clipgan.seed, &[seed::stream::INIT]);
-    let mut nets = Nets::new(&gcfg, device, c.train.generator_lr, c.train.discriminator_lr);
-    let mut pos = Position { epoch: 0, batch: 0, step: 0 };
-    if resuming {
-        let mut ck = checkpoint::load(&latest, device)?;
-        check_gan_meta(&ck, &gcfg, &latest)?;
-        let t = ck.tensor_map();
-        nets.load_all(&t).with_context(|| format!("{} does not fit this config", latest.display()))?;
-        pos = Position { epoch: ck.meta_parse("epoch")?, batch: ck.meta_parse("batch")?, step: ck.meta_parse("step")? };
-        let saved_bpe: usize = ck.meta_parse("batches_per_epoch").unwrap_or(batches_per_epoch);
-        if saved_bpe != batches_per_epoch && pos.batch > 0 {
-            bail!("{} stopped at batch {} of {saved_bpe} per epoch, but this config gives {batches_per_epoch}; resume with the run's own config", latest.display(), pos.batch);
+impl<'a> Job<'a> {
+    /// Everything the loop works with, and where it starts: from the run's own
+    /// `latest.safetensors` when there is one (resume), else from the generator snapshot
+    /// TRAIN.NET_G, else from fresh networks.
+    fn start(loaded: &'a LoadedConfig, opts: &Options, run: &mut RunWriter) -> Result<(Job<'a>, Position)> {
+        let c = &loaded.config;
+        let latest = run.dir().checkpoints_dir().join(LATEST);
+        let resuming = latest.is_file();
+        let config_hash = jobs::prepare_run_folder(run.dir(), loaded)?;
+        let gcfg = GanConfig::from_config(c).with_context(|| format!("{}", loaded.path.display()))?;
+        let device = device::select(c)?;
+        device::apply_threads(c);
+        if c.clipgan.amp {
+            println!("note: CLIPGAN.AMP is not used by GAN training; running in f32");
         }
-        if ck.meta.get("config_hash").is_some_and(|h| *h != config_hash) {
-            println!("note: the config differs from the one {} was written with", latest.display());
-        }
-        println!("continuing from {} at epoch {}, batch {}, step {}", latest.display(), pos.epoch + 1, pos.batch, pos.step);
-    } else if !c.train.net_g.trim().is_empty() {
-        let p = loaded.require("TRAIN.NET_G")?;
-        let mut ck = checkpoint::load(&p, device)?;
-        check_gan_meta(&ck, &gcfg, &p)?;
-        let epoch: u64 = ck.meta_parse("epoch").with_context(|| format!("{}: no epoch", p.display()))?;
-        let t = ck.tensor_map();
-        nets.load_generator_snapshot(&t).with_context(|| format!("TRAIN.NET_G {}", p.display()))?;
-        pos = Position { epoch, batch: 0, step: epoch * batches_per_epoch as u64 };
-        println!("continuing from the generator snapshot {} (epoch {epoch}); discriminators and optimizers start fresh", p.display());
-    }
 
-    let samples = sample_inputs(&clip, &train, &tokenizer, c, device)?;
-    let mut job = Job { loaded, device, gcfg, nets, clip, ccfg, train, tokenizer, loader, batches_per_epoch, config_hash, samples };
-    train_loop(&mut job, run, stop, pos)
+        run.set_message("loading CLIP");
+        let clip_file = clip_path(loaded, opts)?;
+        let (mut clip_vs, clip, ccfg) = clip::load_finetuned_clip(&clip_file, device)?;
+        clip_vs.freeze();
+        check_widths(&gcfg, &ccfg, &clip_file)?;
+        ccfg.check_words_num(c.text.words_num as usize)?;
+
+        run.set_message("loading data");
+        let spec = DatasetSpec::from_config(loaded)?;
+        let train = Arc::new(Dataset::open(&spec, Split::Train)?);
+        let tokenizer = Arc::new(Tokenizer::from_config(loaded)?);
+        let train_loader = LoaderConfig::for_training(c, PixelMode::Gan);
+        let batches_per_epoch = jobs::batches_per_epoch(&train, train_loader.batch_size)?;
+        if !c.train.b_net_d && !c.train.net_g.trim().is_empty() {
+            println!("note: TRAIN.B_NET_D is false: the discriminators start fresh (they always do from a NET_G snapshot)");
+        }
+
+        run.set_message("building the networks");
+        seed::seed_torch(c.clipgan.seed, &[seed::stream::INIT]);
+        let mut nets = Nets::new(&gcfg, device, c.train.generator_lr, c.train.discriminator_lr);
+        let mut pos = Position::default();
+        if resuming {
+            let mut ck = checkpoint::load(&latest, device)?;
+            check_gan_meta(&ck, &gcfg, &latest)?;
+            let t = ck.tensor_map();
+            nets.load_all(&t).with_context(|| format!("{} does not fit this config", latest.display()))?;
+            pos = Position::resumed_from(&ck, &latest, batches_per_epoch, &config_hash)?;
+            println!("continuing from {} at epoch {}, batch {}, step {}", latest.display(), pos.epoch + 1, pos.batch, pos.step);
+        } else if !c.train.net_g.trim().is_empty() {
+            let p = loaded.require("TRAIN.NET_G")?;
+            let mut ck = checkpoint::load(&p, device)?;
+            check_gan_meta(&ck, &gcfg, &p)?;
+            let epoch: u64 = ck.meta_parse("epoch").with_context(|| format!("{}: no epoch", p.display()))?;
+            let t = ck.tensor_map();
+            nets.load_generator_snapshot(&t).with_context(|| format!("TRAIN.NET_G {}", p.display()))?;
+            pos = Position { epoch, batch: 0, step: epoch * batches_per_epoch as u64 };
+            println!("continuing from the generator snapshot {} (epoch {epoch}); discriminators and optimizers start fresh", p.display());
+        }
+
+        let samples = sample_inputs(&clip, &train, &tokenizer, c, device)?;
+        let job = Job { loaded, device, gcfg, nets, clip, ccfg, train, tokenizer, train_loader, batches_per_epoch, config_hash, samples };
+        Ok((job, pos))
+    }
 }
 
 fn check_gan_meta(ck: &Checkpoint, gcfg: &GanConfig, path: &Path) -> Result<()> {
@@ -248,7 +247,7 @@ fn sample_inputs(clip: &Clip, train: &Dataset, tokenizer: &Tokenizer, c: &config
     let captions: Vec<String> = (0..k).map(|i| train.caption(i * n / k, 0).to_string()).collect();
     let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
     let tok = tokenizer.encode_batch(&refs, c.text.words_num as usize);
-    let text = encode_texts(clip, &tok, dev);
+    let text = TextIn::encode(clip, &tok, dev);
     seed::seed_torch(c.clipgan.seed, &[seed::stream::SAMPLE]);
     let z = Tensor::randn([k as i64, c.gan.z_dim as i64], (Kind::Float, dev));
     Ok(SampleInputs { captions, text, z })
@@ -269,40 +268,13 @@ fn write_samples(job: &Job, run: &RunWriter, step: u64) -> Result<()> {
     Ok(())
 }
 
-fn make_checkpoint(job: &Job, pos: Position, latest: bool) -> Checkpoint {
-    let c = &job.loaded.config;
-    let mut ck = Checkpoint::new(config::Job::Train.name());
-    ck.set_meta("kind", if latest { "latest" } else { "snapshot" });
-    ck.set_meta(GAN_META_KEY, job.gcfg.to_json());
-    ck.set_meta("epoch", pos.epoch);
-    ck.set_meta("batch", pos.batch);
-    ck.set_meta("step", pos.step);
-    ck.set_meta("batches_per_epoch", job.batches_per_epoch);
-    ck.set_meta("seed", c.clipgan.seed);
-    ck.set_meta("config_hash", &job.config_hash);
-    ck.set_meta("words_num", c.text.words_num);
-    ck.set_meta("clip_width", job.ccfg.joint_dim());
-    ck.set_meta("created", util::unix_now());
-    if latest {
-        job.nets.push_all(&mut ck);
-    } else {
-        ck.push_var_store(EMA_G_PREFIX, &job.nets.ema_vs);
-    }
-    ck
-}
-
-fn save_latest(job: &Job, run: &mut RunWriter, pos: Position) -> Result<()> {
-    let path = run.dir().checkpoints_dir().join(LATEST);
-    checkpoint::save(&path, &make_checkpoint(job, pos, true))?;
-    run.flush()?;
-    run.set_checkpoint(&format!("{}/{LATEST}", crate::rundir::CHECKPOINTS_DIR))
-}
-
+/// Epochs of training from `pos`, each followed by the sample grids (unless
+/// CLIPGAN.SAMPLE_EVERY gives them by step), a snapshot when due and `latest.safetensors`.
 fn train_loop(job: &mut Job, run: &mut RunWriter, stop: &StopFlag, mut pos: Position) -> Result<(Outcome, String)> {
     let c = &job.loaded.config;
     let max_epoch = c.train.max_epoch as u64;
     let bpe = job.batches_per_epoch;
-    let mut clock = LoopClock::start(run, c, bpe, job.loader.batch_size, pos.epoch, pos.step)?;
+    let mut clock = LoopClock::start(run, c, bpe, job.train_loader.batch_size, pos.epoch, pos.step)?;
     if pos.step == 0 {
         write_samples(job, run, 0)?;
     }
@@ -313,13 +285,13 @@ fn train_loop(job: &mut Job, run: &mut RunWriter, stop: &StopFlag, mut pos: Posi
 
     while pos.epoch < max_epoch && !done(&pos) {
         run.set_epoch(pos.epoch as u32 + 1);
-        let loader = Loader::new(job.train.clone(), job.tokenizer.clone(), job.loader.clone(), pos.epoch, pos.batch)?;
+        let loader = Loader::new(job.train.clone(), job.tokenizer.clone(), job.train_loader.clone(), pos.epoch, pos.batch)?;
         for batch in loader {
             let batch = batch?;
             if done(&pos) {
                 break;
             }
-            let texts = [encode_texts(&job.clip, &batch.tokens[0], dev), encode_texts(&job.clip, &batch.tokens[1], dev)];
+            let texts = [TextIn::encode(&job.clip, &batch.tokens[0], dev), TextIn::encode(&job.clip, &batch.tokens[1], dev)];
             let reals: Vec<Tensor> = batch.images.iter().map(|t| t.to_device(dev)).collect();
             let classes = batch.class_ids.to_device(dev);
             seed::seed_torch(c.clipgan.seed, &[seed::stream::STEP, pos.step]);
@@ -333,7 +305,7 @@ fn train_loop(job: &mut Job, run: &mut RunWriter, stop: &StopFlag, mut pos: Posi
                     let vals = nf.stats.values();
                     let refs: Vec<(&str, f64)> = vals.iter().map(|(k, v)| (k.as_str(), *v)).collect();
                     run.scalars(step, &refs)?;
-                    return Ok((Outcome::Diverged, progress::diverged(run, LATEST, step, pos.epoch + 1, &nf.what)));
+                    return Ok((Outcome::Diverged, progress::diverged(run, step, pos.epoch + 1, &nf.what)));
                 }
             };
             pos.step = step;
@@ -349,10 +321,10 @@ fn train_loop(job: &mut Job, run: &mut RunWriter, stop: &StopFlag, mut pos: Posi
             }
             run.progress(step)?;
             if stop.is_raised() {
-                return stop_now(job, run, pos);
+                return jobs::stop_now(job, run, pos);
             }
             if clock.checkpoint_due() {
-                save_latest(job, run, pos)?;
+                jobs::save_latest(job, run, pos)?;
                 clock.checkpointed();
             }
         }
@@ -364,35 +336,35 @@ fn train_loop(job: &mut Job, run: &mut RunWriter, stop: &StopFlag, mut pos: Posi
             write_samples(job, run, pos.step)?;
         }
         if pos.epoch.is_multiple_of(c.train.snapshot_interval.max(1) as u64) || pos.epoch == max_epoch {
-            let snap = run.dir().checkpoints_dir().join(snapshot_name(pos.epoch));
-            checkpoint::save(&snap, &make_checkpoint(job, pos, false))?;
+            jobs::save_snapshot(job, run, &snapshot_name(pos.epoch), pos)?;
         }
-        save_latest(job, run, pos)?;
+        jobs::save_latest(job, run, pos)?;
         clock.checkpointed();
         if stop.is_raised() {
-            return stop_now(job, run, pos);
+            return jobs::stop_now(job, run, pos);
         }
     }
     if sample_every > 0 && !pos.step.is_multiple_of(sample_every) {
         write_samples(job, run, pos.step)?;
     }
-    save_latest(job, run, pos)?;
+    jobs::save_latest(job, run, pos)?;
     Ok((Outcome::Finished, format!("finished: {} epochs, {} steps", pos.epoch, pos.step)))
 }
 
-fn stop_now(job: &Job, run: &mut RunWriter, pos: Position) -> Result<(Outcome, String)> {
-    run.set_state(RunState::Stopping, "saving a checkpoint")?;
-    save_latest(job, run, pos)?;
-    Ok((Outcome::Stopped, format!("stopped at epoch {}, step {}; resume with --resume", pos.epoch + 1, pos.step)))
-}
-
-/// `clipgan train`; returns the process exit code.
-pub fn main(opts: &Options) -> Result<u8> {
-    if opts.dry_run {
-        dry_run(opts)?;
-        return Ok(crate::rundir::exit::FINISHED);
+impl TrainingJob for Job<'_> {
+    /// The architecture and the EMA generator; `latest` adds G, every D and the optimizer
+    /// states.
+    fn make_checkpoint(&self, pos: Position, latest: bool) -> Checkpoint {
+        let c = &self.loaded.config;
+        let mut ck = jobs::new_checkpoint(config::Job::Train, pos, latest, self.batches_per_epoch, c.clipgan.seed, &self.config_hash);
+        ck.set_meta(GAN_META_KEY, self.gcfg.to_json());
+        ck.set_meta("words_num", c.text.words_num);
+        ck.set_meta("clip_width", self.ccfg.joint_dim());
+        if latest {
+            self.nets.push_all(&mut ck);
+        } else {
+            ck.push_var_store(EMA_G_PREFIX, &self.nets.ema_vs);
+        }
+        ck
     }
-    let (outcome, dir) = run(opts)?;
-    println!("run folder: {}", dir.path().display());
-    Ok(outcome.exit_code())
 }

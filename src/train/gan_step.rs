@@ -16,6 +16,7 @@
 //! `pixels_for_clip` ((x+1)/2, antialiased resize, CLIP normalisation).
 use crate::checkpoint::{self, Checkpoint};
 use crate::config;
+use crate::data::TokenBatch;
 use crate::models::clip::{self, Clip};
 use crate::models::dmgan::{self, d_prefix, Discriminator, GanConfig, Generator, EMA_G_PREFIX, G_PREFIX};
 use crate::train::losses::{nt_xent, sentence_loss, words_loss};
@@ -159,6 +160,13 @@ impl TextIn {
         let real = real.to_device(words.device()).to_kind(Kind::Bool);
         let pad = real.logical_not();
         TextIn { words, sent, real, pad }
+    }
+    /// The frozen CLIP's text features of a token batch, on `dev`.
+    pub fn encode(clip: &Clip, tokens: &TokenBatch, dev: Device) -> TextIn {
+        tch::no_grad(|| {
+            let t = clip.encode_text(&tokens.ids.to_device(dev), &tokens.mask.to_device(dev));
+            TextIn::new(t.words, t.sentence, tokens.mask.to_device(dev))
+        })
     }
 }
 
