@@ -99,7 +99,11 @@ fn tiny_run_learns_and_writes_the_run_folder() {
     assert!((chance.values().last().unwrap() - 0.01).abs() < 1e-9, "1 of 100 candidates");
     let final_rp = *rp.values().last().unwrap();
     eprintln!("validation R-precision by epoch: {:?}", rp.values().collect::<Vec<_>>());
-    assert!(final_rp > 0.15, "validation R-precision {final_rp} is not clearly above chance (0.01)");
+    // Chance is 0.01: more than 8 hits of 160 trials by chance has probability about 4e-5.
+    // After 4 epochs the value depends much on which 4 classes the synthetic test split
+    // holds (0.06 to 0.57 over synthetic-data seeds 1..11; 0.15 for seed 3), so the bound
+    // says "above chance", not "learnt well".
+    assert!(final_rp > 0.05, "validation R-precision {final_rp} is not clearly above chance (0.01)");
     assert_eq!(curve(&run_dir, "val/word_loss").len(), 4);
     assert_eq!(curve(&run_dir, "val/sentence_loss").len(), 4);
 

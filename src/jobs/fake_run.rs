@@ -117,10 +117,7 @@ fn save_latest(w: &mut Worker, step: u64, seed: u64) -> Result<()> {
 
 /// Noise in [-1, 1] that depends only on (seed, step, k): a resumed run draws the same.
 fn noise(seed: u64, step: u64, k: u64) -> f64 {
-    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
+    let z = crate::seed::mix64(seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03));
     (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
 }
 
