@@ -253,29 +253,3 @@ fn bad_inputs_are_refused_with_clear_errors() {
         format!("{:#}", pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(tmp.path().join("nete_run")), resume: None }).unwrap_err());
     assert!(e.contains("model.safetensors") && e.contains("clipgan checkpoint"), "{e}");
 }
-
-#[test]
-fn r_precision_ranks_own_captions_against_other_classes() {
-    use tch::{Device, Kind, Tensor};
-    let classes = [0i64, 0, 1, 1, 2, 2];
-    let eye = Tensor::eye(6, (Kind::Float, Device::Cpu));
-    // Each image matches its own caption: all hits; 4 other-class captions each.
-    let rp = pretrain::r_precision(&eye, &eye, &classes, 100, 1);
-    assert_eq!((rp.precision, rp.trials), (1.0, 6));
-    assert!((rp.chance - 0.2).abs() < 1e-12);
-    // Fewer candidates: chance follows.
-    let rp = pretrain::r_precision(&eye, &eye, &classes, 2, 1);
-    assert!((rp.chance - 0.5).abs() < 1e-12 && rp.precision == 1.0);
-    // Only other classes' captions compete: image 0's own caption also leans towards
-    // caption 1 (same class), which is no candidate, so it is still a hit.
-    let sent = eye.copy();
-    sent.get(0).copy_(&(eye.get(0) * 0.5 + eye.get(1)));
-    let rp = pretrain::r_precision(&eye, &sent, &classes, 100, 1);
-    assert_eq!(rp.precision, 1.0);
-    // Every caption the same: ties count against, no hits.
-    let same = Tensor::ones([6, 6], (Kind::Float, Device::Cpu));
-    assert_eq!(pretrain::r_precision(&eye, &same, &classes, 100, 1).precision, 0.0);
-    // Captions of image i+2 (another class): never first.
-    let shifted = eye.roll([2], [0]);
-    assert_eq!(pretrain::r_precision(&eye, &shifted, &classes, 100, 1).precision, 0.0);
-}

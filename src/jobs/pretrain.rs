@@ -11,6 +11,7 @@
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{self, LoadedConfig};
 use crate::data::{Dataset, DatasetSpec, Loader, LoaderConfig, PixelMode, Split, Tokenizer};
+use crate::eval::rprecision::{r_precision, Protocol};
 use crate::jobs::progress::{self, LoopClock};
 use crate::jobs::{self, Outcome, Position, StopFlag, TrainingJob, LATEST};
 use crate::models::clip::{self, Clip, ClipConfig, CHECKPOINT_PREFIX, CONFIG_META_KEY};
@@ -355,7 +356,8 @@ impl TrainingJob for Job<'_> {
 }
 
 /// Validation on the test split: mean word and sentence loss over its full batches,
-/// R-precision over all its images, and the retrieval preview.
+/// R-precision over all its images (`eval::rprecision`, each image once), and the
+/// retrieval preview.
 fn validate(job: &Job, run: &mut RunWriter, pos: Position, stop: &StopFlag) -> Result<()> {
     let c = &job.loaded.config;
     let s = &c.train.smooth;
@@ -412,69 +414,28 @@ fn validate(job: &Job, run: &mut RunWriter, pos: Position, stop: &StopFlag) -> R
     }
     let codes = Tensor::cat(&codes, 0);
     let sents = Tensor::cat(&sents, 0);
-    let rp = r_precision(&codes, &sents, &classes, c.clipgan.eval.r_candidates as usize, c.clipgan.seed);
-    let mut values = vec![("val/r_precision", rp.precision), ("val/r_chance", rp.chance)];
+    let mut values = Vec::new();
+    let mut line = format!("epoch {} step {}:", pos.epoch + 1, pos.step);
+    match Protocol::one_pass(&classes, c.clipgan.eval.r_candidates as usize, c.clipgan.seed) {
+        Some(protocol) => {
+            let rp = r_precision(&codes, &sents, &classes, &protocol)?;
+            values.extend([("val/r_precision", rp.mean), ("val/r_chance", rp.chance())]);
+            line += &format!(" val R-precision {:.3} (chance {:.3}, {} trials)", rp.mean, rp.chance(), rp.trials);
+        }
+        None => line += " no val R-precision (the test split has a single class)",
+    }
     if nfull > 0 {
         values.push(("val/word_loss", wsum / nfull as f64));
         values.push(("val/sentence_loss", ssum / nfull as f64));
+        line += &format!(", word loss {:.3}, sentence loss {:.3}", wsum / nfull as f64, ssum / nfull as f64);
     }
     run.scalars(pos.step, &values)?;
-    println!(
-        "epoch {} step {}: val R-precision {:.3} (chance {:.3}, {} trials){}",
-        pos.epoch + 1,
-        pos.step,
-        rp.precision,
-        rp.chance,
-        rp.trials,
-        if nfull > 0 { format!(", word loss {:.3}, sentence loss {:.3}", wsum / nfull as f64, ssum / nfull as f64) } else { String::new() }
-    );
+    println!("{line}");
     if !preview.is_empty() {
         retrieval_preview(run, pos, &preview, &codes, &sents, &classes, &captions)?;
     }
     run.set_message("");
     Ok(())
-}
-
-/// R-precision of a set of images against captions.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RPrecision {
-    /// Fraction of images whose own caption ranks first among its candidates.
-    pub precision: f64,
-    /// Expected precision of a random ranking (mean of 1/candidates).
-    pub chance: f64,
-    pub trials: usize,
-}
-
-/// R-precision (AttnGAN/DM-GAN protocol) on real images: for image n, its caption n and
-/// up to `candidates - 1` captions of images of other classes (drawn without
-/// replacement, from (seed, n)); a hit when caption n has the highest cosine with the
-/// image code (ties count against it). `img_codes`, `sent_codes`: [N, P], row n of both
-/// belongs to image n.
-pub fn r_precision(img_codes: &Tensor, sent_codes: &Tensor, class_ids: &[i64], candidates: usize, seed_value: u64) -> RPrecision {
-    let n = class_ids.len();
-    let norm = |t: &Tensor| t / t.norm_scalaropt_dim(2, [1], true).clamp_min(1e-8);
-    let sim = norm(img_codes).matmul(&norm(sent_codes).tr()).to_kind(Kind::Double).to_device(Device::Cpu);
-    let sim: Vec<Vec<f64>> = (0..n as i64).map(|i| Vec::<f64>::try_from(sim.get(i)).unwrap_or_default()).collect();
-    let (mut hits, mut chance, mut trials) = (0usize, 0.0, 0usize);
-    for i in 0..n {
-        let mut others: Vec<usize> = (0..n).filter(|&j| class_ids[j] != class_ids[i]).collect();
-        if others.is_empty() {
-            continue;
-        }
-        let mut rng = seed::Rng::new(seed_value, &[seed::stream::VAL, i as u64]);
-        rng.shuffle(&mut others);
-        others.truncate(candidates.saturating_sub(1).max(1));
-        let own = sim[i][i];
-        if others.iter().all(|&j| sim[i][j] < own) {
-            hits += 1;
-        }
-        chance += 1.0 / (others.len() + 1) as f64;
-        trials += 1;
-    }
-    if trials == 0 {
-        return RPrecision { precision: 0.0, chance: 0.0, trials: 0 };
-    }
-    RPrecision { precision: hits as f64 / trials as f64, chance: chance / trials as f64, trials }
 }
 
 /// A grid of test images, each captioned with the validation caption that ranks first
