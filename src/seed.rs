@@ -4,7 +4,13 @@
 //! Every random draw of a job names its purpose (one of [`stream`]) and its position
 //! (epoch, step, sample index ...): `derive(seed, &[stream::INIT])`,
 //! `derive(seed, &[stream::STEP, step])`. libtorch's global generator is re-seeded from
-//! such a value right before the draws that need it ([`seed_torch`]).
+//! such a value right before the draws that need it ([`seed_torch`]). Rust-side draws
+//! take a generator seeded the same way: [`Rng`] for simple choices, [`chacha`] where
+//! `rand`'s API is wanted (the data loader's shuffles and augmentation, the synthetic
+//! dataset).
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 /// Purposes of random draws, so two uses of the same position never share numbers.
 pub mod stream {
@@ -18,14 +24,35 @@ pub mod stream {
     pub const SAMPLE: u64 = 4;
     /// Benchmarks and other inputs made up on the spot.
     pub const BENCH: u64 = 5;
+    /// The data loader's order of an epoch's records: parts `[SHUFFLE, epoch]`.
+    pub const SHUFFLE: u64 = 6;
+    /// The data loader's crop, flip and caption choice of one record:
+    /// parts `[AUGMENT, epoch, record]`.
+    pub const AUGMENT: u64 = 7;
+    /// The synthetic dataset's split of species into train and test classes:
+    /// parts `[SYNTH_SPECIES, attempt]`.
+    pub const SYNTH_SPECIES: u64 = 8;
+    /// A synthetic scene (marking, background, pose, captions): parts
+    /// `[SYNTH_SCENE, split, index]`.
+    pub const SYNTH_SCENE: u64 = 9;
+    /// A synthetic image's pixel noise: parts `[SYNTH_NOISE, hash of its key]`.
+    pub const SYNTH_NOISE: u64 = 10;
 }
 
-/// SplitMix64's finaliser: a bijective, well-mixed 64-bit hash.
-pub fn splitmix64(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+/// SplitMix64's increment (the golden ratio in 64 bits).
+const GOLDEN: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// SplitMix64's finaliser alone: a bijective, well-mixed 64-bit hash.
+pub fn mix64(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// SplitMix64's output for state `x`: a bijective, well-mixed 64-bit hash (also a cheap
+/// per-pixel noise hash).
+pub fn splitmix64(x: u64) -> u64 {
+    mix64(x.wrapping_add(GOLDEN))
 }
 
 /// A seed for the draw at `parts` (purpose, epoch, step, ...) of the run seeded `seed`.
@@ -37,6 +64,11 @@ pub fn derive(seed: u64, parts: &[u64]) -> u64 {
         h = splitmix64(h ^ splitmix64(p.wrapping_add((i as u64 + 1).wrapping_mul(0xD6E8_FEB8_6659_FD93))));
     }
     h
+}
+
+/// A `rand` generator (ChaCha8) for the draw at `parts` of the run seeded `seed`.
+pub fn chacha(seed: u64, parts: &[u64]) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(derive(seed, parts))
 }
 
 /// Seed libtorch's generators (CPU and every CUDA device) for the draw at `parts`.
@@ -56,11 +88,8 @@ impl Rng {
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0 = self.0.wrapping_add(GOLDEN);
+        mix64(self.0)
     }
 
     /// Uniform in `0..n` (n > 0), without modulo bias.

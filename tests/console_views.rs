@@ -25,7 +25,7 @@ fn write_run(dir: &Path, steps: u64, seed: u64) {
     std::fs::create_dir_all(dir.join("logs")).unwrap();
     let mut m = std::fs::File::create(dir.join("metrics.jsonl")).unwrap();
     for s in 1..=steps {
-        let v = clipgan::supervisor::fake_run::curves(s, 200, seed);
+        let v = clipgan::jobs::fake_run::curves(s, 200, seed);
         writeln!(m, "{}", metric(s, "loss/g_total", json!(v[0]))).unwrap();
         writeln!(m, "{}", metric(s, "loss/d_total", json!(v[1]))).unwrap();
         if s % 10 == 0 {
@@ -34,7 +34,7 @@ fn write_run(dir: &Path, steps: u64, seed: u64) {
     }
     let mut log = std::fs::File::create(dir.join("logs/stdout.log")).unwrap();
     for s in 1..=steps {
-        writeln!(log, "step {s}/200 loss/g_total {:.4}", clipgan::supervisor::fake_run::curves(s, 200, seed)[0]).unwrap();
+        writeln!(log, "step {s}/200 loss/g_total {:.4}", clipgan::jobs::fake_run::curves(s, 200, seed)[0]).unwrap();
     }
     writeln!(log, "checkpoint saved at step {steps}").unwrap();
 }
@@ -277,7 +277,7 @@ fn curves_view() {
     // Cursor reads exact values of both runs at the nearest step.
     chars(&mut f.app, "c");
     let text = render(&f.app, 120, 30);
-    let v1 = clipgan::supervisor::fake_run::curves(100, 200, 1)[1];
+    let v1 = clipgan::jobs::fake_run::curves(100, 200, 1)[1];
     assert!(text.contains(&format!("1 @100={}", clipgan::console::views::num(v1))), "{text}");
     insta::assert_snapshot!("curves_cursor", text);
     // Log-y on the focused chart, smoothing off, filter, zoom.

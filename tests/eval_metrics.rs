@@ -220,3 +220,31 @@ fn rprecision_candidates_come_from_other_classes() {
     let r2 = r_precision(&codes, &codes.flip([1]), &classes, &p).unwrap();
     assert_eq!(r1.folds, r2.folds);
 }
+
+#[test]
+fn rprecision_one_pass_ranks_every_image_once_against_other_classes() {
+    // CLIP finetuning's validation: each image once, candidates capped by the split.
+    let classes = [0i64, 0, 1, 1, 2, 2];
+    let eye = Tensor::eye(6, (Kind::Float, Device::Cpu));
+    let p = Protocol::one_pass(&classes, 100, 1).unwrap();
+    // Each image matches its own caption: all hits; 4 other-class captions each.
+    let rp = r_precision(&eye, &eye, &classes, &p).unwrap();
+    assert_eq!((rp.mean, rp.trials, rp.candidates), (1.0, 6, 5));
+    assert!((rp.chance() - 0.2).abs() < 1e-12);
+    // Fewer candidates asked: chance follows.
+    let rp = r_precision(&eye, &eye, &classes, &Protocol::one_pass(&classes, 2, 1).unwrap()).unwrap();
+    assert!((rp.chance() - 0.5).abs() < 1e-12 && rp.mean == 1.0);
+    // Only other classes' captions compete: image 0's own caption also leans towards
+    // caption 1 (same class), which is no candidate, so it is still a hit.
+    let sent = eye.copy();
+    sent.get(0).copy_(&(eye.get(0) * 0.5 + eye.get(1)));
+    assert_eq!(r_precision(&eye, &sent, &classes, &p).unwrap().mean, 1.0);
+    // Every caption the same: ties count against, no hits.
+    let same = Tensor::ones([6, 6], (Kind::Float, Device::Cpu));
+    assert_eq!(r_precision(&eye, &same, &classes, &p).unwrap().mean, 0.0);
+    // Captions of image i+2 (another class): never first.
+    let shifted = eye.roll([2], [0]);
+    assert_eq!(r_precision(&eye, &shifted, &classes, &p).unwrap().mean, 0.0);
+    // A split of one class has no other-class captions: no protocol.
+    assert!(Protocol::one_pass(&[4, 4, 4], 100, 1).is_none());
+}

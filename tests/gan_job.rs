@@ -4,9 +4,10 @@
 mod job_common;
 use clipgan::checkpoint::{self};
 use clipgan::data::synth::{self, SynthConfig};
+use clipgan::jobs::train as train_job;
 use clipgan::models::dmgan::{self, Discriminator, GanConfig};
 use clipgan::rundir::{self, RunState};
-use clipgan::train::gan::{self, Nets};
+use clipgan::train::gan_step::{self, Nets};
 use clipgan::train::optim::{Adam, ParamGroup};
 use job_common::{assert_same_curve, bin, curve, run_and_kill, status};
 use std::path::{Path, PathBuf};
@@ -110,7 +111,7 @@ fn tiny_run_writes_metrics_samples_checkpoints_and_snapshots() {
         assert_eq!(steps, vec![0, 12, 24], "{tag}");
     }
     let first = samples.iter().find(|e| e.tag == "grid/128").unwrap();
-    assert_eq!(first.captions.len(), gan::SAMPLE_CAPTIONS);
+    assert_eq!(first.captions.len(), train_job::SAMPLE_CAPTIONS);
     let img = image::open(run.join(&first.file)).unwrap();
     assert!(img.width() > 4 * 128 && img.height() > 2 * 128);
     // Checkpoints: latest with everything, a snapshot per epoch with the EMA generator.
@@ -121,7 +122,7 @@ fn tiny_run_writes_metrics_samples_checkpoints_and_snapshots() {
     }
     assert!(latest.tensors.iter().any(|(n, _)| n == "d1.img_code_s16.0.weight_u"));
     for e in [1, 2] {
-        let snap = run.join(format!("checkpoints/{}", gan::snapshot_name(e)));
+        let snap = run.join(format!("checkpoints/{}", train_job::snapshot_name(e)));
         let meta = checkpoint::read_meta(&snap).unwrap();
         assert_eq!(meta["kind"], "snapshot");
     }
@@ -241,11 +242,11 @@ fn a_discriminator_step_lowers_its_loss_on_a_fixed_batch() {
     let vs = nn::VarStore::new(Device::Cpu);
     let d = Discriminator::new(vs.root(), &g, 0);
     let named: Vec<(String, Tensor)> = vs.variables().into_iter().filter(|(_, t)| t.requires_grad()).collect();
-    let mut opt = Adam::new(vec![ParamGroup::new("d", named, 2e-4)], gan::BETAS, gan::ADAM_EPS, 0.0, false);
+    let mut opt = Adam::new(vec![ParamGroup::new("d", named, 2e-4)], gan_step::BETAS, gan_step::ADAM_EPS, 0.0, false);
     let real = Tensor::rand([4, 3, 64, 64], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
     let fake = Tensor::randn([4, 3, 64, 64], (Kind::Float, Device::Cpu)).tanh();
     let sent = Tensor::randn([4, 16], (Kind::Float, Device::Cpu));
-    let loss = |d: &Discriminator| gan::d_loss(d, &d.code(&real), &fake, &sent);
+    let loss = |d: &Discriminator| gan_step::d_loss(d, &d.code(&real), &fake, &sent);
     let first = loss(&d);
     let v0 = first.double_value(&[]);
     opt.zero_grad();

@@ -1,5 +1,5 @@
 //! `clipgan fid`, `clipgan is` (pytorch-fid-like tools over image folders) and
-//! `clipgan eval` (the evaluation job, src/eval/job.rs).
+//! `clipgan eval` (the evaluation job, src/jobs/eval.rs).
 use crate::eval::frechet::frechet_distance;
 use crate::eval::inception::{self, weights_help};
 use crate::eval::inception_score::inception_score;
@@ -139,6 +139,6 @@ pub struct EvalArgs {
 }
 
 pub fn eval(a: EvalArgs) -> Result<ExitCode> {
-    let opts = crate::eval::job::Options { cfg: Some(a.cfg), net_g: a.net_g, clip: a.clip, run_dir: a.run_dir, snapshots: a.snapshots };
-    Ok(ExitCode::from(crate::eval::job::main(&opts)?))
+    let opts = crate::jobs::eval::Options { cfg: Some(a.cfg), net_g: a.net_g, clip: a.clip, run_dir: a.run_dir, snapshots: a.snapshots };
+    Ok(ExitCode::from(crate::jobs::eval::main(&opts)?))
 }

@@ -1,6 +1,6 @@
 //! `clipgan fake-run`: a worker that trains nothing but behaves like one (see
-//! `supervisor::fake_run`).
-use crate::supervisor::fake_run::{self, FakeRunArgs};
+//! `jobs::fake_run`).
+use crate::jobs::fake_run::{self, Options};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -39,7 +39,7 @@ pub struct FakeRunCmd {
 }
 
 pub fn run(c: FakeRunCmd) -> Result<ExitCode> {
-    let code = fake_run::run(FakeRunArgs {
+    let code = fake_run::main(&Options {
         steps: c.steps,
         step_ms: c.step_ms,
         fail_at: c.fail_at,

@@ -1,5 +1,5 @@
-//! `clipgan pretrain`: CLIP finetuning (train::pretrain).
-use crate::train::pretrain::{self, Options};
+//! `clipgan pretrain`: CLIP finetuning (jobs::pretrain).
+use crate::jobs::pretrain::{self, Options};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;

@@ -1,5 +1,5 @@
-//! `clipgan train`: DM-GAN training (train::gan).
-use crate::train::gan::{self, Options};
+//! `clipgan train`: DM-GAN training (jobs::train).
+use crate::jobs::train::{self, Options};
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
@@ -27,6 +27,6 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
-    let code = gan::main(&Options { cfg: args.cfg, run_dir: args.run_dir, resume: args.resume, clip: args.clip, dry_run: args.dry_run })?;
+    let code = train::main(&Options { cfg: args.cfg, run_dir: args.run_dir, resume: args.resume, clip: args.clip, dry_run: args.dry_run })?;
     Ok(ExitCode::from(code))
 }

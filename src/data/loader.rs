@@ -15,10 +15,10 @@ use super::dataset::Dataset;
 use super::tokenizer::{TokenBatch, Tokenizer, Tokens};
 use super::transforms::{self, Augment, PixelMode};
 use crate::config::Config;
+use crate::seed::{self, stream};
 use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -136,28 +136,11 @@ pub struct Skipped {
     pub reason: String,
 }
 
-// Stream tags keep the generators for different purposes independent.
-const TAG_SHUFFLE: u64 = 0x5348_5546;
-const TAG_SAMPLE: u64 = 0x5341_4d50;
-
-/// SplitMix64's output function: a well-mixed 64-bit hash of `z`.
-pub fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// A generator for one (seed, epoch, index, purpose); independent of any other draw.
-pub fn stream_rng(seed: u64, epoch: u64, index: u64, tag: u64) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(splitmix64(splitmix64(splitmix64(seed ^ tag) ^ epoch) ^ index))
-}
-
 /// The order of an epoch's records.
 pub fn epoch_order(n: usize, seed: u64, epoch: u64, shuffle: bool) -> Vec<usize> {
     let mut order: Vec<usize> = (0..n).collect();
     if shuffle {
-        order.shuffle(&mut stream_rng(seed, epoch, 0, TAG_SHUFFLE));
+        order.shuffle(&mut seed::chacha(seed, &[stream::SHUFFLE, epoch]));
     }
     order
 }
@@ -180,7 +163,7 @@ struct Shared {
 
 impl Shared {
     fn sample(&self, index: usize) -> Result<Sample> {
-        let mut rng = stream_rng(self.cfg.seed, self.epoch, index as u64, TAG_SAMPLE);
+        let mut rng = seed::chacha(self.cfg.seed, &[stream::AUGMENT, self.epoch, index as u64]);
         let aug = Augment::draw(&mut rng);
         let cpi = self.dataset.captions_per_image();
         let first = rng.gen_range(0..cpi);

@@ -11,8 +11,8 @@
 //! background) with several templates, synonyms and attribute orders. Test classes are
 //! held out (unseen combinations) but made of attributes seen in training, like CUB's
 //! 150/50 split. `attributes.txt` lists the truth of every image.
-use super::loader::{splitmix64, stream_rng};
 use super::pickle;
+use crate::seed::{self, splitmix64, stream};
 use crate::util::fsx;
 use anyhow::{bail, Context, Result};
 use image::RgbImage;
@@ -302,7 +302,7 @@ pub fn choose_species(seed: u64, n_train: usize, n_test: usize) -> (Vec<Species>
     };
     let mut best: Option<(usize, Vec<Species>, Vec<Species>)> = None;
     for attempt in 0..200u64 {
-        let mut rng = stream_rng(seed, 0, attempt, 0x4350_4543);
+        let mut rng = seed::chacha(seed, &[stream::SYNTH_SPECIES, attempt]);
         all.shuffle(&mut rng);
         let train = all[..n_train].to_vec();
         let test = all[n_train..n_train + n_test].to_vec();
@@ -336,7 +336,7 @@ pub fn plan(cfg: &SynthConfig) -> (Vec<Scene>, Vec<Scene>, Vec<Species>, Vec<Spe
     let make = |split: u64, count: usize, species: &[Species], first_id: usize, offset: usize| -> Vec<Scene> {
         let mut scenes: Vec<Scene> = (0..count)
             .map(|i| {
-                let mut rng = stream_rng(cfg.seed, split, i as u64, 0x5343_454e);
+                let mut rng = seed::chacha(cfg.seed, &[stream::SYNTH_SCENE, split, i as u64]);
                 let c = i % species.len();
                 let sp = species[c];
                 let marking = *MARKINGS.choose(&mut rng).unwrap_or(&Marking::Stripe);
@@ -381,8 +381,8 @@ pub fn render(scene: &Scene, size: u32, seed: u64) -> RgbImage {
     let body = jittered(BODY_COLOURS[sp.body].1, scene.jitter[0]);
     let mark = jittered(MARK_COLOURS[sp.mark].1, scene.jitter[1]);
     let bg = jittered(BACKGROUNDS[scene.background].1, scene.jitter[2]);
-    let noise_seed =
-        stream_rng(seed, 3, scene.key.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64)), 0x4e4f_4953).gen::<u64>();
+    let key_hash = scene.key.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    let noise_seed = seed::derive(seed, &[stream::SYNTH_NOISE, key_hash]);
     let s = size as f32;
     // 0 background, 1 body, 2 marking, at point (x, y) in pixels.
     let part = |x: f32, y: f32| -> u8 {

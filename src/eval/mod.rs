@@ -1,11 +1,10 @@
 //! Evaluation (method.md section 7, docs/evaluation.md): Fréchet distance, Inception
 //! Score, KID, R-precision, pytorch-fid's FID Inception V3, image folders and cached
-//! statistics.
+//! statistics. The `clipgan eval` job that uses them is `jobs::eval`.
 pub mod folders;
 pub mod frechet;
 pub mod inception;
 pub mod inception_score;
-pub mod job;
 pub mod kid;
 pub mod pth;
 pub mod rprecision;

@@ -8,12 +8,11 @@
 //! `schedule` for the processes), `daemon` (the tokio loop around the core: socket, timers, signals), `client`
 //! (connect-or-spawn and typed requests), `shim` (the small process that supervises one
 //! worker), `procs` (process identity and signals), `logcap` (size-capped logs),
-//! `cfgindex` (the watched index of `cfg/`), `fake_run` (a worker that trains nothing).
+//! `cfgindex` (the watched index of `cfg/`). The `fake-run` worker is `jobs::fake_run`.
 pub mod cfgindex;
 pub mod client;
 pub mod core;
 pub mod daemon;
-pub mod fake_run;
 pub mod logcap;
 pub mod pipeline;
 pub mod procs;

@@ -7,8 +7,8 @@ use super::timing::{cpu_seconds, median, time_calls};
 use crate::config;
 use crate::models::clip::{Clip, ClipConfig};
 use crate::seed;
+use crate::train::finetune_step;
 use crate::train::optim::{clip_grad_norm, Adam, ParamGroup};
-use crate::train::pretrain;
 use anyhow::{bail, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -112,9 +112,9 @@ pub fn pretrain_step(a: StepArgs) -> Result<ExitCode> {
     let (backbone, subr) = crate::models::clip::parameter_groups(&vs);
     let mut opt = Adam::new(
         vec![ParamGroup::new("backbone", backbone, c.train.backbone_lr), ParamGroup::new("linear_subr", subr, c.train.linear_lr)],
-        pretrain::BETAS,
-        pretrain::ADAM_EPS,
-        pretrain::WEIGHT_DECAY,
+        finetune_step::BETAS,
+        finetune_step::ADAM_EPS,
+        finetune_step::WEIGHT_DECAY,
         true,
     );
     let b = c.train.batch_size as i64;
@@ -134,7 +134,7 @@ pub fn pretrain_step(a: StepArgs) -> Result<ExitCode> {
     let mut phases: [Vec<f64>; 3] = Default::default();
     let mut step = || {
         let c0 = cpu_seconds();
-        let loss = pretrain::batch_losses(&model, &c.train.smooth, device, amp, &images, &tokens, &class_ids);
+        let loss = finetune_step::batch_losses(&model, &c.train.smooth, device, amp, &images, &tokens, &class_ids);
         let _ = loss.total.double_value(&[]);
         let c1 = cpu_seconds();
         opt.zero_grad();

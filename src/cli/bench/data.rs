@@ -3,10 +3,10 @@
 //! dataset at 256 px and on CUB-like JPEGs of 500x375 that the bench draws itself; plus a
 //! single-thread profile of where an image's time goes.
 use super::timing::{cpu_seconds, thread_cpu_seconds};
-use crate::data::loader::{splitmix64, stream_rng};
 use crate::data::synth::{self, SynthConfig};
 use crate::data::transforms::{self, PixelMode};
 use crate::data::{Dataset, DatasetSpec, Loader, LoaderConfig, Split, Tokenizer};
+use crate::seed::{self, splitmix64, stream};
 use anyhow::{Context, Result};
 use clap::Args;
 use rand::Rng;
@@ -118,7 +118,7 @@ fn case(name: &str, dir: &Path, tok: &Arc<Tokenizer>, args: &LoaderArgs) -> Resu
         let img = ds.load_image(i)?;
         t_dec += thread_cpu_seconds() - t;
         let t = thread_cpu_seconds();
-        let aug = transforms::Augment::draw(&mut stream_rng(1, 0, i as u64, 0));
+        let aug = transforms::Augment::draw(&mut seed::chacha(1, &[stream::BENCH, i as u64]));
         let out = transforms::prepare(&img, &cfg.sizes, Some(aug));
         t_tf += thread_cpu_seconds() - t;
         let t = thread_cpu_seconds();
@@ -151,7 +151,7 @@ fn cub_like(dir: &Path, n: usize) -> Result<()> {
     let mut boxes = String::new();
     for (i, line) in images_txt.lines().enumerate() {
         let Some((id, file)) = line.split_once(' ') else { continue };
-        let mut rng = stream_rng(2, 0, i as u64, 7);
+        let mut rng = seed::chacha(2, &[stream::BENCH, i as u64]);
         let (w, h) = (500u32, 375u32);
         let img = textured(w, h, splitmix64(i as u64 + 1));
         let mut bytes = Vec::new();

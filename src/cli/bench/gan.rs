@@ -10,7 +10,7 @@ use crate::data::TokenBatch;
 use crate::models::clip::{Clip, ClipConfig};
 use crate::models::dmgan::{self, GanConfig};
 use crate::seed;
-use crate::train::gan::{self, ClipTerms, Nets, TextIn};
+use crate::train::gan_step::{self, ClipTerms, Nets, TextIn};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -109,7 +109,7 @@ pub fn train_step(a: TrainStepArgs) -> Result<ExitCode> {
             (None, None) => unreachable!(),
         };
         let texts = texts.as_ref().or(fixed_texts.as_ref()).expect("texts");
-        gan::train_step(&mut nets, &reals, texts, &class_ids, &z, terms.as_ref(), c.train.smooth.lambda, c.clipgan.ema_decay)
+        gan_step::train_step(&mut nets, &reals, texts, &class_ids, &z, terms.as_ref(), c.train.smooth.lambda, c.clipgan.ema_decay)
             .map_err(|e| anyhow::anyhow!("non-finite loss: {}", e.what))?;
         if let Device::Cuda(i) = device {
             tch::Cuda::synchronize(i as i64);

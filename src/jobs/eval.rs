@@ -8,18 +8,18 @@
 //! when EVAL.FID_WEIGHTS / EVAL.IS_WEIGHTS are configured (else reported unavailable with
 //! the reason). `--snapshots RUN` evaluates every `netG_epoch_*.safetensors` of a train
 //! run in one job, logging each at its training step.
-use super::frechet::{frechet_distance, Stats};
-use super::inception::{self, FidInception};
-use super::inception_score::{inception_score, MeanStd};
-use super::rprecision::{r_precision, Protocol, RPrecision};
-use super::stats as fid_stats;
 use crate::config::{self, LoadedConfig};
 use crate::data::{Dataset, DatasetSpec, Split, Tokenizer};
 use crate::device;
+use crate::eval::frechet::{frechet_distance, Stats};
+use crate::eval::inception::{self, FidInception};
+use crate::eval::inception_score::{inception_score, MeanStd};
+use crate::eval::rprecision::{r_precision, Protocol, RPrecision};
+use crate::eval::stats as fid_stats;
+use crate::jobs::{train, Outcome, StopFlag, Worker, LATEST};
 use crate::models::clip::{self, Clip};
 use crate::models::dmgan;
-use crate::rundir::RunWriter;
-use crate::worker::{self, StopFlag, Worker};
+use crate::rundir::{RunDir, RunWriter};
 use crate::{checkpoint, seed};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -59,17 +59,17 @@ pub fn snapshot_targets(run: &Path) -> Result<Vec<Target>> {
     for e in rd {
         let p = e?.path();
         let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let Some(epoch) = name.strip_prefix("netG_epoch_").and_then(|s| s.strip_suffix(".safetensors")).and_then(|s| s.parse::<u64>().ok())
-        else {
+        let Some(epoch) = train::snapshot_epoch(&name) else {
             continue;
         };
         let meta = checkpoint::read_meta(&p).with_context(|| format!("{}: unreadable generator snapshot", p.display()))?;
         let step = meta_u64(&meta, &["step", "global_step"]).unwrap_or(epoch);
-        out.push((epoch, Target { path: p, step, label: format!("netG_epoch_{epoch:04}") }));
+        let label = train::snapshot_name(epoch).trim_end_matches(".safetensors").to_string();
+        out.push((epoch, Target { path: p, step, label }));
     }
     out.sort_by_key(|(e, _)| *e);
     if out.is_empty() {
-        bail!("{} holds no netG_epoch_*.safetensors snapshots", dir.display());
+        bail!("{} holds no {}*.safetensors snapshots", dir.display(), train::SNAPSHOT_PREFIX);
     }
     Ok(out.into_iter().map(|(_, t)| t).collect())
 }
@@ -84,14 +84,21 @@ fn single_target(loaded: &LoadedConfig, net_g: Option<&Path>) -> Result<Target> 
         }
         None => loaded.require("TRAIN.NET_G")?,
     };
-    let file = if path.is_dir() { path.join(crate::rundir::CHECKPOINTS_DIR).join("latest.safetensors") } else { path.clone() };
+    let file = if path.is_dir() { path.join(crate::rundir::CHECKPOINTS_DIR).join(LATEST) } else { path.clone() };
     let step = checkpoint::read_meta(&file).ok().and_then(|m| meta_u64(&m, &["step", "global_step"])).unwrap_or(0);
     let label = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "netG".into());
     Ok(Target { path, step, label })
 }
 
+/// `clipgan eval`; returns the process exit code.
+pub fn main(opts: &Options) -> Result<u8> {
+    let (outcome, dir) = run(opts)?;
+    println!("run folder: {}", dir.path().display());
+    Ok(outcome.exit_code())
+}
+
 /// Run the job; errors after the run folder exists are recorded there too.
-pub fn run(opts: &Options) -> Result<(u8, PathBuf)> {
+pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
     device::init_torch();
     let cfg_path = opts.cfg.clone().context("a config is needed: --cfg FILE")?;
     let loaded = config::load(&cfg_path)?;
@@ -105,12 +112,9 @@ pub fn run(opts: &Options) -> Result<(u8, PathBuf)> {
     };
     let name = cfg_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "eval".into());
     let mut w = Worker::start(opts.run_dir.as_deref(), &name, "eval", Some(&cfg_path))?;
-    let dir = w.run.dir().path().to_path_buf();
-    let result = run_in(&loaded, opts, &targets, &mut w.run, &w.stop).map(|finished| match finished {
-        true => (worker::Outcome::Finished, "evaluated".to_string()),
-        false => (worker::Outcome::Stopped, "stopped on request".to_string()),
-    });
-    w.conclude(result).map(|outcome| (outcome.exit_code(), dir))
+    let dir = w.run.dir().clone();
+    let result = evaluate(&loaded, opts, &targets, &mut w.run, &w.stop);
+    w.conclude(result).map(|outcome| (outcome, dir))
 }
 
 /// What is computed on generated (and real) images.
@@ -197,7 +201,9 @@ fn unavailable(reason: impl Into<String>) -> Value {
     json!({ "unavailable": reason.into() })
 }
 
-fn run_in(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut RunWriter, stop: &StopFlag) -> Result<bool> {
+/// Generate and score every target in turn; a stop request ends the job between batches
+/// (the targets scored so far stay in results.json).
+fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut RunWriter, stop: &StopFlag) -> Result<(Outcome, String)> {
     let c = &loaded.config;
     let e = &c.clipgan.eval;
     run.dir().write_config(&loaded.resolved_yaml())?;
@@ -285,7 +291,7 @@ fn run_in(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut R
         // Item i: pass i / N, image i % N, caption drawn from (seed, SAMPLE, pass, image).
         for (bi, start) in (0..total).step_by(batch).enumerate() {
             if stop.is_raised() {
-                return Ok(false);
+                return Ok((Outcome::Stopped, "stopped on request".to_string()));
             }
             let items: Vec<(usize, usize, usize)> = (start..(start + batch).min(total))
                 .map(|i| {
@@ -374,7 +380,7 @@ fn run_in(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut R
         results.push(Value::Object(r));
         run.dir().write_results(&json!({ "job": "eval", "protocol": protocol, "results": results }))?;
     }
-    Ok(true)
+    Ok((Outcome::Finished, "evaluated".to_string()))
 }
 
 /// CLIP-code statistics of the real test images and, with the FID Inception, their FID
@@ -435,11 +441,4 @@ fn real_stats(
         (None, false) => None,
     };
     Ok((clip_stats, fid))
-}
-
-/// `clipgan eval`; returns the exit code.
-pub fn main(opts: &Options) -> Result<u8> {
-    let (code, dir) = run(opts)?;
-    println!("run folder: {}", dir.display());
-    Ok(code)
 }

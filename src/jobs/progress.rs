@@ -1,6 +1,7 @@
 //! Bookkeeping both training loops share (CLIP finetuning and DM-GAN): the step budget
 //! shown as progress, the images/s over each logging window, the wall-clock checkpoint
 //! timer and the message of a diverged run.
+use super::LATEST;
 use crate::config::Config;
 use crate::rundir::RunWriter;
 use anyhow::Result;
@@ -58,9 +59,9 @@ impl LoopClock {
 
 /// The message of a run that diverged at `step` (of 1-based `epoch`), saying whether the
 /// last good state is kept; also printed to stderr for the worker's log.
-pub fn diverged(run: &RunWriter, latest: &str, step: u64, epoch: u64, what: &str) -> String {
-    let kept = if run.dir().checkpoints_dir().join(latest).is_file() {
-        format!("; checkpoints/{latest} (the last good state) is kept")
+pub fn diverged(run: &RunWriter, step: u64, epoch: u64, what: &str) -> String {
+    let kept = if run.dir().checkpoints_dir().join(LATEST).is_file() {
+        format!("; checkpoints/{LATEST} (the last good state) is kept")
     } else {
         String::new()
     };

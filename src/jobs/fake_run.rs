@@ -2,9 +2,9 @@
 //! decreasing loss curves, status with progress and ETA, sample images, checkpoints,
 //! resume, SIGTERM handling, and a failure on request. For the supervisor's tests, load
 //! tests, and trying the console without libtorch work.
+use crate::jobs::Worker;
 use crate::rundir::{exit, RunState};
 use crate::util::{fsx, unix_now};
-use crate::worker::Worker;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Clone, Debug)]
-pub struct FakeRunArgs {
+pub struct Options {
     pub steps: u64,
     pub step_ms: u64,
     /// Fail (exit::FAILED) when reaching this step.
@@ -40,7 +40,8 @@ pub struct FakeCheckpoint {
 
 pub const CHECKPOINT_REL: &str = "checkpoints/latest.json";
 
-pub fn run(a: FakeRunArgs) -> Result<u8> {
+/// `clipgan fake-run`; returns the process exit code.
+pub fn main(a: &Options) -> Result<u8> {
     if a.steps == 0 {
         bail!("--steps must be at least 1");
     }
@@ -67,7 +68,7 @@ pub fn run(a: FakeRunArgs) -> Result<u8> {
     let mut out = std::io::stdout().lock();
     for step in start + 1..=a.steps {
         if w.stop.is_raised() {
-            return stop(w, step - 1, a.seed);
+            return stop_now(w, step - 1, a.seed);
         }
         std::thread::sleep(Duration::from_millis(a.step_ms));
         if a.fail_at == Some(step) {
@@ -90,24 +91,24 @@ pub fn run(a: FakeRunArgs) -> Result<u8> {
             w.run.sample(step, "grid/64", &img, &caps, 2, 2)?;
         }
         if a.checkpoint_every > 0 && step % a.checkpoint_every == 0 {
-            checkpoint(&mut w, step, a.seed)?;
+            save_latest(&mut w, step, a.seed)?;
         }
     }
-    checkpoint(&mut w, a.steps, a.seed)?;
+    save_latest(&mut w, a.steps, a.seed)?;
     w.run.finish(RunState::Finished, "done")?;
     Ok(exit::FINISHED)
 }
 
-fn stop(mut w: Worker, step: u64, seed: u64) -> Result<u8> {
+fn stop_now(mut w: Worker, step: u64, seed: u64) -> Result<u8> {
     w.run.set_state(RunState::Stopping, "saving a checkpoint")?;
-    checkpoint(&mut w, step, seed)?;
+    save_latest(&mut w, step, seed)?;
     w.run.finish(RunState::Stopped, format!("stopped at step {step}"))?;
     println!("fake-run: stopped at step {step}");
     Ok(exit::STOPPED)
 }
 
 /// Metrics first, then the checkpoint: a resumed run never has a gap in its steps.
-fn checkpoint(w: &mut Worker, step: u64, seed: u64) -> Result<()> {
+fn save_latest(w: &mut Worker, step: u64, seed: u64) -> Result<()> {
     w.run.flush()?;
     let c = FakeCheckpoint { step, seed, wall: unix_now() };
     fsx::atomic_write(&w.run.dir().file(CHECKPOINT_REL), &serde_json::to_vec(&c)?)?;
@@ -116,10 +117,7 @@ fn checkpoint(w: &mut Worker, step: u64, seed: u64) -> Result<()> {
 
 /// Noise in [-1, 1] that depends only on (seed, step, k): a resumed run draws the same.
 fn noise(seed: u64, step: u64, k: u64) -> f64 {
-    let mut z = seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
+    let z = crate::seed::mix64(seed ^ step.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ k.wrapping_mul(0xD1B5_4A32_D192_ED03));
     (z >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
 }
 
