@@ -61,7 +61,7 @@ pub fn run(a: ConsoleBench) -> Result<ExitCode> {
     for i in 0..a.runs {
         let rd = home.join(format!("runs/run{i}"));
         std::fs::create_dir_all(&rd)?;
-        std::os::unix::fs::symlink(&file, rd.join("metrics.jsonl"))?;
+        std::os::unix::fs::symlink(&file, rd.join(crate::rundir::METRICS_FILE))?;
         tasks.push(serde_json::json!({"id": i + 1, "job": "fake-run", "group": "default", "state": "finished", "run_id": format!("run{i}"), "run_dir": rd, "queued_at": 1.8e9}));
     }
     let snap = serde_json::from_value(

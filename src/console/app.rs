@@ -403,11 +403,9 @@ impl App {
             if !(t.task.state.is_active() || t.status.is_none()) {
                 continue;
             }
-            let p = t.task.run_dir.join(crate::rundir::STATUS_FILE);
-            if let Ok(bytes) = std::fs::read(&p) {
-                if let Ok(s) = serde_json::from_slice::<crate::rundir::Status>(&bytes) {
-                    t.status = Some(s);
-                }
+            // Unreadable or half-written: keep what we had.
+            if let Ok(Some(s)) = crate::rundir::read_status(&t.task.run_dir) {
+                t.status = Some(s);
             }
         }
     }
@@ -454,7 +452,7 @@ impl App {
         if self.logs.loaded.as_ref() == Some(&(path.clone(), len)) {
             return;
         }
-        self.logs.lines = read_tail_lines(&path, LOG_TAIL_BYTES);
+        self.logs.lines = crate::rundir::logs::tail_lines(&path, LOG_TAIL_BYTES).into_iter().map(|l| l.replace('\t', "    ")).collect();
         self.logs.loaded = Some((path, len));
     }
 
@@ -735,10 +733,9 @@ impl App {
         };
         let read = |id: u64| -> Result<serde_yaml_ng::Value, String> {
             let t = self.task(id).ok_or(format!("no task {id}"))?;
-            // The resolved copy the worker wrote, else the snapshot taken at queue time.
-            let candidates = [t.task.run_dir.join(crate::rundir::CONFIG_FILE), t.task.run_dir.join(crate::rundir::CONFIG_SNAPSHOT_FILE)];
-            let path = candidates.iter().find(|p| p.is_file()).ok_or(format!("task {id} has no config in {}", t.task.run_dir.display()))?;
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let path =
+                crate::rundir::config_file(&t.task.run_dir).ok_or(format!("task {id} has no config in {}", t.task.run_dir.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
         };
         match (read(a), read(b)) {
@@ -1014,25 +1011,4 @@ pub fn parse_queue_form(text: &str, config: Option<&Path>) -> Result<AddTask, St
         list.push(n.parse::<u64>().map_err(|_| format!("{w:?} is not a task id (GROUP [ID...] [any:ID...])"))?);
     }
     Ok(AddTask { config: config.map(Path::to_path_buf), group, after, after_any, args, ..AddTask::default() })
-}
-
-/// The last lines of a file within its last `max` bytes (lossy UTF-8; a missing file is empty).
-pub fn read_tail_lines(path: &Path, max: u64) -> Vec<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else { return Vec::new() };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(max);
-    if f.seek(SeekFrom::Start(start)).is_err() {
-        return Vec::new();
-    }
-    let mut buf = Vec::new();
-    if f.read_to_end(&mut buf).is_err() {
-        return Vec::new();
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let mut lines: Vec<String> = text.lines().map(|l| l.replace('\t', "    ")).collect();
-    if start > 0 && !lines.is_empty() {
-        lines.remove(0); // a partial first line
-    }
-    lines
 }
