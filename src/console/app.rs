@@ -1,8 +1,10 @@
 //! The console's state and how events change it. One owner (the main loop) holds the
 //! [`App`]; events come in through [`App::handle`], which returns the commands to send to
 //! the daemon; drawing (`views::draw`) only reads the state.
+use super::config_diff::{config_diff, DiffLine};
 use super::event::{Cmd, Event};
 use super::keys::{Action, Keymap};
+use super::queue_form::parse_queue_form;
 use super::store::{Store, XAxis};
 use super::theme::Theme;
 use crate::supervisor::pipeline::Pipeline;
@@ -108,14 +110,6 @@ pub enum Popup {
         lines: Vec<DiffLine>,
         top: usize,
     },
-}
-
-/// A line of the config diff: a key and its value in run A and run B (`None`: absent).
-#[derive(Clone, Debug, PartialEq)]
-pub struct DiffLine {
-    pub key: String,
-    pub a: Option<String>,
-    pub b: Option<String>,
 }
 
 #[derive(Default)]
@@ -933,44 +927,6 @@ impl App {
     }
 }
 
-/// Flatten a YAML document to `A.B.C -> value` (lists indexed `A.0`).
-pub fn flatten_yaml(v: &serde_yaml_ng::Value, prefix: &str, out: &mut std::collections::BTreeMap<String, String>) {
-    use serde_yaml_ng::Value;
-    let key = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
-    match v {
-        Value::Mapping(m) => {
-            for (k, v) in m {
-                let k = match k {
-                    Value::String(s) => s.clone(),
-                    other => serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_string(),
-                };
-                flatten_yaml(v, &key(&k), out);
-            }
-        }
-        Value::Sequence(s) => {
-            for (i, v) in s.iter().enumerate() {
-                flatten_yaml(v, &key(&i.to_string()), out);
-            }
-        }
-        Value::Tagged(t) => flatten_yaml(&t.value, prefix, out),
-        other => {
-            out.insert(prefix.to_string(), serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_string());
-        }
-    }
-}
-
-/// The keys whose values differ between two configs, sorted.
-pub fn config_diff(a: &serde_yaml_ng::Value, b: &serde_yaml_ng::Value) -> Vec<DiffLine> {
-    let (mut fa, mut fb) = (Default::default(), Default::default());
-    flatten_yaml(a, "", &mut fa);
-    flatten_yaml(b, "", &mut fb);
-    let keys: BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
-    keys.into_iter()
-        .filter(|k| fa.get(*k) != fb.get(*k))
-        .map(|k| DiffLine { key: k.clone(), a: fa.get(k).cloned(), b: fb.get(k).cloned() })
-        .collect()
-}
-
 fn clamp_window(lo: f64, w: f64) -> (f64, f64) {
     let w = w.clamp(1e-6, 1.0);
     let lo = lo.clamp(0.0, 1.0 - w);
@@ -989,26 +945,4 @@ fn state_rank(s: TaskState) -> u8 {
 
 fn rel_name(p: &Path) -> String {
     p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
-}
-
-/// `GROUP [ID...] [any:ID...] [-- ARGS...]` -> a task for `config`.
-pub fn parse_queue_form(text: &str, config: Option<&Path>) -> Result<AddTask, String> {
-    let all: Vec<&str> = text.split_whitespace().collect();
-    let (head, args) = match all.iter().position(|w| *w == "--") {
-        Some(i) => (&all[..i], &all[i + 1..]),
-        None => (&all[..], &all[..0]),
-    };
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let mut words = head.iter().copied();
-    let group = words.next().map(str::to_string);
-    let mut after = Vec::new();
-    let mut after_any = Vec::new();
-    for w in words {
-        let (list, n) = match w.strip_prefix("any:") {
-            Some(n) => (&mut after_any, n),
-            None => (&mut after, w),
-        };
-        list.push(n.parse::<u64>().map_err(|_| format!("{w:?} is not a task id (GROUP [ID...] [any:ID...])"))?);
-    }
-    Ok(AddTask { config: config.map(Path::to_path_buf), group, after, after_any, args, ..AddTask::default() })
 }

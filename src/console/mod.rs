@@ -1,12 +1,15 @@
 //! `clipgan console`: the terminal UI. A client of the daemon (control) and a reader of
 //! run folders (data); quitting it or losing the terminal changes nothing in the daemon.
 //!
-//! Layout: `app` (the state and how events change it), `event` (typed events, commands,
+//! Layout: `app` (the state and how events change it), `config_diff` and `queue_form`
+//! (its helpers), `event` (typed events, commands,
 //! the threads around the app), `keys` / `theme` (user files), `store` (metric series per
 //! run, tailed), `views` (drawing, a pure function of the state).
 pub mod app;
+pub mod config_diff;
 pub mod event;
 pub mod keys;
+pub mod queue_form;
 pub mod store;
 pub mod theme;
 pub mod views;
