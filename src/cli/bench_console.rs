@@ -107,7 +107,7 @@ pub fn run(a: ConsoleBench) -> Result<ExitCode> {
     for i in 0..a.frames {
         // A view change (pan by a little) each frame: every curve is decimated again.
         app.curves.zoom = (0.0, 1.0 - 0.001 * (i % 10) as f64);
-        app.decim.clear();
+        app.curves.decimated.clear();
         let t = Instant::now();
         term.draw(|f| crate::console::views::draw(f, &app))?;
         cold.push(t.elapsed().as_secs_f64() * 1e3);
