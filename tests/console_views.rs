@@ -91,7 +91,7 @@ fn fixture() -> Fixture {
         ],
     }))
     .unwrap();
-    app.handle(Event::Configs(cfg));
+    app.handle(Event::ConfigIndex(cfg));
     Fixture { _dir: dir, app }
 }
 
@@ -217,7 +217,7 @@ fn configs_queue_and_pipeline() {
     chars(&mut f.app, "P");
     assert!(f.app.message.contains("mark a pretrain"), "{}", f.app.message);
     chars(&mut f.app, "   ");
-    assert_eq!(f.app.cfgs.marked.len(), 3);
+    assert_eq!(f.app.configs.marked.len(), 3);
     assert!(chars(&mut f.app, "P").is_empty());
     let cmds = chars(&mut f.app, "y");
     let [Cmd::Pipeline(p)] = cmds.as_slice() else { panic!("{cmds:?}") };
@@ -391,10 +391,10 @@ fn compare_baseline_group_mean_and_config_diff() {
     assert!(!f.app.curves.group_mean, "off by default");
     chars(&mut f.app, "m");
     assert!(f.app.curves.group_mean);
-    let groups = clipgan::console::views::curves::config_groups(&f.app);
+    let groups = f.app.config_groups();
     assert_eq!(groups.len(), 1);
-    let (x0, x1) = clipgan::console::views::curves::visible_range(&f.app, "loss/g_total").unwrap();
-    let [mean, lo, hi] = clipgan::console::views::curves::group_band(&f.app, "loss/g_total", &groups[0], x0, x1, 10);
+    let (x0, x1) = f.app.visible_range("loss/g_total").unwrap();
+    let [mean, lo, hi] = f.app.group_band("loss/g_total", &groups[0], x0, x1, 10);
     assert!(!mean.is_empty());
     for ((m, l), h) in mean.iter().zip(&lo).zip(&hi) {
         assert!(l.1 <= m.1 && m.1 <= h.1, "{l:?} {m:?} {h:?}");

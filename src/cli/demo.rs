@@ -184,7 +184,7 @@ fn summary(tasks: &[&TaskView], elapsed: Duration) {
         println!("  {:<8} {}", t.task.job, t.task.run_dir.display());
     }
     if let Some(eval) = tasks.iter().find(|t| t.task.job == JobKind::Eval) {
-        let results = eval.task.run_dir.join("results.json");
+        let results = eval.task.run_dir.join(crate::rundir::RESULTS_FILE);
         match std::fs::read_to_string(&results) {
             Ok(text) => println!("evaluation results ({}):\n{}", results.display(), text.trim_end()),
             Err(e) => println!("(cannot read {}: {e})", results.display()),

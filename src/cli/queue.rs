@@ -9,7 +9,7 @@ use crate::supervisor::state::{Task, TaskState};
 use crate::supervisor::{daemon, shim, Paths};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -470,16 +470,14 @@ fn human_secs(s: f64) -> String {
     }
 }
 
-/// Print a log; with `follow`, keep printing as it grows. A capped log is rewritten
-/// (head + marker + tail) when it passes its cap: we find where we were in the new file
-/// by the last bytes we printed.
+/// Print a log; with `follow`, keep printing as it grows (a capped log rewritten
+/// meanwhile is followed from where we were, see `rundir::logs::LogFollower`).
 fn logs(path: &std::path::Path, follow: bool) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    let mut offset = 0u64;
-    let mut last: Vec<u8> = Vec::new();
+    let mut log = crate::rundir::logs::LogFollower::new(path);
     loop {
-        let mut f = match std::fs::File::open(path) {
-            Ok(f) => f,
+        let buf = match log.read_new() {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && follow => {
                 std::thread::sleep(Duration::from_millis(200));
                 continue;
@@ -489,28 +487,9 @@ fn logs(path: &std::path::Path, follow: bool) -> Result<ExitCode> {
             }
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
         };
-        let len = f.metadata()?.len();
-        if len < offset {
-            // Rewritten by the cap: continue after the last bytes we printed, if still there.
-            let mut all = Vec::new();
-            f.read_to_end(&mut all)?;
-            offset = match (!last.is_empty()).then(|| all.windows(last.len()).rposition(|w| w == last.as_slice())).flatten() {
-                Some(p) => (p + last.len()) as u64,
-                None => 0,
-            };
-        }
-        f.seek(SeekFrom::Start(offset))?;
-        let mut buf = Vec::new();
-        f.read_to_end(&mut buf)?;
-        if !buf.is_empty() {
-            // Write errors (a closed pipe, `| head`) end the command quietly.
-            if out.write_all(&buf).and_then(|_| out.flush()).is_err() {
-                return Ok(ExitCode::SUCCESS);
-            }
-            offset += buf.len() as u64;
-            last.extend_from_slice(&buf);
-            let keep = last.len().saturating_sub(256);
-            last.drain(..keep);
+        // Write errors (a closed pipe, `| head`) end the command quietly.
+        if !buf.is_empty() && out.write_all(&buf).and_then(|_| out.flush()).is_err() {
+            return Ok(ExitCode::SUCCESS);
         }
         if !follow {
             return Ok(ExitCode::SUCCESS);

@@ -1,14 +1,23 @@
 //! The console's state and how events change it. One owner (the main loop) holds the
 //! [`App`]; events come in through [`App::handle`], which returns the commands to send to
 //! the daemon; drawing (`views::draw`) only reads the state.
+//!
+//! This file holds what is shared by the views (the daemon's snapshot and config index,
+//! the metric store, the popups) and the key dispatch: global keys here, the others to
+//! the focused view. Each view's state and actions are in its own module (`runs`,
+//! `configs`, `curves`, `logs`, `samples`), as an `XState` struct and an `impl App` block.
+use super::config_diff::DiffLine;
+use super::configs::ConfigsState;
+use super::curves::CurvesState;
 use super::event::{Cmd, Event};
 use super::keys::{Action, Keymap};
-use super::store::{Store, XAxis};
+use super::logs::LogsState;
+use super::resources::ResourceSnapshot;
+use super::runs::RunsState;
+use super::samples::SamplesState;
+use super::store::Store;
 use super::theme::Theme;
-use crate::rundir::JobKind;
-use crate::supervisor::pipeline::Pipeline;
-use crate::supervisor::protocol::{AddTask, ConfigEntry, ConfigIndex, Snapshot, TaskView};
-use crate::supervisor::state::TaskState;
+use crate::supervisor::protocol::{ConfigIndex, Snapshot, TaskView};
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -46,40 +55,6 @@ impl View {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SortKey {
-    Id,
-    State,
-    Name,
-    Progress,
-}
-
-impl SortKey {
-    pub fn next(self) -> SortKey {
-        match self {
-            SortKey::Id => SortKey::State,
-            SortKey::State => SortKey::Name,
-            SortKey::Name => SortKey::Progress,
-            SortKey::Progress => SortKey::Id,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            SortKey::Id => "id",
-            SortKey::State => "state",
-            SortKey::Name => "name",
-            SortKey::Progress => "progress",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Smoothing {
-    Off,
-    Ema,
-    Moving,
-}
-
 #[derive(Clone, Debug, PartialEq)]
 pub enum InputPurpose {
     RunsFilter,
@@ -111,80 +86,6 @@ pub enum Popup {
     },
 }
 
-/// A line of the config diff: a key and its value in run A and run B (`None`: absent).
-#[derive(Clone, Debug, PartialEq)]
-pub struct DiffLine {
-    pub key: String,
-    pub a: Option<String>,
-    pub b: Option<String>,
-}
-
-#[derive(Default)]
-pub struct RunsState {
-    pub selected: usize,
-    pub sort: Option<SortKey>,
-    pub filter: String,
-    pub marked: BTreeSet<u64>,
-    /// A run pinned as the baseline: always among the curves, drawn bold.
-    pub baseline: Option<u64>,
-}
-
-#[derive(Default)]
-pub struct LogsState {
-    pub task: Option<u64>,
-    pub stderr: bool,
-    pub follow: bool,
-    pub lines: Vec<String>,
-    /// Index of the first line shown when not following.
-    pub top: usize,
-    pub search: String,
-    /// The line of the current match.
-    pub current: Option<usize>,
-    /// (file, length) of what `lines` holds.
-    loaded: Option<(PathBuf, u64)>,
-}
-
-#[derive(Default)]
-pub struct ConfigsState {
-    pub selected: usize,
-    pub marked: BTreeSet<PathBuf>,
-}
-
-pub struct CurvesState {
-    pub smoothing: Smoothing,
-    /// EMA weight in [0, 0.999].
-    pub ema_weight: f64,
-    pub window: usize,
-    pub log_y: BTreeSet<String>,
-    pub x_axis: XAxis,
-    /// Visible part of the full x range, as fractions.
-    pub zoom: (f64, f64),
-    pub focus: usize,
-    /// Cursor position as a fraction of the visible x range.
-    pub cursor: Option<f64>,
-    pub filter: String,
-    /// Runs of one config (same config hash, two or more) drawn as their mean with a
-    /// min-max band.
-    pub group_mean: bool,
-}
-
-impl Default for CurvesState {
-    fn default() -> CurvesState {
-        CurvesState {
-            smoothing: Smoothing::Ema,
-            ema_weight: 0.6,
-            window: 10,
-            log_y: BTreeSet::new(),
-            x_axis: XAxis::Step,
-            zoom: (0.0, 1.0),
-            focus: 0,
-            cursor: None,
-            filter: String::new(),
-            group_mean: false,
-        }
-    }
-}
-
 pub struct App {
     pub home: PathBuf,
     pub view: View,
@@ -195,26 +96,23 @@ pub struct App {
     pub size: (u16, u16),
     pub snapshot: Option<Snapshot>,
     pub daemon_error: Option<String>,
-    pub configs: Option<ConfigIndex>,
+    /// `cfg/` as the daemon watches it: every config file and its validation.
+    pub config_index: Option<ConfigIndex>,
+    /// The metric series of the daemon's run folders.
     pub store: Store,
-    pub runs: RunsState,
-    pub logs: LogsState,
-    pub cfgs: ConfigsState,
-    pub curves: CurvesState,
     pub popups: Vec<Popup>,
     /// The last command outcome or hint, shown in the bottom line.
     pub message: String,
     pub quit: bool,
-    /// Decimated curves by everything they depend on (see views::curves).
-    pub decim: super::views::curves::DecimCache,
-    /// The samples view's state and image thread (see views::samples).
-    pub samples: super::views::samples::SamplesState,
     /// The latest resources sample (the runs view's resources panel).
-    pub resources: super::resources::ResourceSnapshot,
+    pub resources: ResourceSnapshot,
+    // Each view's state (the modules of the same names).
+    pub runs: RunsState,
+    pub configs: ConfigsState,
+    pub curves: CurvesState,
+    pub logs: LogsState,
+    pub samples: SamplesState,
 }
-
-/// Log bytes kept from the end of a log file.
-const LOG_TAIL_BYTES: u64 = 512 * 1024;
 
 impl App {
     pub fn new(home: &Path, keys: Keymap, theme: Theme) -> App {
@@ -227,18 +125,17 @@ impl App {
             size: (80, 24),
             snapshot: None,
             daemon_error: None,
-            configs: None,
+            config_index: None,
             store: Store::default(),
-            runs: RunsState::default(),
-            logs: LogsState { follow: true, ..LogsState::default() },
-            cfgs: ConfigsState::default(),
-            curves: CurvesState::default(),
             popups: Vec::new(),
             message: String::new(),
             quit: false,
-            decim: Default::default(),
-            samples: Default::default(),
-            resources: Default::default(),
+            resources: ResourceSnapshot::default(),
+            runs: RunsState::default(),
+            configs: ConfigsState::default(),
+            curves: CurvesState::default(),
+            logs: LogsState::default(),
+            samples: SamplesState::default(),
         }
     }
 
@@ -283,67 +180,6 @@ impl App {
         }
     }
 
-    /// Tasks after the runs view's filter and sort.
-    pub fn visible_tasks(&self) -> Vec<&TaskView> {
-        let f = self.runs.filter.to_lowercase();
-        let mut v: Vec<&TaskView> = self
-            .tasks()
-            .iter()
-            .filter(|t| {
-                f.is_empty()
-                    || App::task_name(t).to_lowercase().contains(&f)
-                    || t.task.job.as_str().contains(&f)
-                    || t.task.state.name().contains(&f)
-                    || t.task.group.to_lowercase().contains(&f)
-                    || t.task.run_id.to_lowercase().contains(&f)
-            })
-            .collect();
-        match self.runs.sort {
-            None | Some(SortKey::Id) => v.sort_by_key(|t| t.task.id),
-            Some(SortKey::State) => v.sort_by_key(|t| (state_rank(t.task.state), t.task.id)),
-            Some(SortKey::Name) => v.sort_by_key(|t| (App::task_name(t), t.task.id)),
-            Some(SortKey::Progress) => v.sort_by(|a, b| {
-                let p = |t: &TaskView| t.status.as_ref().and_then(|s| s.progress()).unwrap_or(-1.0);
-                p(b).total_cmp(&p(a)).then(a.task.id.cmp(&b.task.id))
-            }),
-        }
-        v
-    }
-
-    pub fn selected_task(&self) -> Option<&TaskView> {
-        let v = self.visible_tasks();
-        v.get(self.runs.selected.min(v.len().saturating_sub(1))).copied()
-    }
-
-    /// The runs the curves view shows: the marked ones, else the selected one; and the
-    /// baseline.
-    pub fn shown_runs(&self) -> Vec<&TaskView> {
-        let mut v: Vec<&TaskView> = if !self.runs.marked.is_empty() {
-            self.tasks().iter().filter(|t| self.runs.marked.contains(&t.task.id)).collect()
-        } else {
-            self.selected_task().into_iter().collect()
-        };
-        if let Some(b) = self.runs.baseline.and_then(|b| self.task(b)) {
-            if !v.iter().any(|t| t.task.id == b.task.id) {
-                v.push(b);
-            }
-        }
-        v.sort_by_key(|t| t.task.id);
-        v
-    }
-
-    /// The config files in tree order.
-    pub fn config_files(&self) -> Vec<&ConfigEntry> {
-        let mut v: Vec<&ConfigEntry> = self.configs.as_ref().map(|c| c.files.iter().collect()).unwrap_or_default();
-        v.sort_by(|a, b| a.rel.cmp(&b.rel));
-        v
-    }
-
-    pub fn selected_config(&self) -> Option<&ConfigEntry> {
-        let v = self.config_files();
-        v.get(self.cfgs.selected.min(v.len().saturating_sub(1))).copied()
-    }
-
     /// Apply an event; returns the commands for the daemon.
     pub fn handle(&mut self, ev: Event) -> Vec<Cmd> {
         match ev {
@@ -370,7 +206,7 @@ impl App {
                 self.sync_store();
                 self.poll_data();
             }
-            Event::Configs(c) => self.configs = Some(c),
+            Event::ConfigIndex(c) => self.config_index = Some(c),
             Event::DaemonError(e) => self.daemon_error = Some(e),
             Event::Message(m) => self.message = m,
         }
@@ -404,62 +240,15 @@ impl App {
             if !(t.task.state.is_active() || t.status.is_none()) {
                 continue;
             }
-            let p = t.task.run_dir.join(crate::rundir::STATUS_FILE);
-            if let Ok(bytes) = std::fs::read(&p) {
-                if let Ok(s) = serde_json::from_slice::<crate::rundir::Status>(&bytes) {
-                    t.status = Some(s);
-                }
+            // Unreadable or half-written: keep what we had.
+            if let Ok(Some(s)) = crate::rundir::read_status(&t.task.run_dir) {
+                t.status = Some(s);
             }
         }
     }
 
-    /// Recompute smoothed series whose data or smoothing changed.
-    pub fn refresh_smoothing(&mut self) {
-        let key = match self.curves.smoothing {
-            Smoothing::Off => None,
-            Smoothing::Ema => Some((1u8, self.curves.ema_weight.to_bits())),
-            Smoothing::Moving => Some((2u8, self.curves.window as u64)),
-        };
-        for run in self.store.runs.values_mut() {
-            for s in run.tags.values_mut() {
-                let fresh = s.smoothed_for == key && (key.is_none() || s.smoothed.len() == s.values.len());
-                if fresh {
-                    continue;
-                }
-                s.smoothed = match key {
-                    None => Vec::new(),
-                    Some((1, _)) => crate::plot::series::ema_debiased(&s.values, self.curves.ema_weight),
-                    Some(_) => crate::plot::series::moving_average(&s.values, self.curves.window),
-                };
-                s.smooth_blocks = super::store::Blocks::of(&s.smoothed);
-                s.smoothed_for = key;
-            }
-        }
-    }
-
-    fn log_path(&self) -> Option<PathBuf> {
-        let id = self.logs.task?;
-        let t = self.task(id)?;
-        let rel = if self.logs.stderr { crate::rundir::STDERR_LOG } else { crate::rundir::STDOUT_LOG };
-        Some(t.task.run_dir.join(rel))
-    }
-
-    /// Re-read the end of the followed log when it changed.
-    pub fn reload_log(&mut self) {
-        let Some(path) = self.log_path() else {
-            self.logs.lines.clear();
-            self.logs.loaded = None;
-            return;
-        };
-        let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        if self.logs.loaded.as_ref() == Some(&(path.clone(), len)) {
-            return;
-        }
-        self.logs.lines = read_tail_lines(&path, LOG_TAIL_BYTES);
-        self.logs.loaded = Some((path, len));
-    }
-
-    fn page(&self) -> usize {
+    /// Rows moved by page up / page down.
+    pub(super) fn page(&self) -> usize {
         (self.size.1 as usize).saturating_sub(6).max(1)
     }
 
@@ -536,25 +325,14 @@ impl App {
                     self.jump_match(true, true);
                 }
             }
-            InputPurpose::QueueConfig(_) | InputPurpose::QueueFake => {
-                if done {
-                    let parsed = match purpose {
-                        InputPurpose::QueueConfig(path) => parse_queue_form(&text, Some(path)),
-                        _ => parse_queue_form(&text, None).map(|t| AddTask { job: Some(JobKind::FakeRun), ..t }),
-                    };
-                    return match parsed {
-                        Ok(t) => vec![Cmd::Add(t)],
-                        Err(e) => {
-                            self.message = format!("error: {e}");
-                            Vec::new()
-                        }
-                    };
-                }
-            }
+            InputPurpose::QueueConfig(config) if done => return self.submit_queue_form(&text, Some(config)),
+            InputPurpose::QueueFake if done => return self.submit_queue_form(&text, None),
+            InputPurpose::QueueConfig(_) | InputPurpose::QueueFake => {}
         }
         Vec::new()
     }
 
+    /// Global keys here; the others go to the focused view.
     fn on_action(&mut self, a: Action) -> Vec<Cmd> {
         use Action::*;
         match a {
@@ -570,7 +348,13 @@ impl App {
                 let n = VIEWS.len();
                 self.view = VIEWS[if a == NextView { (i + 1) % n } else { (i + n - 1) % n }];
             }
-            Up | Down | PageUp | PageDown | Top | Bottom => self.move_selection(a),
+            Up | Down | PageUp | PageDown | Top | Bottom => match self.view {
+                View::Runs => self.runs_move(a),
+                View::Configs => self.configs_move(a),
+                View::Curves => self.curves_move(a),
+                View::Logs => self.logs_move(a),
+                View::Samples => self.samples_move(a),
+            },
             Back => {
                 if self.view == View::Curves && self.curves.cursor.is_some() {
                     self.curves.cursor = Option::None;
@@ -582,458 +366,26 @@ impl App {
                 return match self.view {
                     View::Runs => self.runs_action(a),
                     View::Configs => self.configs_action(a),
-                    View::Curves => {
-                        self.curves_action(a);
-                        Vec::new()
-                    }
-                    View::Logs => {
-                        self.logs_action(a);
-                        Vec::new()
-                    }
-                    View::Samples => {
-                        self.scrub(a);
-                        Vec::new()
-                    }
+                    View::Curves => self.curves_action(a),
+                    View::Logs => self.logs_action(a),
+                    View::Samples => self.samples_action(a),
                 }
             }
         }
         Vec::new()
     }
-
-    fn move_selection(&mut self, a: Action) {
-        let page = self.page();
-        let step = |cur: usize, len: usize| -> usize {
-            let last = len.saturating_sub(1);
-            match a {
-                Action::Up => cur.saturating_sub(1),
-                Action::Down => (cur + 1).min(last),
-                Action::PageUp => cur.saturating_sub(page),
-                Action::PageDown => (cur + page).min(last),
-                Action::Top => 0,
-                _ => last,
-            }
-        };
-        match self.view {
-            View::Runs => {
-                let n = self.visible_tasks().len();
-                self.runs.selected = step(self.runs.selected.min(n.saturating_sub(1)), n);
-            }
-            View::Configs => {
-                let n = self.config_files().len();
-                self.cfgs.selected = step(self.cfgs.selected.min(n.saturating_sub(1)), n);
-            }
-            View::Curves => {
-                let n = self.curve_tags().len();
-                self.curves.focus = step(self.curves.focus.min(n.saturating_sub(1)), n);
-            }
-            View::Logs => {
-                let n = self.logs.lines.len();
-                let cur = if self.logs.follow { n.saturating_sub(page) } else { self.logs.top };
-                self.logs.top = step(cur, n);
-                // Leaving the end stops following; Bottom resumes it.
-                self.logs.follow = a == Action::Bottom;
-            }
-            // Up/down pick the tag; home/end go to the first / newest step.
-            View::Samples => match a {
-                Action::Top | Action::Bottom => self.scrub(a),
-                _ => {
-                    let n = self.sample_tags().len();
-                    let old = self.samples.tag;
-                    self.samples.tag = step(self.samples.tag.min(n.saturating_sub(1)), n);
-                    if self.samples.tag != old {
-                        self.samples.step = None;
-                    }
-                }
-            },
-        }
-    }
-
-    fn open_logs(&mut self) {
-        if let Some(t) = self.selected_task() {
-            if self.logs.task != Some(t.task.id) {
-                self.logs.task = Some(t.task.id);
-                self.logs.follow = true;
-                self.logs.current = None;
-            }
-        }
-        self.view = View::Logs;
-        self.reload_log();
-    }
-
-    fn runs_action(&mut self, a: Action) -> Vec<Cmd> {
-        let Some(t) = self.selected_task() else {
-            if a == Action::Filter {
-                self.popups.push(Popup::Input {
-                    purpose: InputPurpose::RunsFilter,
-                    prompt: "filter runs".into(),
-                    text: self.runs.filter.clone(),
-                });
-            } else if a == Action::Sort {
-                self.runs.sort = Some(self.runs.sort.unwrap_or(SortKey::Id).next());
-            }
-            return Vec::new();
-        };
-        let (id, state, name) = (t.task.id, t.task.state, App::task_name(t));
-        match a {
-            Action::Kill => {
-                if state.is_active() {
-                    self.popups.push(Popup::Confirm {
-                        question: format!("kill task {id} ({name})? It saves a checkpoint first. [y/N]"),
-                        cmd: Cmd::Kill(id),
-                    });
-                } else {
-                    self.message = format!("task {id} is {}, not running", state.name());
-                }
-            }
-            Action::Pause => return vec![Cmd::Pause(id)],
-            Action::Resume => return vec![Cmd::Resume(id)],
-            Action::Restart => self.popups.push(Popup::Confirm {
-                question: format!("restart task {id} ({name}) from scratch in a new run folder? [y/N]"),
-                cmd: Cmd::Restart(id),
-            }),
-            Action::ResumeRun => return vec![Cmd::ResumeRun(id)],
-            Action::Remove => self.popups.push(Popup::Confirm {
-                question: format!("remove task {id} ({name}) from the list? Its run folder stays. [y/N]"),
-                cmd: Cmd::Remove(id),
-            }),
-            Action::FollowLogs => self.open_logs(),
-            Action::Sort => self.runs.sort = Some(self.runs.sort.unwrap_or(SortKey::Id).next()),
-            Action::Filter => self.popups.push(Popup::Input {
-                purpose: InputPurpose::RunsFilter,
-                prompt: "filter runs".into(),
-                text: self.runs.filter.clone(),
-            }),
-            Action::Mark => {
-                if !self.runs.marked.remove(&id) {
-                    self.runs.marked.insert(id);
-                }
-                self.move_selection(Action::Down);
-            }
-            Action::ShowCurves => self.view = View::Curves,
-            Action::Baseline => {
-                self.runs.baseline = if self.runs.baseline == Some(id) { None } else { Some(id) };
-            }
-            Action::ConfigDiff => self.open_config_diff(),
-            _ => {}
-        }
-        Vec::new()
-    }
-
-    /// The two runs to diff: the two marked ones, or the one marked and the selected one.
-    fn diff_pair(&self) -> Option<(u64, u64)> {
-        let m: Vec<u64> = self.runs.marked.iter().copied().collect();
-        match (m.as_slice(), self.selected_task()) {
-            ([a, b], _) => Some((*a, *b)),
-            ([a], Some(s)) if s.task.id != *a => Some((*a, s.task.id)),
-            _ => None,
-        }
-    }
-
-    fn open_config_diff(&mut self) {
-        let Some((a, b)) = self.diff_pair() else {
-            self.message = "mark two runs (space) to diff their configs".into();
-            return;
-        };
-        let read = |id: u64| -> Result<serde_yaml_ng::Value, String> {
-            let t = self.task(id).ok_or(format!("no task {id}"))?;
-            // The resolved copy the worker wrote, else the snapshot taken at queue time.
-            let candidates = [t.task.run_dir.join(crate::rundir::CONFIG_FILE), t.task.run_dir.join(crate::rundir::CONFIG_SNAPSHOT_FILE)];
-            let path = candidates.iter().find(|p| p.is_file()).ok_or(format!("task {id} has no config in {}", t.task.run_dir.display()))?;
-            let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
-        };
-        match (read(a), read(b)) {
-            (Ok(va), Ok(vb)) => {
-                let lines = config_diff(&va, &vb);
-                let title = format!(" config diff: task {a} | task {b} ({} differences) ", lines.len());
-                self.message.clear();
-                self.popups.push(Popup::Text { title, lines, top: 0 });
-            }
-            (Err(e), _) | (_, Err(e)) => self.message = format!("error: {e}"),
-        }
-    }
-
-    fn configs_action(&mut self, a: Action) -> Vec<Cmd> {
-        match a {
-            Action::Rescan => return vec![Cmd::Rescan],
-            Action::Mark => {
-                if let Some(c) = self.selected_config() {
-                    let p = c.path.clone();
-                    if !self.cfgs.marked.remove(&p) {
-                        self.cfgs.marked.insert(p);
-                    }
-                    self.move_selection(Action::Down);
-                }
-            }
-            Action::Queue => match self.selected_config() {
-                Some(c) if c.ok => {
-                    let path = c.path.clone();
-                    self.popups.push(Popup::Input {
-                        purpose: InputPurpose::QueueConfig(path),
-                        prompt: format!("queue {}: GROUP [AFTER_ID...] [any:ID...] [-- ARGS]", c.rel),
-                        text: "default".into(),
-                    });
-                }
-                Some(c) => self.message = format!("{} does not validate: {}", c.rel, c.diagnostics.first().cloned().unwrap_or_default()),
-                None => {}
-            },
-            Action::QueueFake => self.popups.push(Popup::Input {
-                purpose: InputPurpose::QueueFake,
-                prompt: "queue a fake-run: GROUP [AFTER_ID...] [any:ID...] [-- ARGS]".into(),
-                text: "default -- --steps 200 --step-ms 100".into(),
-            }),
-            Action::QueuePipeline => match self.pipeline_from_marks() {
-                Ok(p) => {
-                    let q = format!(
-                        "queue finetune {} -> train {}{} (each after the previous succeeds)? [y/N]",
-                        rel_name(&p.pretrain),
-                        rel_name(&p.train),
-                        p.eval.as_ref().map(|e| format!(" -> eval {}", rel_name(e))).unwrap_or_default()
-                    );
-                    self.popups.push(Popup::Confirm { question: q, cmd: Cmd::Pipeline(p) });
-                }
-                Err(e) => self.message = format!("pipeline: {e}"),
-            },
-            _ => {}
-        }
-        Vec::new()
-    }
-
-    /// A pipeline from the marked configs: one `pretrain`, one `train`, at most one `eval`.
-    pub fn pipeline_from_marks(&self) -> Result<Pipeline, String> {
-        let marked: Vec<&ConfigEntry> = self.config_files().into_iter().filter(|c| self.cfgs.marked.contains(&c.path)).collect();
-        let pick = |job: &str| -> Result<Option<PathBuf>, String> {
-            let v: Vec<&&ConfigEntry> = marked.iter().filter(|c| c.job.map(JobKind::as_str) == Some(job)).collect();
-            match v.len() {
-                0 => Ok(None),
-                1 => Ok(Some(v[0].path.clone())),
-                _ => Err(format!("{} marked configs are {job} jobs; mark one", v.len())),
-            }
-        };
-        if let Some(bad) = marked.iter().find(|c| !c.ok) {
-            return Err(format!("{} does not validate", bad.rel));
-        }
-        let pretrain =
-            pick("pretrain")?.ok_or("mark a pretrain (finetuning) config, a train config and optionally an eval config (space)")?;
-        let train = pick("train")?.ok_or("mark a train config too")?;
-        Ok(Pipeline { pretrain, train, eval: pick("eval")?, group: None, label: None })
-    }
-
-    /// Metric tags of the shown runs, filtered.
-    pub fn curve_tags(&self) -> Vec<String> {
-        let mut tags = BTreeSet::new();
-        for t in self.shown_runs() {
-            if let Some(r) = self.store.get(&t.task.run_dir) {
-                tags.extend(r.tags.keys().cloned());
-            }
-        }
-        let f = self.curves.filter.to_lowercase();
-        tags.into_iter().filter(|t| f.is_empty() || t.to_lowercase().contains(&f)).collect()
-    }
-
-    fn curves_action(&mut self, a: Action) {
-        let c = &mut self.curves;
-        let width = c.zoom.1 - c.zoom.0;
-        match a {
-            Action::Smoothing => {
-                c.smoothing = match c.smoothing {
-                    Smoothing::Off => Smoothing::Ema,
-                    Smoothing::Ema => Smoothing::Moving,
-                    Smoothing::Moving => Smoothing::Off,
-                }
-            }
-            Action::SmoothMore => match c.smoothing {
-                Smoothing::Ema => c.ema_weight = (c.ema_weight + 0.1).min(0.99),
-                Smoothing::Moving => c.window = (c.window * 2).min(100_000),
-                Smoothing::Off => c.smoothing = Smoothing::Ema,
-            },
-            Action::SmoothLess => match c.smoothing {
-                Smoothing::Ema => c.ema_weight = (c.ema_weight - 0.1).max(0.0),
-                Smoothing::Moving => c.window = (c.window / 2).max(1),
-                Smoothing::Off => {}
-            },
-            Action::XAxis => c.x_axis = c.x_axis.next(),
-            Action::ZoomIn => {
-                let centre = c.zoom.0 + width * c.cursor.unwrap_or(0.5);
-                let w = (width / 2.0).max(1e-6);
-                c.zoom = clamp_window(centre - w * c.cursor.unwrap_or(0.5), w);
-            }
-            Action::ZoomOut => {
-                let centre = c.zoom.0 + width * 0.5;
-                let w = (width * 2.0).min(1.0);
-                c.zoom = clamp_window(centre - w / 2.0, w);
-            }
-            Action::PanLeft => c.zoom = clamp_window(c.zoom.0 - width * 0.2, width),
-            Action::PanRight => c.zoom = clamp_window(c.zoom.0 + width * 0.2, width),
-            Action::ZoomReset => c.zoom = (0.0, 1.0),
-            Action::Cursor => c.cursor = if c.cursor.is_some() { None } else { Some(0.5) },
-            Action::CursorLeft => c.cursor = Some((c.cursor.unwrap_or(0.5) - 0.02).max(0.0)),
-            Action::CursorRight => c.cursor = Some((c.cursor.unwrap_or(0.5) + 0.02).min(1.0)),
-            Action::Filter => {
-                self.popups.push(Popup::Input { purpose: InputPurpose::CurvesFilter, prompt: "filter tags".into(), text: c.filter.clone() })
-            }
-            Action::GroupMean => c.group_mean = !c.group_mean,
-            Action::LogY => {
-                if let Some(tag) = self.curve_tags().get(self.curves.focus).cloned() {
-                    if !self.curves.log_y.remove(&tag) {
-                        self.curves.log_y.insert(tag);
-                    }
-                }
-            }
-            _ => {}
-        }
-        self.refresh_smoothing();
-    }
-
-    fn logs_action(&mut self, a: Action) {
-        match a {
-            Action::Search => self.popups.push(Popup::Input {
-                purpose: InputPurpose::LogSearch,
-                prompt: "search logs".into(),
-                text: self.logs.search.clone(),
-            }),
-            Action::NextMatch => self.jump_match(true, false),
-            Action::PrevMatch => self.jump_match(false, false),
-            Action::Follow => self.logs.follow = !self.logs.follow,
-            Action::ToggleStderr => {
-                self.logs.stderr = !self.logs.stderr;
-                self.reload_log();
-            }
-            _ => {}
-        }
-    }
-
-    /// Move to the next (or previous) line containing the search text.
-    fn jump_match(&mut self, forward: bool, from_start_of_view: bool) {
-        let needle = self.logs.search.to_lowercase();
-        if needle.is_empty() {
-            return;
-        }
-        let n = self.logs.lines.len();
-        let from = match (self.logs.current, from_start_of_view) {
-            (Some(c), false) => c,
-            _ => {
-                if forward {
-                    n.saturating_sub(self.page()).saturating_sub(1)
-                } else {
-                    n
-                }
-            }
-        };
-        let found = if forward {
-            (from + 1..n).chain(0..=from.min(n.saturating_sub(1))).find(|&i| self.logs.lines[i].to_lowercase().contains(&needle))
-        } else {
-            (0..from.min(n)).rev().chain((from.min(n)..n).rev()).find(|&i| self.logs.lines[i].to_lowercase().contains(&needle))
-        };
-        match found {
-            Some(i) => {
-                self.logs.current = Some(i);
-                self.logs.follow = false;
-                self.logs.top = i.saturating_sub(self.page() / 2);
-                self.message.clear();
-            }
-            None => self.message = format!("not found: {}", self.logs.search),
-        }
-    }
 }
 
-/// Flatten a YAML document to `A.B.C -> value` (lists indexed `A.0`).
-pub fn flatten_yaml(v: &serde_yaml_ng::Value, prefix: &str, out: &mut std::collections::BTreeMap<String, String>) {
-    use serde_yaml_ng::Value;
-    let key = |k: &str| if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
-    match v {
-        Value::Mapping(m) => {
-            for (k, v) in m {
-                let k = match k {
-                    Value::String(s) => s.clone(),
-                    other => serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_string(),
-                };
-                flatten_yaml(v, &key(&k), out);
-            }
-        }
-        Value::Sequence(s) => {
-            for (i, v) in s.iter().enumerate() {
-                flatten_yaml(v, &key(&i.to_string()), out);
-            }
-        }
-        Value::Tagged(t) => flatten_yaml(&t.value, prefix, out),
-        other => {
-            out.insert(prefix.to_string(), serde_yaml_ng::to_string(other).unwrap_or_default().trim().to_string());
-        }
+/// Where a list cursor at `cur` among `len` items goes on a movement key (`page` items
+/// a page); the views share this rule.
+pub(super) fn moved(a: Action, cur: usize, len: usize, page: usize) -> usize {
+    let last = len.saturating_sub(1);
+    match a {
+        Action::Up => cur.saturating_sub(1),
+        Action::Down => (cur + 1).min(last),
+        Action::PageUp => cur.saturating_sub(page),
+        Action::PageDown => (cur + page).min(last),
+        Action::Top => 0,
+        _ => last,
     }
-}
-
-/// The keys whose values differ between two configs, sorted.
-pub fn config_diff(a: &serde_yaml_ng::Value, b: &serde_yaml_ng::Value) -> Vec<DiffLine> {
-    let (mut fa, mut fb) = (Default::default(), Default::default());
-    flatten_yaml(a, "", &mut fa);
-    flatten_yaml(b, "", &mut fb);
-    let keys: BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
-    keys.into_iter()
-        .filter(|k| fa.get(*k) != fb.get(*k))
-        .map(|k| DiffLine { key: k.clone(), a: fa.get(k).cloned(), b: fb.get(k).cloned() })
-        .collect()
-}
-
-fn clamp_window(lo: f64, w: f64) -> (f64, f64) {
-    let w = w.clamp(1e-6, 1.0);
-    let lo = lo.clamp(0.0, 1.0 - w);
-    (lo, lo + w)
-}
-
-fn state_rank(s: TaskState) -> u8 {
-    match s {
-        TaskState::Running => 0,
-        TaskState::Paused => 1,
-        TaskState::Queued => 2,
-        TaskState::Held => 3,
-        _ => 4,
-    }
-}
-
-fn rel_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
-}
-
-/// `GROUP [ID...] [any:ID...] [-- ARGS...]` -> a task for `config`.
-pub fn parse_queue_form(text: &str, config: Option<&Path>) -> Result<AddTask, String> {
-    let all: Vec<&str> = text.split_whitespace().collect();
-    let (head, args) = match all.iter().position(|w| *w == "--") {
-        Some(i) => (&all[..i], &all[i + 1..]),
-        None => (&all[..], &all[..0]),
-    };
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    let mut words = head.iter().copied();
-    let group = words.next().map(str::to_string);
-    let mut after = Vec::new();
-    let mut after_any = Vec::new();
-    for w in words {
-        let (list, n) = match w.strip_prefix("any:") {
-            Some(n) => (&mut after_any, n),
-            None => (&mut after, w),
-        };
-        list.push(n.parse::<u64>().map_err(|_| format!("{w:?} is not a task id (GROUP [ID...] [any:ID...])"))?);
-    }
-    Ok(AddTask { config: config.map(Path::to_path_buf), group, after, after_any, args, ..AddTask::default() })
-}
-
-/// The last lines of a file within its last `max` bytes (lossy UTF-8; a missing file is empty).
-pub fn read_tail_lines(path: &Path, max: u64) -> Vec<String> {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else { return Vec::new() };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let start = len.saturating_sub(max);
-    if f.seek(SeekFrom::Start(start)).is_err() {
-        return Vec::new();
-    }
-    let mut buf = Vec::new();
-    if f.read_to_end(&mut buf).is_err() {
-        return Vec::new();
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let mut lines: Vec<String> = text.lines().map(|l| l.replace('\t', "    ")).collect();
-    if start > 0 && !lines.is_empty() {
-        lines.remove(0); // a partial first line
-    }
-    lines
 }

@@ -18,7 +18,8 @@ pub enum Event {
     /// The timer (Unix seconds now): poll run folders and logs, age columns.
     Tick(f64),
     Snapshot(Box<Snapshot>),
-    Configs(ConfigIndex),
+    /// The daemon's index of `cfg/` (after every change).
+    ConfigIndex(ConfigIndex),
     /// The daemon cannot be reached (the console keeps trying).
     DaemonError(String),
     /// The outcome of a command, for the status line.
@@ -156,9 +157,9 @@ pub fn spawn_daemon_watch(paths: Paths, first: Option<Client>, tx: Sender<Event>
                 let s = c.status()?;
                 let r = s.rev;
                 if rev != Some(r) {
-                    let configs = c.configs(false)?;
+                    let config_index = c.configs(false)?;
                     let _ = tx.send(Event::Snapshot(Box::new(s)));
-                    let _ = tx.send(Event::Configs(configs));
+                    let _ = tx.send(Event::ConfigIndex(config_index));
                 }
                 Ok(r)
             })();

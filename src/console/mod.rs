@@ -1,18 +1,28 @@
 //! `clipgan console`: the terminal UI. A client of the daemon (control) and a reader of
 //! run folders (data); quitting it or losing the terminal changes nothing in the daemon.
 //!
-//! Layout: `app` (the state and how events change it), `event` (typed events, commands,
-//! the threads around the app), `keys` / `theme` (user files), `store` (metric series per
-//! run, tailed), `views` (drawing, a pure function of the state).
+//! Layout: `app` (the one owner of the state: what the views share, events in, commands
+//! out, key dispatch, popups), one module per view with its state and actions (`runs`,
+//! `configs`, `curves`, `logs`, `samples`), their helpers (`config_diff`, `queue_form`),
+//! `event` (typed events, commands, the threads around the app), `keys` / `theme` (user
+//! files), `store` (metric series per run, tailed), `views` (drawing only, a pure
+//! function of the state), `images` / `resources` (image previews in the terminal, the
+//! resources panel's sampler).
 pub mod app;
+pub mod config_diff;
+pub mod configs;
+pub mod curves;
 pub mod event;
+pub mod images;
 pub mod keys;
+pub mod logs;
+pub mod queue_form;
+pub mod resources;
+pub mod runs;
+pub mod samples;
 pub mod store;
 pub mod theme;
 pub mod views;
-// Image previews in the terminal and the resource panel (src/console/{images,resources}.rs).
-pub mod images;
-pub mod resources;
 
 use crate::supervisor::client::Client;
 use crate::supervisor::Paths;
@@ -28,9 +38,9 @@ pub const TICK: Duration = Duration::from_millis(1000);
 /// The app for a home with the user's keys and theme.
 pub fn new_app(home: &Path) -> Result<app::App> {
     let dir = keys::user_dir();
-    let km = keys::Keymap::load(&dir)?;
-    let th = theme::Theme::load(&dir)?;
-    Ok(app::App::new(home, km, th))
+    let keymap = keys::Keymap::load(&dir)?;
+    let theme = theme::Theme::load(&dir)?;
+    Ok(app::App::new(home, keymap, theme))
 }
 
 /// Write the default `keys.yml` and `theme.yml` into the user folder (existing files are
@@ -62,7 +72,7 @@ pub fn run_on(home: &Path, focus: &[u64]) -> Result<()> {
     let snap = first.status()?;
     app.handle(event::Event::Snapshot(Box::new(snap)));
     if let Ok(c) = first.configs(false) {
-        app.handle(event::Event::Configs(c));
+        app.handle(event::Event::ConfigIndex(c));
     }
     app.focus(focus);
     if !focus.is_empty() {

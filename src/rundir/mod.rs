@@ -1,9 +1,10 @@
 //! The run folder: the one contract between workers, the daemon and the console.
 //! Format documented in docs/run-format.md.
 mod format;
+pub mod logs;
 mod reader;
 mod writer;
 
 pub use format::*;
-pub use reader::{list_run_dirs, read_metrics, read_samples, JsonlTail, MetricsRead, MetricsTail, SamplesTail};
+pub use reader::{config_file, list_run_dirs, read_metrics, read_samples, read_status, JsonlTail, MetricsRead, MetricsTail, SamplesTail};
 pub use writer::{JsonlWriter, RunDir, RunWriter};

@@ -1,6 +1,8 @@
 //! The reading side of the run folder: tolerant, incremental readers for the JSON-lines
-//! files (used by the console, `clipgan plot`, the daemon and the tests).
-use super::format::{MetricEvent, SampleEvent, METRICS_FILE, SAMPLES_INDEX};
+//! files (used by the console, `clipgan plot`, the daemon and the tests), the status and
+//! which file holds the config. Logs are read with `rundir::logs`.
+use super::format::{MetricEvent, SampleEvent, Status, CONFIG_FILE, CONFIG_SNAPSHOT_FILE, METRICS_FILE, SAMPLES_INDEX, STATUS_FILE};
+use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use std::io::{Read, Seek, SeekFrom};
 use std::marker::PhantomData;
@@ -121,6 +123,26 @@ pub fn read_samples(run_dir: &Path) -> std::io::Result<Vec<SampleEvent>> {
     SamplesTail::new(&run_dir.join(SAMPLES_INDEX)).poll()
 }
 
+/// A run folder's `status.json`; `Ok(None)` when there is none yet. An unreadable or
+/// corrupt file is an error naming it.
+pub fn read_status(run_dir: &Path) -> Result<Option<Status>> {
+    let path = run_dir.join(STATUS_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .with_context(|| format!("{} is not valid: the file is corrupt or from another program", path.display()))
+}
+
+/// The file holding a run's config: the resolved copy the worker wrote (`config.yml`),
+/// else the raw file as it was when the run was queued; `None` when there is neither.
+pub fn config_file(run_dir: &Path) -> Option<PathBuf> {
+    [CONFIG_FILE, CONFIG_SNAPSHOT_FILE].iter().map(|f| run_dir.join(f)).find(|p| p.is_file())
+}
+
 /// The run folders under `runs_root` (those with a `run.json`), sorted by name (which
 /// starts with the creation time).
 pub fn list_run_dirs(runs_root: &Path) -> std::io::Result<Vec<PathBuf>> {
@@ -138,4 +160,33 @@ pub fn list_run_dirs(runs_root: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rundir::RunState;
+
+    #[test]
+    fn read_status_missing_valid_and_corrupt() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(read_status(d.path()).unwrap(), None);
+        let s = Status { step: 7, ..Status::new(RunState::Running) };
+        std::fs::write(d.path().join(STATUS_FILE), serde_json::to_vec(&s).unwrap()).unwrap();
+        let read = read_status(d.path()).unwrap().unwrap();
+        assert_eq!((read.state, read.step), (RunState::Running, 7));
+        std::fs::write(d.path().join(STATUS_FILE), b"{\"state\": \"runn").unwrap();
+        let e = format!("{:#}", read_status(d.path()).unwrap_err());
+        assert!(e.contains(STATUS_FILE) && e.contains("not valid"), "{e}");
+    }
+
+    #[test]
+    fn config_file_prefers_the_resolved_copy() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(config_file(d.path()), None);
+        std::fs::write(d.path().join(CONFIG_SNAPSHOT_FILE), "a: 1\n").unwrap();
+        assert_eq!(config_file(d.path()), Some(d.path().join(CONFIG_SNAPSHOT_FILE)));
+        std::fs::write(d.path().join(CONFIG_FILE), "a: 2\n").unwrap();
+        assert_eq!(config_file(d.path()), Some(d.path().join(CONFIG_FILE)));
+    }
 }

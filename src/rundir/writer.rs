@@ -115,10 +115,7 @@ impl RunDir {
 
     /// The status file; `Ok(None)` when there is none yet.
     pub fn status(&self) -> Result<Option<Status>> {
-        if !self.file(STATUS_FILE).exists() {
-            return Ok(None);
-        }
-        self.read_json(STATUS_FILE).map(Some)
+        super::reader::read_status(&self.path)
     }
 
     pub fn write_status(&self, status: &Status) -> Result<()> {

@@ -328,11 +328,9 @@ pub fn launch(paths: &Paths, exe: &Path) -> Result<()> {
     }
 }
 
+/// What the daemon wrote to its log from `offset` on (the first 8 KiB; empty when that
+/// is not UTF-8).
 fn log_since(path: &Path, offset: u64) -> String {
-    let mut s = String::new();
-    if let Ok(mut f) = std::fs::File::open(path) {
-        let _ = f.seek(SeekFrom::Start(offset));
-        let _ = f.take(8192).read_to_string(&mut s);
-    }
-    s.trim_end().to_string()
+    let bytes = crate::rundir::logs::read_from(path, offset, 8192);
+    String::from_utf8(bytes).unwrap_or_default().trim_end().to_string()
 }

@@ -61,7 +61,7 @@ pub fn run(a: ConsoleBench) -> Result<ExitCode> {
     for i in 0..a.runs {
         let rd = home.join(format!("runs/run{i}"));
         std::fs::create_dir_all(&rd)?;
-        std::os::unix::fs::symlink(&file, rd.join("metrics.jsonl"))?;
+        std::os::unix::fs::symlink(&file, rd.join(crate::rundir::METRICS_FILE))?;
         tasks.push(serde_json::json!({"id": i + 1, "job": "fake-run", "group": "default", "state": "finished", "run_id": format!("run{i}"), "run_dir": rd, "queued_at": 1.8e9}));
     }
     let snap = serde_json::from_value(
@@ -107,7 +107,7 @@ pub fn run(a: ConsoleBench) -> Result<ExitCode> {
     for i in 0..a.frames {
         // A view change (pan by a little) each frame: every curve is decimated again.
         app.curves.zoom = (0.0, 1.0 - 0.001 * (i % 10) as f64);
-        app.decim.clear();
+        app.curves.decimated.clear();
         let t = Instant::now();
         term.draw(|f| crate::console::views::draw(f, &app))?;
         cold.push(t.elapsed().as_secs_f64() * 1e3);

@@ -30,11 +30,11 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             }
             last_dir = Some(dir.clone());
         }
-        if i == app.cfgs.selected.min(files.len().saturating_sub(1)) {
+        if i == app.configs.selected.min(files.len().saturating_sub(1)) {
             selected_row = Some(items.len());
         }
         let indent = if dir.is_empty() { "" } else { "  " };
-        let mark = if app.cfgs.marked.contains(&c.path) { "●" } else { " " };
+        let mark = if app.configs.marked.contains(&c.path) { "●" } else { " " };
         let (state, style) = if c.ok {
             let warn = !c.diagnostics.is_empty();
             (
@@ -50,7 +50,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             Span::styled(state, style),
         ])));
     }
-    let title = match &app.configs {
+    let title = match &app.config_index {
         Some(c) => format!(" cfg/ ({} files, {}) ", c.files.len(), c.watch),
         None => " cfg/ (waiting for the daemon) ".into(),
     };
@@ -79,8 +79,8 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         let shown = d.strip_prefix(&format!("{}/", app.home.display())).unwrap_or(d);
         lines.push(Line::styled(shown.to_string(), style));
     }
-    if !app.cfgs.marked.is_empty() {
-        lines.push(Line::styled(format!("{} marked (P queues the pipeline)", app.cfgs.marked.len()), Style::new().fg(t.dim)));
+    if !app.configs.marked.is_empty() {
+        lines.push(Line::styled(format!("{} marked (P queues the pipeline)", app.configs.marked.len()), Style::new().fg(t.dim)));
     }
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block.title(" validation ")), detail_area);
 }

@@ -1,175 +1,24 @@
-//! The curves view: a grid of charts, one per metric tag of the shown runs (marked runs,
-//! else the selected one). Every frame draws only what the columns can show: per chart
-//! and run, M4 decimation (`plot::series`) of the visible x range to the chart's braille
-//! columns, so a spike of one step stays visible and the full data is never dropped.
-//! Smoothing (debiased EMA or moving average) is drawn over the raw curve in a faint
-//! colour; log-y per chart; y range clipped to ignore outliers while keeping every series
-//! in view; x by step, wall time or relative time; zoom, pan and a cursor with exact values.
+//! The curves view's drawing: a grid of charts, one per metric tag of the shown runs
+//! (marked runs, else the selected one), the legend, and the cursor read-out. Each chart
+//! draws its runs' curves as `console::curves` decimated them (M4 over the visible x
+//! range to the chart's braille columns, so a spike of one step stays visible), the
+//! smoothed curve over the raw one in a faint colour, log-y per chart, the y range
+//! clipped to ignore outliers while keeping every series in view, NaN/Inf marks, group
+//! means with their min-max band.
 use super::{human_duration, num};
-use crate::console::app::{App, Smoothing};
-use crate::console::store::{m4_sorted_in, ColumnSpans, Series, XAxis};
-use crate::plot::series::{log10_or_nan, m4_decimate, robust_range};
+use crate::console::app::App;
+use crate::console::curves::{nearest, RunCurve, Smoothing};
+use crate::console::store::XAxis;
+use crate::plot::series::{log10_or_nan, robust_range};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph};
 use ratatui::Frame;
-use std::collections::HashMap;
-use std::path::PathBuf;
-use std::rc::Rc;
 
 /// Fraction of points ignored at each end when choosing the y range.
 const Y_CLIP: f64 = 0.01;
-
-/// A decimated curve, cached by everything it depends on (so an unchanged chart costs
-/// no pass over the data).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct DecimKey {
-    run: PathBuf,
-    tag: String,
-    version: u64,
-    axis: u8,
-    x0: u64,
-    x1: u64,
-    columns: usize,
-    smoothing: Option<(u8, u64)>,
-}
-
-#[derive(Debug, Default)]
-pub struct Decimated {
-    pub raw: Vec<(f64, f64)>,
-    pub smooth: Vec<(f64, f64)>,
-    pub non_finite_x: Vec<f64>,
-}
-
-/// The decimation cache (owned by the app; cleared when it grows large).
-#[derive(Default)]
-pub struct DecimCache {
-    map: std::cell::RefCell<HashMap<DecimKey, Rc<Decimated>>>,
-}
-
-impl DecimCache {
-    pub fn clear(&self) {
-        self.map.borrow_mut().clear();
-    }
-}
-
-fn axis_id(a: XAxis) -> u8 {
-    match a {
-        XAxis::Step => 0,
-        XAxis::Wall => 1,
-        XAxis::Relative => 2,
-    }
-}
-
-/// One run's curve for one chart, ready to draw (x already shifted for relative time).
-pub struct RunCurve {
-    pub id: u64,
-    pub baseline: bool,
-    pub color: Color,
-    pub name: String,
-    pub d: Rc<Decimated>,
-}
-
-/// Decimate a series over [x0, x1] (in the axis's shown coordinates) to `columns`.
-pub fn decimate(
-    app: &App,
-    run: &PathBuf,
-    version: u64,
-    tag: &str,
-    s: &Series,
-    origin: f64,
-    x0: f64,
-    x1: f64,
-    columns: usize,
-) -> Rc<Decimated> {
-    let axis = app.curves.x_axis;
-    let key = DecimKey {
-        run: run.clone(),
-        tag: tag.to_string(),
-        version,
-        axis: axis_id(axis),
-        x0: x0.to_bits(),
-        x1: x1.to_bits(),
-        columns,
-        smoothing: s.smoothed_for,
-    };
-    if let Some(d) = app.decim.map.borrow().get(&key) {
-        return d.clone();
-    }
-    let xs = s.xs(axis);
-    let sorted = s.sorted(axis);
-    // Sorted x (the usual case): the block summaries spare a pass over every point.
-    // The columns' index ranges, found once for the raw and the smoothed values.
-    let spans = sorted.then(|| ColumnSpans::of(xs, x0 + origin, x1 + origin, columns));
-    let m4 = |ys: &[f64], blocks: &crate::console::store::Blocks| {
-        if let Some(spans) = &spans {
-            m4_sorted_in(xs, ys, blocks, spans)
-        } else {
-            m4_decimate(xs, ys, x0 + origin, x1 + origin, columns, false)
-        }
-    };
-    let raw = m4(&s.values, &s.raw_blocks);
-    let shift = |v: Vec<(f64, f64)>| -> Vec<(f64, f64)> { v.into_iter().map(|(x, y)| (x - origin, y)).collect() };
-    let smooth = if s.smoothed.len() == s.values.len() && !s.smoothed.is_empty() {
-        shift(m4(&s.smoothed, &s.smooth_blocks).points)
-    } else {
-        Vec::new()
-    };
-    let d = Rc::new(Decimated { raw: shift(raw.points), smooth, non_finite_x: raw.non_finite_x.into_iter().map(|x| x - origin).collect() });
-    let mut map = app.decim.map.borrow_mut();
-    if map.len() > 512 {
-        map.clear();
-    }
-    map.insert(key, d.clone());
-    d
-}
-
-/// The full x range of a tag over the shown runs, in shown coordinates.
-pub fn full_range(app: &App, tag: &str) -> Option<(f64, f64)> {
-    let axis = app.curves.x_axis;
-    let mut r: Option<(f64, f64)> = None;
-    for t in app.shown_runs() {
-        let Some(run) = app.store.get(&t.task.run_dir) else { continue };
-        let Some(s) = run.tags.get(tag) else { continue };
-        let Some((lo, hi)) = s.bounds(axis) else { continue };
-        let o = run.x_origin(axis);
-        r = Some(match r {
-            None => (lo - o, hi - o),
-            Some((a, b)) => (a.min(lo - o), b.max(hi - o)),
-        });
-    }
-    r
-}
-
-/// The visible x range of a tag (zoom applied).
-pub fn visible_range(app: &App, tag: &str) -> Option<(f64, f64)> {
-    let (lo, hi) = full_range(app, tag)?;
-    let w = hi - lo;
-    if w <= 0.0 {
-        return Some((lo - 0.5, hi + 0.5));
-    }
-    Some((lo + app.curves.zoom.0 * w, lo + app.curves.zoom.1 * w))
-}
-
-pub fn curves_for(app: &App, tag: &str, x0: f64, x1: f64, columns: usize) -> Vec<RunCurve> {
-    let axis = app.curves.x_axis;
-    let mut out = Vec::new();
-    for t in app.shown_runs() {
-        let Some(run) = app.store.get(&t.task.run_dir) else { continue };
-        let Some(s) = run.tags.get(tag) else { continue };
-        let d = decimate(app, &run.run_dir, run.version, tag, s, run.x_origin(axis), x0, x1, columns);
-        out.push(RunCurve {
-            id: t.task.id,
-            baseline: app.runs.baseline == Some(t.task.id),
-            color: app.theme.run_color(t.task.id),
-            name: App::task_name(t),
-            d,
-        });
-    }
-    out
-}
 
 fn x_label(app: &App, x: f64) -> String {
     match app.curves.x_axis {
@@ -254,23 +103,23 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, tag: &str, focused: bool) ->
     let title = format!(" {tag}{} ", if log_y { " (log)" } else { "" });
     let border = if focused { Style::new().fg(t.accent).add_modifier(Modifier::BOLD) } else { Style::new().fg(t.border) };
     let block = Block::new().borders(Borders::ALL).border_style(border).title(title);
-    let Some((x0, x1)) = visible_range(app, tag) else {
+    let Some((x0, x1)) = app.visible_range(tag) else {
         f.render_widget(block, area);
         return String::new();
     };
     // Braille: two dots per cell across; the y labels take about 8 cells.
     let columns = (area.width.saturating_sub(10) as usize * 2).max(1);
-    let groups = if app.curves.group_mean { config_groups(app) } else { Vec::new() };
+    let groups = if app.curves.group_mean { app.config_groups() } else { Vec::new() };
     let grouped: Vec<u64> = groups.iter().flat_map(|g| g.iter().map(|t| t.task.id)).collect();
-    let curves: Vec<RunCurve> = curves_for(app, tag, x0, x1, columns).into_iter().filter(|c| !grouped.contains(&c.id)).collect();
+    let curves: Vec<RunCurve> = app.curves_for(tag, x0, x1, columns).into_iter().filter(|c| !grouped.contains(&c.id)).collect();
     let ty = |y: f64| if log_y { log10_or_nan(y) } else { y };
     let tf = |v: &[(f64, f64)]| -> Vec<(f64, f64)> { v.iter().map(|&(x, y)| (x, ty(y))).filter(|p| p.1.is_finite()).collect() };
     let smoothing_on = app.curves.smoothing != Smoothing::Off;
     let mut raw: Vec<Vec<(f64, f64)>> = Vec::new();
     let mut smooth: Vec<Vec<(f64, f64)>> = Vec::new();
     for c in &curves {
-        raw.push(tf(&c.d.raw));
-        smooth.push(tf(&c.d.smooth));
+        raw.push(tf(&c.decimated.raw));
+        smooth.push(tf(&c.decimated.smoothed));
     }
     // The y range from the drawn lines (smoothed when smoothing is on, else raw).
     let ys: Vec<Vec<f64>> = curves
@@ -285,7 +134,7 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, tag: &str, focused: bool) ->
     let bands: Vec<(Color, [Vec<(f64, f64)>; 3])> = groups
         .iter()
         .map(|g| {
-            let [m, lo, hi] = group_band(app, tag, g, x0, x1, (columns / 2).max(1));
+            let [m, lo, hi] = app.group_band(tag, g, x0, x1, (columns / 2).max(1));
             (app.theme.run_color(g[0].task.id), [tf(&m), tf(&lo), tf(&hi)])
         })
         .collect();
@@ -302,7 +151,7 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, tag: &str, focused: bool) ->
         None => (0.0, 1.0),
     };
     // Non-finite values: a mark at the top edge of the chart.
-    let nan_marks: Vec<Vec<(f64, f64)>> = curves.iter().map(|c| c.d.non_finite_x.iter().map(|&x| (x, y1)).collect()).collect();
+    let nan_marks: Vec<Vec<(f64, f64)>> = curves.iter().map(|c| c.decimated.non_finite_x.iter().map(|&x| (x, y1)).collect()).collect();
     let cursor_x = app.curves.cursor.filter(|_| focused).map(|c| x0 + c * (x1 - x0));
     let cursor_line: Vec<(f64, f64)> = cursor_x.map(|x| vec![(x, y0), (x, y1)]).unwrap_or_default();
     let mut datasets = Vec::new();
@@ -366,79 +215,4 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, tag: &str, focused: bool) ->
         }
     }
     parts.join("  ")
-}
-
-/// Shown runs of one config (same config hash), two or more per group, by first id.
-pub fn config_groups(app: &App) -> Vec<Vec<&crate::supervisor::protocol::TaskView>> {
-    let mut by: std::collections::BTreeMap<&str, Vec<&crate::supervisor::protocol::TaskView>> = Default::default();
-    for t in app.shown_runs() {
-        if let Some(h) = t.task.config_hash.as_deref() {
-            by.entry(h).or_default().push(t);
-        }
-    }
-    let mut v: Vec<_> = by.into_values().filter(|g| g.len() >= 2).collect();
-    v.sort_by_key(|g| g[0].task.id);
-    v
-}
-
-/// A group's mean curve and its min-max band over [x0, x1] in `columns` columns: per
-/// column each run's mean (of its smoothed values when smoothing is on), then the mean,
-/// min and max of those over the runs that have points there.
-pub fn group_band(
-    app: &App,
-    tag: &str,
-    runs: &[&crate::supervisor::protocol::TaskView],
-    x0: f64,
-    x1: f64,
-    columns: usize,
-) -> [Vec<(f64, f64)>; 3] {
-    let axis = app.curves.x_axis;
-    let mut per_col: Vec<Vec<f64>> = vec![Vec::new(); columns];
-    for t in runs {
-        let Some(run) = app.store.get(&t.task.run_dir) else { continue };
-        let Some(s) = run.tags.get(tag) else { continue };
-        let o = run.x_origin(axis);
-        let ys = if s.smoothed.len() == s.values.len() && !s.smoothed.is_empty() { &s.smoothed } else { &s.values };
-        let mut sum = vec![0.0; columns];
-        let mut n = vec![0u32; columns];
-        for (x, y) in s.xs(axis).iter().zip(ys) {
-            let x = x - o;
-            if x < x0 || x > x1 || !y.is_finite() {
-                continue;
-            }
-            let c = crate::plot::series::column_of(x, x0, x1, columns);
-            sum[c] += y;
-            n[c] += 1;
-        }
-        for c in 0..columns {
-            if n[c] > 0 {
-                per_col[c].push(sum[c] / n[c] as f64);
-            }
-        }
-    }
-    let mut out = [Vec::new(), Vec::new(), Vec::new()];
-    for (c, v) in per_col.iter().enumerate() {
-        if v.is_empty() {
-            continue;
-        }
-        let x = x0 + (c as f64 + 0.5) / columns as f64 * (x1 - x0);
-        out[0].push((x, v.iter().sum::<f64>() / v.len() as f64));
-        out[1].push((x, v.iter().copied().fold(f64::INFINITY, f64::min)));
-        out[2].push((x, v.iter().copied().fold(f64::NEG_INFINITY, f64::max)));
-    }
-    out
-}
-
-/// Index of the x nearest to `x`.
-pub fn nearest(xs: &[f64], x: f64, sorted: bool) -> Option<usize> {
-    if xs.is_empty() {
-        return None;
-    }
-    if sorted {
-        let i = xs.partition_point(|&v| v < x);
-        let cands = [i.checked_sub(1), (i < xs.len()).then_some(i)];
-        cands.into_iter().flatten().min_by(|&a, &b| (xs[a] - x).abs().total_cmp(&(xs[b] - x).abs()))
-    } else {
-        (0..xs.len()).filter(|&i| xs[i].is_finite()).min_by(|&a, &b| (xs[a] - x).abs().total_cmp(&(xs[b] - x).abs()))
-    }
 }

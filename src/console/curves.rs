@@ -1,0 +1,414 @@
+//! The curves view's state and actions, and what its drawing reads: the shown runs and
+//! their metric tags, smoothing (debiased EMA or moving average, recomputed when the
+//! data or the setting changes), log-y per chart, the x axis, zoom, pan and the cursor;
+//! per chart and run the M4 decimation of the visible x range to the chart's columns,
+//! cached ([`DecimationCache`]) so an unchanged frame costs no pass over the data; the
+//! mean and min-max band of runs of one config. Drawn by `views::curves`.
+use super::app::{moved, App, InputPurpose, Popup};
+use super::event::Cmd;
+use super::keys::Action;
+use super::store::{m4_sorted_in, Blocks, ColumnSpans, Series, XAxis};
+use crate::plot::series::m4_decimate;
+use crate::supervisor::protocol::TaskView;
+use ratatui::style::Color;
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Smoothing {
+    Off,
+    Ema,
+    Moving,
+}
+
+pub struct CurvesState {
+    pub smoothing: Smoothing,
+    /// EMA weight in [0, 0.999].
+    pub ema_weight: f64,
+    pub window: usize,
+    pub log_y: BTreeSet<String>,
+    pub x_axis: XAxis,
+    /// Visible part of the full x range, as fractions.
+    pub zoom: (f64, f64),
+    /// Index into [`App::curve_tags`] of the focused chart.
+    pub focus: usize,
+    /// Cursor position as a fraction of the visible x range.
+    pub cursor: Option<f64>,
+    pub filter: String,
+    /// Runs of one config (same config hash, two or more) drawn as their mean with a
+    /// min-max band.
+    pub group_mean: bool,
+    /// Decimated curves by everything they depend on (filled while drawing).
+    pub decimated: DecimationCache,
+}
+
+impl Default for CurvesState {
+    fn default() -> CurvesState {
+        CurvesState {
+            smoothing: Smoothing::Ema,
+            ema_weight: 0.6,
+            window: 10,
+            log_y: BTreeSet::new(),
+            x_axis: XAxis::Step,
+            zoom: (0.0, 1.0),
+            focus: 0,
+            cursor: None,
+            filter: String::new(),
+            group_mean: false,
+            decimated: DecimationCache::default(),
+        }
+    }
+}
+
+/// What a decimated curve depends on (so an unchanged chart costs no pass over the data).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct DecimationKey {
+    run: PathBuf,
+    tag: String,
+    version: u64,
+    axis: u8,
+    x0: u64,
+    x1: u64,
+    columns: usize,
+    smoothing: Option<(u8, u64)>,
+}
+
+/// A curve decimated to a chart's columns, in shown x coordinates.
+#[derive(Debug, Default)]
+pub struct Decimated {
+    pub raw: Vec<(f64, f64)>,
+    pub smoothed: Vec<(f64, f64)>,
+    pub non_finite_x: Vec<f64>,
+}
+
+/// The decimated curves the drawing asked for (cleared when it grows large). Drawing
+/// only has `&App`, hence the cell.
+#[derive(Default)]
+pub struct DecimationCache {
+    map: RefCell<HashMap<DecimationKey, Rc<Decimated>>>,
+}
+
+impl DecimationCache {
+    /// The most curves kept before the cache starts over.
+    const MAX_CURVES: usize = 512;
+
+    pub fn clear(&self) {
+        self.map.borrow_mut().clear();
+    }
+}
+
+fn axis_id(a: XAxis) -> u8 {
+    match a {
+        XAxis::Step => 0,
+        XAxis::Wall => 1,
+        XAxis::Relative => 2,
+    }
+}
+
+/// One run's curve for one chart, ready to draw (x already shifted for relative time).
+pub struct RunCurve {
+    pub id: u64,
+    pub baseline: bool,
+    pub color: Color,
+    pub name: String,
+    pub decimated: Rc<Decimated>,
+}
+
+impl App {
+    /// The runs the curves view shows: the marked ones, else the selected one; and the
+    /// baseline.
+    pub fn shown_runs(&self) -> Vec<&TaskView> {
+        let mut v: Vec<&TaskView> = if !self.runs.marked.is_empty() {
+            self.tasks().iter().filter(|t| self.runs.marked.contains(&t.task.id)).collect()
+        } else {
+            self.selected_task().into_iter().collect()
+        };
+        if let Some(b) = self.runs.baseline.and_then(|b| self.task(b)) {
+            if !v.iter().any(|t| t.task.id == b.task.id) {
+                v.push(b);
+            }
+        }
+        v.sort_by_key(|t| t.task.id);
+        v
+    }
+
+    /// Metric tags of the shown runs, filtered.
+    pub fn curve_tags(&self) -> Vec<String> {
+        let mut tags = BTreeSet::new();
+        for t in self.shown_runs() {
+            if let Some(r) = self.store.get(&t.task.run_dir) {
+                tags.extend(r.tags.keys().cloned());
+            }
+        }
+        let f = self.curves.filter.to_lowercase();
+        tags.into_iter().filter(|t| f.is_empty() || t.to_lowercase().contains(&f)).collect()
+    }
+
+    pub(super) fn curves_move(&mut self, a: Action) {
+        let n = self.curve_tags().len();
+        self.curves.focus = moved(a, self.curves.focus.min(n.saturating_sub(1)), n, self.page());
+    }
+
+    pub(super) fn curves_action(&mut self, a: Action) -> Vec<Cmd> {
+        let c = &mut self.curves;
+        let width = c.zoom.1 - c.zoom.0;
+        match a {
+            Action::Smoothing => {
+                c.smoothing = match c.smoothing {
+                    Smoothing::Off => Smoothing::Ema,
+                    Smoothing::Ema => Smoothing::Moving,
+                    Smoothing::Moving => Smoothing::Off,
+                }
+            }
+            Action::SmoothMore => match c.smoothing {
+                Smoothing::Ema => c.ema_weight = (c.ema_weight + 0.1).min(0.99),
+                Smoothing::Moving => c.window = (c.window * 2).min(100_000),
+                Smoothing::Off => c.smoothing = Smoothing::Ema,
+            },
+            Action::SmoothLess => match c.smoothing {
+                Smoothing::Ema => c.ema_weight = (c.ema_weight - 0.1).max(0.0),
+                Smoothing::Moving => c.window = (c.window / 2).max(1),
+                Smoothing::Off => {}
+            },
+            Action::XAxis => c.x_axis = c.x_axis.next(),
+            Action::ZoomIn => {
+                let centre = c.zoom.0 + width * c.cursor.unwrap_or(0.5);
+                let w = (width / 2.0).max(1e-6);
+                c.zoom = clamp_window(centre - w * c.cursor.unwrap_or(0.5), w);
+            }
+            Action::ZoomOut => {
+                let centre = c.zoom.0 + width * 0.5;
+                let w = (width * 2.0).min(1.0);
+                c.zoom = clamp_window(centre - w / 2.0, w);
+            }
+            Action::PanLeft => c.zoom = clamp_window(c.zoom.0 - width * 0.2, width),
+            Action::PanRight => c.zoom = clamp_window(c.zoom.0 + width * 0.2, width),
+            Action::ZoomReset => c.zoom = (0.0, 1.0),
+            Action::Cursor => c.cursor = if c.cursor.is_some() { None } else { Some(0.5) },
+            Action::CursorLeft => c.cursor = Some((c.cursor.unwrap_or(0.5) - 0.02).max(0.0)),
+            Action::CursorRight => c.cursor = Some((c.cursor.unwrap_or(0.5) + 0.02).min(1.0)),
+            Action::Filter => {
+                self.popups.push(Popup::Input { purpose: InputPurpose::CurvesFilter, prompt: "filter tags".into(), text: c.filter.clone() })
+            }
+            Action::GroupMean => c.group_mean = !c.group_mean,
+            Action::LogY => {
+                if let Some(tag) = self.curve_tags().get(self.curves.focus).cloned() {
+                    if !self.curves.log_y.remove(&tag) {
+                        self.curves.log_y.insert(tag);
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.refresh_smoothing();
+        Vec::new()
+    }
+
+    /// Recompute smoothed series whose data or smoothing changed.
+    pub fn refresh_smoothing(&mut self) {
+        let key = match self.curves.smoothing {
+            Smoothing::Off => None,
+            Smoothing::Ema => Some((1u8, self.curves.ema_weight.to_bits())),
+            Smoothing::Moving => Some((2u8, self.curves.window as u64)),
+        };
+        for run in self.store.runs.values_mut() {
+            for s in run.tags.values_mut() {
+                let fresh = s.smoothed_for == key && (key.is_none() || s.smoothed.len() == s.values.len());
+                if fresh {
+                    continue;
+                }
+                s.smoothed = match key {
+                    None => Vec::new(),
+                    Some((1, _)) => crate::plot::series::ema_debiased(&s.values, self.curves.ema_weight),
+                    Some(_) => crate::plot::series::moving_average(&s.values, self.curves.window),
+                };
+                s.smooth_blocks = Blocks::of(&s.smoothed);
+                s.smoothed_for = key;
+            }
+        }
+    }
+
+    /// Decimate a series over [x0, x1] (in the axis's shown coordinates) to `columns`,
+    /// from the cache when nothing it depends on changed.
+    #[allow(clippy::too_many_arguments)]
+    pub fn decimate(
+        &self,
+        run: &Path,
+        version: u64,
+        tag: &str,
+        s: &Series,
+        origin: f64,
+        x0: f64,
+        x1: f64,
+        columns: usize,
+    ) -> Rc<Decimated> {
+        let axis = self.curves.x_axis;
+        let key = DecimationKey {
+            run: run.to_path_buf(),
+            tag: tag.to_string(),
+            version,
+            axis: axis_id(axis),
+            x0: x0.to_bits(),
+            x1: x1.to_bits(),
+            columns,
+            smoothing: s.smoothed_for,
+        };
+        let cache = &self.curves.decimated;
+        if let Some(d) = cache.map.borrow().get(&key) {
+            return d.clone();
+        }
+        let xs = s.xs(axis);
+        let sorted = s.sorted(axis);
+        // Sorted x (the usual case): the block summaries spare a pass over every point.
+        // The columns' index ranges, found once for the raw and the smoothed values.
+        let spans = sorted.then(|| ColumnSpans::of(xs, x0 + origin, x1 + origin, columns));
+        let m4 = |ys: &[f64], blocks: &Blocks| {
+            if let Some(spans) = &spans {
+                m4_sorted_in(xs, ys, blocks, spans)
+            } else {
+                m4_decimate(xs, ys, x0 + origin, x1 + origin, columns, false)
+            }
+        };
+        let raw = m4(&s.values, &s.raw_blocks);
+        let shift = |v: Vec<(f64, f64)>| -> Vec<(f64, f64)> { v.into_iter().map(|(x, y)| (x - origin, y)).collect() };
+        let smoothed = if s.smoothed.len() == s.values.len() && !s.smoothed.is_empty() {
+            shift(m4(&s.smoothed, &s.smooth_blocks).points)
+        } else {
+            Vec::new()
+        };
+        let d = Rc::new(Decimated {
+            raw: shift(raw.points),
+            smoothed,
+            non_finite_x: raw.non_finite_x.into_iter().map(|x| x - origin).collect(),
+        });
+        let mut map = cache.map.borrow_mut();
+        if map.len() > DecimationCache::MAX_CURVES {
+            map.clear();
+        }
+        map.insert(key, d.clone());
+        d
+    }
+
+    /// The full x range of a tag over the shown runs, in shown coordinates.
+    pub fn full_range(&self, tag: &str) -> Option<(f64, f64)> {
+        let axis = self.curves.x_axis;
+        let mut r: Option<(f64, f64)> = None;
+        for t in self.shown_runs() {
+            let Some(run) = self.store.get(&t.task.run_dir) else { continue };
+            let Some(s) = run.tags.get(tag) else { continue };
+            let Some((lo, hi)) = s.bounds(axis) else { continue };
+            let o = run.x_origin(axis);
+            r = Some(match r {
+                None => (lo - o, hi - o),
+                Some((a, b)) => (a.min(lo - o), b.max(hi - o)),
+            });
+        }
+        r
+    }
+
+    /// The visible x range of a tag (zoom applied).
+    pub fn visible_range(&self, tag: &str) -> Option<(f64, f64)> {
+        let (lo, hi) = self.full_range(tag)?;
+        let w = hi - lo;
+        if w <= 0.0 {
+            return Some((lo - 0.5, hi + 0.5));
+        }
+        Some((lo + self.curves.zoom.0 * w, lo + self.curves.zoom.1 * w))
+    }
+
+    /// Each shown run's curve of `tag` over [x0, x1], decimated to `columns`.
+    pub fn curves_for(&self, tag: &str, x0: f64, x1: f64, columns: usize) -> Vec<RunCurve> {
+        let axis = self.curves.x_axis;
+        let mut out = Vec::new();
+        for t in self.shown_runs() {
+            let Some(run) = self.store.get(&t.task.run_dir) else { continue };
+            let Some(s) = run.tags.get(tag) else { continue };
+            let decimated = self.decimate(&run.run_dir, run.version, tag, s, run.x_origin(axis), x0, x1, columns);
+            out.push(RunCurve {
+                id: t.task.id,
+                baseline: self.runs.baseline == Some(t.task.id),
+                color: self.theme.run_color(t.task.id),
+                name: App::task_name(t),
+                decimated,
+            });
+        }
+        out
+    }
+
+    /// Shown runs of one config (same config hash), two or more per group, by first id.
+    pub fn config_groups(&self) -> Vec<Vec<&TaskView>> {
+        let mut by: BTreeMap<&str, Vec<&TaskView>> = BTreeMap::new();
+        for t in self.shown_runs() {
+            if let Some(h) = t.task.config_hash.as_deref() {
+                by.entry(h).or_default().push(t);
+            }
+        }
+        let mut v: Vec<_> = by.into_values().filter(|g| g.len() >= 2).collect();
+        v.sort_by_key(|g| g[0].task.id);
+        v
+    }
+
+    /// A group's mean curve and its min-max band over [x0, x1] in `columns` columns: per
+    /// column each run's mean (of its smoothed values when smoothing is on), then the
+    /// mean, min and max of those over the runs that have points there.
+    pub fn group_band(&self, tag: &str, runs: &[&TaskView], x0: f64, x1: f64, columns: usize) -> [Vec<(f64, f64)>; 3] {
+        let axis = self.curves.x_axis;
+        let mut per_col: Vec<Vec<f64>> = vec![Vec::new(); columns];
+        for t in runs {
+            let Some(run) = self.store.get(&t.task.run_dir) else { continue };
+            let Some(s) = run.tags.get(tag) else { continue };
+            let o = run.x_origin(axis);
+            let ys = if s.smoothed.len() == s.values.len() && !s.smoothed.is_empty() { &s.smoothed } else { &s.values };
+            let mut sum = vec![0.0; columns];
+            let mut n = vec![0u32; columns];
+            for (x, y) in s.xs(axis).iter().zip(ys) {
+                let x = x - o;
+                if x < x0 || x > x1 || !y.is_finite() {
+                    continue;
+                }
+                let c = crate::plot::series::column_of(x, x0, x1, columns);
+                sum[c] += y;
+                n[c] += 1;
+            }
+            for c in 0..columns {
+                if n[c] > 0 {
+                    per_col[c].push(sum[c] / n[c] as f64);
+                }
+            }
+        }
+        let mut out = [Vec::new(), Vec::new(), Vec::new()];
+        for (c, v) in per_col.iter().enumerate() {
+            if v.is_empty() {
+                continue;
+            }
+            let x = x0 + (c as f64 + 0.5) / columns as f64 * (x1 - x0);
+            out[0].push((x, v.iter().sum::<f64>() / v.len() as f64));
+            out[1].push((x, v.iter().copied().fold(f64::INFINITY, f64::min)));
+            out[2].push((x, v.iter().copied().fold(f64::NEG_INFINITY, f64::max)));
+        }
+        out
+    }
+}
+
+/// The window [lo, lo + w] moved and shrunk to fit in [0, 1].
+fn clamp_window(lo: f64, w: f64) -> (f64, f64) {
+    let w = w.clamp(1e-6, 1.0);
+    let lo = lo.clamp(0.0, 1.0 - w);
+    (lo, lo + w)
+}
+
+/// Index of the x nearest to `x`.
+pub fn nearest(xs: &[f64], x: f64, sorted: bool) -> Option<usize> {
+    if xs.is_empty() {
+        return None;
+    }
+    if sorted {
+        let i = xs.partition_point(|&v| v < x);
+        let cands = [i.checked_sub(1), (i < xs.len()).then_some(i)];
+        cands.into_iter().flatten().min_by(|&a, &b| (xs[a] - x).abs().total_cmp(&(xs[b] - x).abs()))
+    } else {
+        (0..xs.len()).filter(|&i| xs[i].is_finite()).min_by(|&a, &b| (xs[a] - x).abs().total_cmp(&(xs[b] - x).abs()))
+    }
+}
