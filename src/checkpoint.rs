@@ -118,12 +118,11 @@ pub fn load_var_store(
     let mut unexpected: Vec<&String> = tensors.keys().filter(|k| k.starts_with(prefix) && !used.contains(*k)).collect();
     unexpected.sort();
     if !missing.is_empty() || !misshaped.is_empty() || !unexpected.is_empty() {
-        use crate::train::optim::list;
         bail!(
             "the weights do not match the model:{}{}{}",
-            list("missing", &missing),
-            list("unexpected", &unexpected),
-            list("wrong shape", &misshaped)
+            name_list("missing", &missing),
+            name_list("unexpected", &unexpected),
+            name_list("wrong shape", &misshaped)
         );
     }
     tch::no_grad(|| {
@@ -358,4 +357,14 @@ fn check_format(path: &Path, meta: &BTreeMap<String, String>) -> Result<()> {
 /// resume under a changed config.
 pub fn text_hash(text: &str) -> String {
     format!("{:08x}", crc32fast::hash(text.as_bytes()))
+}
+
+/// ` missing (3): a, b, c` (at most 10 names shown), or nothing for an empty list.
+pub(crate) fn name_list<S: std::fmt::Display>(what: &str, names: &[S]) -> String {
+    if names.is_empty() {
+        return String::new();
+    }
+    let shown: Vec<String> = names.iter().take(10).map(|n| n.to_string()).collect();
+    let more = if names.len() > 10 { format!(", ... ({} more)", names.len() - 10) } else { String::new() };
+    format!("\n  {what} ({}): {}{more}", names.len(), shown.join(", "))
 }

@@ -4,6 +4,7 @@
 //! their moments, and exact resume (method.md §6, §9.7) needs them. The update is
 //! PyTorch's `torch.optim.Adam` / `AdamW` (single-tensor path), checked against PyTorch
 //! in tests/clip_infra.rs.
+use crate::checkpoint;
 use anyhow::{bail, Result};
 use std::collections::{HashMap, HashSet};
 use tch::{Kind, Tensor};
@@ -167,9 +168,9 @@ impl Adam {
         if !missing.is_empty() || !misshaped.is_empty() || !unexpected.is_empty() {
             bail!(
                 "the optimizer state does not match the parameters:{}{}{}",
-                list("missing", &missing),
-                list("unexpected", &unexpected),
-                list("wrong shape", &misshaped)
+                checkpoint::name_list("missing", &missing),
+                checkpoint::name_list("unexpected", &unexpected),
+                checkpoint::name_list("wrong shape", &misshaped)
             );
         }
         tch::no_grad(|| {
@@ -183,16 +184,6 @@ impl Adam {
         });
         Ok(())
     }
-}
-
-/// ` missing (3): a, b, c` (at most 10 names shown), or nothing for an empty list.
-pub(crate) fn list<S: std::fmt::Display>(what: &str, names: &[S]) -> String {
-    if names.is_empty() {
-        return String::new();
-    }
-    let shown: Vec<String> = names.iter().take(10).map(|n| n.to_string()).collect();
-    let more = if names.len() > 10 { format!(", ... ({} more)", names.len() - 10) } else { String::new() };
-    format!("\n  {what} ({}): {}{more}", names.len(), shown.join(", "))
 }
 
 /// Scale the gradients so that their global L2 norm is at most `max_norm` (PyTorch's
