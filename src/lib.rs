@@ -8,6 +8,8 @@ pub mod device;
 pub mod eval;
 pub mod home;
 pub mod jobs;
+#[cfg(test)]
+mod layers;
 pub mod models;
 pub mod plot;
 pub mod rundir;
