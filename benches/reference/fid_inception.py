@@ -9,7 +9,7 @@ torchvision's Inception3), for clipgan's cross-checks and speed comparison.
 `fixture` fills the network with the deterministic synthetic weights of clipgan's
 `eval::inception::fill_synthetic` (parameter i in sorted-name order: sin(0.37 k + i),
 scaled per kind) and records the outputs for deterministic inputs, so
-tests/eval_inception.rs checks the Rust forward without Python.
+tests/eval/inception.rs checks the Rust forward without Python.
 Only torch is needed (no torchvision, numpy or safetensors packages).
 """
 import ctypes, json, math, struct, sys, time

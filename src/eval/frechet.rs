@@ -7,7 +7,7 @@
 //! factor when S1 is positive definite, else `V diag(sqrt(w))` from `S1 = V diag(w) V^T`
 //! (singular covariances: fewer samples than dimensions). Then one eigenvalues-only
 //! symmetric solve: no complex arithmetic and no matrix square root, unlike scipy's
-//! `sqrtm(S1 S2)` that pytorch-fid uses (the same value; tests/eval_metrics.rs checks it
+//! `sqrtm(S1 S2)` that pytorch-fid uses (the same value; tests/eval/metrics.rs checks it
 //! against a direct eigendecomposition of S1 S2).
 use anyhow::{bail, Result};
 use tch::{Kind, Tensor};

@@ -4,7 +4,7 @@
 //! (float16) and cannot choose bf16. libtorch's C++ API can (`set_autocast_dtype`), but
 //! tch does not bind it, so the few functions needed are declared here by their C++
 //! symbol names (libtorch_cpu exports them; c10::DeviceType and c10::ScalarType are
-//! `enum class : int8_t`, passed like `i8`). tests/clip_losses.rs checks the binding on
+//! `enum class : int8_t`, passed like `i8`). tests/models/clip_losses.rs checks the binding on
 //! the CPU (where autocast works the same way): a matmul inside gives bf16.
 use tch::Device;
 

@@ -1,6 +1,6 @@
 //! The finetuning losses (method.md §4): DAMSM word loss, sentence loss (both with
 //! class masks) and NT-Xent. Checked against direct, slow computations in
-//! tests/clip_losses.rs.
+//! tests/models/clip_losses.rs.
 use tch::{Device, Kind, Tensor};
 
 /// Denominator floor of cosine similarities (AttnGAN's `cosine_similarity` eps).

@@ -3,7 +3,7 @@
 //! Our own rather than `tch::nn::Optimizer`: tch's optimizers cannot export or import
 //! their moments, and exact resume (method.md §6, §9.7) needs them. The update is
 //! PyTorch's `torch.optim.Adam` / `AdamW` (single-tensor path), checked against PyTorch
-//! in tests/clip_infra.rs.
+//! in tests/models/clip_infra.rs.
 use crate::checkpoint;
 use anyhow::{bail, Result};
 use std::collections::{HashMap, HashSet};

@@ -1,15 +1,14 @@
 //! The daemon end to end, through the real binary: scheduling, dependencies, retries,
 //! signals, re-adoption after a daemon crash, single daemon per home, peer check, config
 //! validation and snapshots, log caps. Each test has its own CLIPGAN_HOME and kills
-//! everything it started when it ends (supervisor_common::Home's Drop).
-mod supervisor_common;
+//! everything it started when it ends (crate::common::Home's Drop).
 
 use clipgan::rundir::JobKind;
 use clipgan::supervisor::procs::ProcId;
 use clipgan::supervisor::protocol::*;
 use clipgan::supervisor::state::TaskState;
 use std::time::Duration;
-use supervisor_common::*;
+use crate::common::*;
 
 fn state_of(s: &Snapshot, id: u64) -> TaskState {
     task(s, id).task.state

@@ -1,7 +1,6 @@
 //! The DM-GAN training job end to end on tiny synthetic data with a tiny random CLIP
 //! (CPU): run folder contents, exact resume after SIGTERM and SIGKILL, the NaN guard,
 //! dry run and model summary; and in-process checks of a D step and the EMA update.
-mod job_common;
 use clipgan::checkpoint::{self};
 use clipgan::data::synth::{self, SynthConfig};
 use clipgan::jobs::train as train_job;
@@ -9,7 +8,7 @@ use clipgan::models::dmgan::{self, Discriminator, GanConfig};
 use clipgan::rundir::{self, RunState};
 use clipgan::train::gan_step::{self, Nets};
 use clipgan::train::optim::{Adam, ParamGroup};
-use job_common::{assert_same_curve, bin, curve, run_and_kill, status};
+use crate::common::{assert_same_curve, bin, curve, run_and_kill, status};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use tch::{nn, Device, Kind, Tensor};
@@ -22,7 +21,7 @@ fn fixtures() -> &'static (PathBuf, PathBuf) {
         let data = tmp.join("synth");
         synth::generate(&data, &SynthConfig { train: 48, test: 16, size: 64, seed: 5 }).unwrap();
         let clip_file = tmp.join("clip_tiny.safetensors");
-        job_common::save_tiny_clip(&clip_file);
+        crate::common::save_tiny_clip(&clip_file);
         (data, clip_file)
     })
 }

@@ -2,7 +2,6 @@
 //! generators saved as checkpoints (CPU, subprocesses): images, results.json, metrics at
 //! the generator's step, FID/IS reported unavailable without weights, `--snapshots`, and
 //! the missing/unreadable generator errors.
-mod job_common;
 use clipgan::checkpoint::{self, Checkpoint};
 use clipgan::config;
 use clipgan::data::synth::{self, SynthConfig};
@@ -21,7 +20,7 @@ fn fixtures() -> &'static (PathBuf, PathBuf, PathBuf) {
         let data = tmp.join("synth");
         synth::generate(&data, &SynthConfig { train: 8, test: 40, size: 64, seed: 5 }).unwrap();
         let clip_file = tmp.join("clip_tiny.safetensors");
-        job_common::save_tiny_clip(&clip_file);
+        crate::common::save_tiny_clip(&clip_file);
         let cfg = tmp.join("eval.yml");
         std::fs::write(
             &cfg,

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use tch::{nn, Device, Kind, Tensor};
 
 fn reference() -> serde_json::Value {
-    serde_json::from_str(include_str!("fixtures/clip/optim_reference.json")).unwrap()
+    serde_json::from_str(include_str!("../fixtures/clip/optim_reference.json")).unwrap()
 }
 
 fn floats(v: &serde_json::Value) -> Vec<f32> {
