@@ -232,7 +232,6 @@ impl App {
 
     /// Decimate a series over [x0, x1] (in the axis's shown coordinates) to `columns`,
     /// from the cache when nothing it depends on changed.
-    #[allow(clippy::too_many_arguments)]
     pub fn decimate(
         &self,
         run: &Path,

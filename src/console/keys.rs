@@ -257,9 +257,9 @@ impl Key {
             } else {
                 lower
             }
-        } else if named.contains(&lower.as_str()) {
-            lower
-        } else if lower.starts_with('f') && lower[1..].parse::<u8>().is_ok_and(|n| (1..=12).contains(&n)) {
+        } else if named.contains(&lower.as_str())
+            || (lower.starts_with('f') && lower[1..].parse::<u8>().is_ok_and(|n| (1..=12).contains(&n)))
+        {
             lower
         } else {
             bail!("unknown key {s:?}");

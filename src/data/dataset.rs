@@ -299,7 +299,7 @@ fn jpeg_has_end(bytes: &[u8]) -> bool {
 pub fn check_bbox(b: [f32; 4], width: u32, height: u32) -> Result<()> {
     let [x, y, w, h] = b;
     let tol = 2.0;
-    if !(w > 0.0 && h > 0.0) || !b.iter().all(|v| v.is_finite()) {
+    if !b.iter().all(|v| v.is_finite()) || w <= 0.0 || h <= 0.0 {
         bail!("box (x {x}, y {y}, w {w}, h {h}) has no area");
     }
     if x < -tol || y < -tol || x + w > width as f32 + tol || y + h > height as f32 + tol {

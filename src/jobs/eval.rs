@@ -386,7 +386,6 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
 /// CLIP-code statistics of the real test images and, with the FID Inception, their FID
 /// statistics (EVAL.FID_REAL_STATS when given; else computed and saved as
 /// `<run>/fid_real_stats.npz` for reuse).
-#[allow(clippy::too_many_arguments)]
 fn real_stats(
     loaded: &LoadedConfig,
     enc: &Encoders,

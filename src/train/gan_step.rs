@@ -244,7 +244,7 @@ pub fn d_loss(d: &Discriminator, real_code: &Tensor, fake: &Tensor, sent: &Tenso
 /// `reals`: one [B, 3, s, s] per branch in [-1, 1], on the device; `texts`: the two
 /// caption slots; `z`: [B, Z]. Without `clip` (bench `--gan-only`) the CLIP terms and
 /// the contrastive term are left out.
-#[allow(clippy::too_many_arguments, clippy::needless_range_loop, clippy::assign_op_pattern)]
+#[allow(clippy::assign_op_pattern)]
 pub fn train_step(
     nets: &mut Nets,
     reals: &[Tensor],

@@ -1,7 +1,7 @@
 //! The console: views as snapshots, images, samples, resources, and the binary in a pseudo-terminal.
 //! One test binary per area (each links libtorch once); one module per topic.
-mod views;
-mod samples;
+mod e2e;
 mod images;
 mod resources;
-mod e2e;
+mod samples;
+mod views;

@@ -1,9 +1,9 @@
 //! The AttnGAN-layout reader: CUB-like and COCO-like fixtures with Python-written pickles,
 //! the bounding-box crop, and every bad-input case of issue 3.
 
+use crate::common::*;
 use clipgan::data::dataset::{bbox_crop_rect, check_bbox, decode_rgb};
 use clipgan::data::{Dataset, DatasetSpec, Split};
-use crate::common::*;
 use std::path::Path;
 
 fn spec(dir: &Path, name: &str, cpi: usize) -> DatasetSpec {

@@ -1,9 +1,9 @@
 //! Transforms and the batched loader: shapes, pixel conventions, caption choice,
 //! determinism under a seed (workers, resume at a batch), bad images.
 
+use crate::common::*;
 use clipgan::data::transforms::{self, Augment, CLIP_MEAN, CLIP_STD};
 use clipgan::data::{Batch, Dataset, DatasetSpec, Loader, LoaderConfig, PixelMode, Split, Tokenizer};
-use crate::common::*;
 use image::RgbImage;
 use std::sync::Arc;
 use tch::Tensor;

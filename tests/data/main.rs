@@ -1,7 +1,7 @@
 //! The data layer: tokenizer, AttnGAN-layout datasets, the loader, the synthetic dataset.
 //! One test binary per area (each links libtorch once); one module per topic.
 mod common;
-mod tokenizer;
 mod dataset;
 mod loader;
 mod synth;
+mod tokenizer;

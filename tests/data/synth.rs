@@ -1,9 +1,9 @@
 //! `clipgan data synth` and `clipgan data check`: the round trip through the binary,
 //! determinism, captions that say what the pixels show, and check's problem reports.
 
+use crate::common::*;
 use clipgan::data::synth::{self, SynthConfig, BACKGROUNDS, BODY_COLOURS, MARK_COLOURS};
 use clipgan::data::{Dataset, DatasetSpec, Split};
-use crate::common::*;
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;

@@ -1,4 +1,4 @@
 //! Evaluation metrics and pytorch-fid's Inception network.
 //! One test binary per area (each links libtorch once); one module per topic.
-mod metrics;
 mod inception;
+mod metrics;

@@ -1,6 +1,6 @@
 //! The files clipgan reads and writes: configs, the run folder, plots and CSV.
 //! One test binary per area (each links libtorch once); one module per topic.
 mod config;
-mod rundir;
-mod plot_series;
 mod plot_export;
+mod plot_series;
+mod rundir;

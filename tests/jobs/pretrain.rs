@@ -2,13 +2,13 @@
 //! validation R-precision far above chance), writes the run folder, resumes exactly after
 //! SIGTERM and after SIGKILL, stops as `diverged` keeping the last good checkpoint, and
 //! refuses bad inputs with clear errors.
+use crate::common::{assert_same_curve, bin, curve, run_and_kill, status};
 use clipgan::checkpoint;
 use clipgan::data::synth::{self, SynthConfig};
 use clipgan::jobs::pretrain::{self, Options};
 use clipgan::jobs::Outcome;
 use clipgan::models::clip;
 use clipgan::rundir::{self, RunState};
-use crate::common::{assert_same_curve, bin, curve, run_and_kill, status};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;

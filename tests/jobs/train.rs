@@ -1,6 +1,7 @@
 //! The DM-GAN training job end to end on tiny synthetic data with a tiny random CLIP
 //! (CPU): run folder contents, exact resume after SIGTERM and SIGKILL, the NaN guard,
 //! dry run and model summary; and in-process checks of a D step and the EMA update.
+use crate::common::{assert_same_curve, bin, curve, run_and_kill, status};
 use clipgan::checkpoint::{self};
 use clipgan::data::synth::{self, SynthConfig};
 use clipgan::jobs::train as train_job;
@@ -8,7 +9,6 @@ use clipgan::models::dmgan::{self, Discriminator, GanConfig};
 use clipgan::rundir::{self, RunState};
 use clipgan::train::gan_step::{self, Nets};
 use clipgan::train::optim::{Adam, ParamGroup};
-use crate::common::{assert_same_curve, bin, curve, run_and_kill, status};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use tch::{nn, Device, Kind, Tensor};

@@ -3,12 +3,12 @@
 //! validation and snapshots, log caps. Each test has its own CLIPGAN_HOME and kills
 //! everything it started when it ends (crate::common::Home's Drop).
 
+use crate::common::*;
 use clipgan::rundir::JobKind;
 use clipgan::supervisor::procs::ProcId;
 use clipgan::supervisor::protocol::*;
 use clipgan::supervisor::state::TaskState;
 use std::time::Duration;
-use crate::common::*;
 
 fn state_of(s: &Snapshot, id: u64) -> TaskState {
     task(s, id).task.state

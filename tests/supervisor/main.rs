@@ -1,5 +1,5 @@
 //! The queue daemon: its core as a state machine, and the real daemon with shims and workers.
 //! One test binary per area (each links libtorch once); one module per topic.
 mod common;
-mod unit;
 mod daemon;
+mod unit;

@@ -1,6 +1,7 @@
 //! The supervisor's parts without a daemon: capped logs, process identity, signals,
 //! the peer check, GPU mapping, state files (corrupt, disk full), the config index.
 
+use crate::common::{read, write, BIN};
 use clipgan::rundir::JobKind;
 use clipgan::supervisor::cfgindex::{is_config_file, is_editor_temp, CfgIndex};
 use clipgan::supervisor::core::Core;
@@ -12,7 +13,6 @@ use clipgan::supervisor::Paths;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use crate::common::{read, write, BIN};
 
 #[test]
 fn capped_log_keeps_head_and_tail_and_says_how_much_was_dropped() {

@@ -20,6 +20,9 @@ use ratatui::Frame;
 /// Fraction of points ignored at each end when choosing the y range.
 const Y_CLIP: f64 = 0.01;
 
+/// A group's colour and its mean, min and max lines, in shown coordinates.
+type Band = (Color, [Vec<(f64, f64)>; 3]);
+
 fn x_label(app: &App, x: f64) -> String {
     match app.curves.x_axis {
         XAxis::Step => num(x.round()),
@@ -131,7 +134,7 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, tag: &str, focused: bool) ->
         })
         .collect();
     // Group means and bands: (colour, mean, min, max), in shown coordinates.
-    let bands: Vec<(Color, [Vec<(f64, f64)>; 3])> = groups
+    let bands: Vec<Band> = groups
         .iter()
         .map(|g| {
             let [m, lo, hi] = app.group_band(tag, g, x0, x1, (columns / 2).max(1));

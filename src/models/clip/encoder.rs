@@ -106,7 +106,6 @@ pub(super) struct Encoder {
 }
 
 impl Encoder {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(p: nn::Path, dim: i64, hidden: i64, heads: i64, layers: i64, act: Activation, eps: f64) -> Encoder {
         let p = &p / "layers";
         Encoder { layers: (0..layers).map(|i| EncoderLayer::new(&p / i, dim, hidden, heads, layers, act, eps)).collect() }
