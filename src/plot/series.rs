@@ -274,3 +274,6 @@ pub fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     }
     (a..=b).map(|e| 10f64.powi(e)).collect()
 }
+
+#[cfg(test)]
+mod tests;

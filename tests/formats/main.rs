@@ -2,5 +2,4 @@
 //! One test binary per area (each links libtorch once); one module per topic.
 mod config;
 mod plot_export;
-mod plot_series;
 mod rundir;

@@ -1,6 +1,6 @@
-//! plot::series: M4 decimation keeps every column's min/max (NaN/Inf handled), smoothing
+//! Unit tests of plot::series: M4 decimation keeps every column's min/max (NaN/Inf handled), smoothing
 //! matches reference implementations, the robust y range never hides a series.
-use clipgan::plot::series::*;
+use super::*;
 use proptest::prelude::*;
 
 /// y values with NaN/Inf mixed in now and then.
