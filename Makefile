@@ -6,7 +6,7 @@
 SHELL := /bin/bash
 ENV := set -euo pipefail; source scripts/env.sh;
 
-.PHONY: demo test build release
+.PHONY: demo test build release install uninstall
 demo:
 	@$(ENV) cargo build --release --bin clipgan; exec "$$CARGO_TARGET_DIR/release/clipgan" demo
 
@@ -18,3 +18,10 @@ build:
 	@$(ENV) cargo build
 release:
 	@$(ENV) cargo build --release
+
+# clipgan on the PATH, with man pages and bash/zsh/fish completions (PREFIX=/usr/local as root).
+PREFIX ?= $(HOME)/.local
+install:
+	@$(ENV) cargo build --release --bin clipgan; scripts/install.sh "$$CARGO_TARGET_DIR/release/clipgan" "$(PREFIX)"
+uninstall:
+	@scripts/install.sh --uninstall "$(PREFIX)"

@@ -6,7 +6,8 @@
 # message naming the package.
 #
 # Add a Debian package here when a test runs a real program from it.
-CLIPGAN_TEST_APT_PACKAGES=()
+# bash, zsh and fish: the shell completions are tested in the real shells (tests/cli).
+CLIPGAN_TEST_APT_PACKAGES=(bash zsh fish)
 
 clipgan_test_deps() {
     local missing=() p

@@ -13,6 +13,7 @@ mod model;
 mod plot;
 mod pretrain;
 mod queue;
+mod shell;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -71,6 +72,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Curves of runs to PNG, SVG or CSV (no TUI needed).
     Plot(plot::PlotArgs),
+    /// Shell completions to stdout (`make install` puts them where shells look).
+    Completions(shell::CompletionsArgs),
+    /// Man pages generated from this command line (`make install` puts them in man1/).
+    Man(shell::ManArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -92,6 +97,8 @@ pub fn main() -> ExitCode {
         Command::Console(a) => console::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Plot(a) => plot::run(a),
+        Command::Completions(a) => shell::completions(a),
+        Command::Man(a) => shell::man(a),
     };
     match result {
         Ok(code) => code,
