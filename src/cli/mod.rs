@@ -13,6 +13,7 @@ mod model;
 mod plot;
 mod pretrain;
 mod queue;
+mod resources;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -32,7 +33,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Report libtorch's version and location, the devices it sees and its threads.
-    Doctor,
+    Doctor(doctor::DoctorArgs),
     /// Configuration files: validate and show them resolved.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -71,12 +72,15 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Curves of runs to PNG, SVG or CSV (no TUI needed).
     Plot(plot::PlotArgs),
+    /// The console's resources data source for given processes (CPU, memory, GPU memory
+    /// and utilisation through NVML), without the console.
+    Resources(resources::ResourcesArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Doctor => doctor::run(),
+        Command::Doctor(a) => doctor::run(a),
         Command::Config(c) => config_cmd::run(c),
         Command::Bench(c) => bench::run(c),
         Command::FakeRun(c) => fake_run::run(c),
@@ -92,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Console(a) => console::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Plot(a) => plot::run(a),
+        Command::Resources(a) => resources::run(a),
     };
     match result {
         Ok(code) => code,
