@@ -226,9 +226,10 @@ def slots(status_path):
             fail(f"task {task['id']}: {task.get('state')} {task.get('message', '')}")
         with open(os.path.join(task["run_dir"], "logs", "stdout.log")) as f:
             line = next((l for l in f if l.startswith("fake-run: run")), "")
+        # The worker's own view: "fake-run: run ID slot=S cuda_visible_devices=G from ..."
         words = dict(w.split("=", 1) for w in line.split() if "=" in w)
-        seen[task.get("slot")] = words.get("cuda_visible_devices")
-    want = {0: "0", 1: "1"}
+        seen[words.get("slot")] = words.get("cuda_visible_devices")
+    want = {"0": "0", "1": "1"}
     if seen != want:
         fail(f"slot -> CUDA_VISIBLE_DEVICES {seen}, documented {want}")
     print("slot 0 -> CUDA_VISIBLE_DEVICES=0, slot 1 -> 1 (--gpus 0,1 --slots 2)")
@@ -408,7 +409,8 @@ if { wanted 3 || wanted 2; } && [ -z "${RESULT[3]:-}" ]; then
     [ "$MODE" = dry ] && note="; AMP runs on CUDA only (CPU ignores CLIPGAN.AMP)"
     [ "$MODE" = gpu ] && note="; GAN training runs f32 whatever CLIPGAN.AMP says (its note)"
     if wanted 3; then
-        joined="$(IFS=';'; echo "${parts[*]}")"
+        joined="$(printf '%s; ' "${parts[@]}")"
+        joined="${joined%; }"
         if [ "$ok" = 1 ]; then record 3 PASS "$joined$note"; else record 3 FAIL "$joined"; fi
     fi
 fi

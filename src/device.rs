@@ -227,3 +227,18 @@ pub fn apply_threads(cfg: &Config) {
         tch::set_num_threads(cfg.clipgan.threads as i32);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::same_torch_release;
+
+    #[test]
+    fn torch_releases_compare_without_their_local_tags() {
+        assert!(same_torch_release("2.11.0+cu130", "2.11.0+cpu"));
+        assert!(same_torch_release("2.11.0", "2.11.0+cu130"));
+        assert!(same_torch_release("2.11.0 (version.py not found; the version tch 0.24 is built for)", "2.11.0"));
+        assert!(!same_torch_release("2.11.1+cu130", "2.11.0+cu130"));
+        assert!(!same_torch_release("2.10.0", "2.11.0"));
+        assert!(!same_torch_release("", ""));
+    }
+}
