@@ -205,7 +205,9 @@ def resources(path, pid, mode):
         fail(f"NVML: {d.get('gpu_error')}")
     mem = [m for m in p["gpu_mem"] if m["bytes"] > 0]
     if not mem:
-        fail(f"worker {pid}: no GPU memory reported (GPUs: {[g['name'] for g in d['gpus']]})")
+        # NVML names processes by the host's pids: inside a container they may not match.
+        seen = "; ".join(f"GPU{g['index']} {g['name']} {g['mem_used_bytes'] / 2**30:.2f} GiB used, util {g['util_percent']}%" for g in d["gpus"])
+        fail(f"worker {pid}: NVML lists no GPU memory for it (another pid namespace?); devices: {seen or 'none'}")
     dev = mem[0]["device"]
     gpu = [g for g in d["gpus"] if g["index"] == dev][0]
     if p["gpu_util"]:
