@@ -66,10 +66,14 @@ pub fn cudnn_version() -> Option<String> {
     let f = loaded_symbol(c"cudnnGetVersion")?;
     // SAFETY: size_t cudnnGetVersion(void).
     let f: extern "C" fn() -> libc::size_t = unsafe { std::mem::transmute(f) };
-    let v = f();
-    // cuDNN 9 encodes major*10000 + minor*100 + patch (8: major*1000 + minor*100 + patch).
+    Some(cudnn_version_string(f() as u64))
+}
+
+/// cuDNN's version number as text: cuDNN 9 encodes major*10000 + minor*100 + patch,
+/// earlier ones major*1000 + minor*100 + patch.
+fn cudnn_version_string(v: u64) -> String {
     let (major, rest) = if v >= 90000 { (v / 10000, v % 10000) } else { (v / 1000, v % 1000) };
-    Some(format!("{major}.{}.{}", rest / 100, rest % 100))
+    format!("{major}.{}.{}", rest / 100, rest % 100)
 }
 
 /// What [`init_torch`] did about the CUDA backend.
@@ -230,7 +234,14 @@ pub fn apply_threads(cfg: &Config) {
 
 #[cfg(test)]
 mod tests {
-    use super::same_torch_release;
+    use super::{cudnn_version_string, same_torch_release};
+
+    #[test]
+    fn cudnn_versions_decode_in_both_encodings() {
+        assert_eq!(cudnn_version_string(91900), "9.19.0");
+        assert_eq!(cudnn_version_string(90100), "9.1.0");
+        assert_eq!(cudnn_version_string(8902), "8.9.2");
+    }
 
     #[test]
     fn torch_releases_compare_without_their_local_tags() {
