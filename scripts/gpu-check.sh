@@ -29,7 +29,7 @@ KEEP=0
 ONLY=""
 
 die() { echo "gpu-check: $*" >&2; exit 2; }
-usage() { sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -72,7 +72,7 @@ BINARY="${BINARY:-$GPU_DIR/clipgan}"
 BINARY="$(cd "$(dirname "$BINARY")" && pwd)/$(basename "$BINARY")"
 command -v "$PYTHON" >/dev/null || die "no Python at $PYTHON (give --python PATH)"
 TORCH_INFO="$("$PYTHON" -c 'import os, torch; print(torch.__version__); print(os.path.join(os.path.dirname(torch.__file__), "lib"))' 2>&1)" ||
-    die "$PYTHON cannot import torch: $TORCH_INFO"
+    die "$PYTHON cannot import torch: $(tail -n 1 <<<"$TORCH_INFO")"
 TORCH_VERSION="$(sed -n 1p <<<"$TORCH_INFO")"
 TORCH_LIB="$(sed -n 2p <<<"$TORCH_INFO")"
 [ -f "$TORCH_LIB/libtorch_cpu.so" ] || die "$TORCH_LIB has no libtorch_cpu.so (is $PYTHON's torch a pip install?)"
