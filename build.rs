@@ -21,4 +21,16 @@ fn main() {
     }
     // Where the build found libtorch, for `clipgan doctor` to compare with what it loads.
     println!("cargo:rustc-env=CLIPGAN_BUILD_LIBTORCH_LIB={}", lib.display());
+    // The torch version built against (pip layout: `torch/version.py` beside `torch/lib`),
+    // so that a prebuilt binary can say which torch it needs (`clipgan doctor --json`).
+    let version_py = lib.parent().map(|torch| torch.join("version.py"));
+    if let Some(v) = version_py.as_deref().and_then(|p| std::fs::read_to_string(p).ok()).and_then(|t| torch_version_of(&t)) {
+        println!("cargo:rerun-if-changed={}", version_py.as_deref().unwrap().display());
+        println!("cargo:rustc-env=CLIPGAN_BUILD_TORCH_VERSION={v}");
+    }
+}
+
+/// `__version__` of a torch `version.py`.
+fn torch_version_of(text: &str) -> Option<String> {
+    text.lines().find_map(|l| l.strip_prefix("__version__ = ").map(|v| v.trim().trim_matches('\'').trim_matches('"').to_string()))
 }

@@ -25,6 +25,57 @@ pub fn libtorch_version() -> String {
         .unwrap_or_else(|| "2.11.0 (version.py not found; the version tch 0.24 is built for)".into())
 }
 
+/// The torch version clipgan was built against (from the build's `torch/version.py`),
+/// when the build could read it.
+pub fn built_torch_version() -> Option<&'static str> {
+    option_env!("CLIPGAN_BUILD_TORCH_VERSION")
+}
+
+/// Whether two torch versions are the same release: equal before any local tag
+/// (`2.11.0+cu130` and `2.11.0+cpu` share libtorch's C++ API; `2.11.1` does not).
+pub fn same_torch_release(a: &str, b: &str) -> bool {
+    let public = |v: &str| v.split(['+', ' ']).next().unwrap_or("").trim().to_string();
+    !public(a).is_empty() && public(a) == public(b)
+}
+
+/// A C function of an already loaded library (the CUDA runtime, cuDNN), by name.
+fn loaded_symbol(name: &std::ffi::CStr) -> Option<*mut libc::c_void> {
+    // SAFETY: dlsym on the global scope with a valid C string; nothing is loaded.
+    let p = unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) };
+    (!p.is_null()).then_some(p)
+}
+
+/// The CUDA runtime's version ("13.0"), asked from the `libcudart` that libtorch's CUDA
+/// backend loaded; None without it.
+pub fn cuda_runtime_version() -> Option<String> {
+    if !matches!(init_torch(), CudaBackend::Loaded(_)) {
+        return None;
+    }
+    let f = loaded_symbol(c"cudaRuntimeGetVersion")?;
+    // SAFETY: cudaRuntimeGetVersion(int*) -> cudaError_t (0 = success).
+    let f: extern "C" fn(*mut libc::c_int) -> libc::c_int = unsafe { std::mem::transmute(f) };
+    let mut v: libc::c_int = 0;
+    (f(&mut v) == 0).then(|| format!("{}.{}", v / 1000, (v % 1000) / 10))
+}
+
+/// cuDNN's version ("9.10.2") from the loaded `libcudnn`; None without it.
+pub fn cudnn_version() -> Option<String> {
+    if !matches!(init_torch(), CudaBackend::Loaded(_)) {
+        return None;
+    }
+    let f = loaded_symbol(c"cudnnGetVersion")?;
+    // SAFETY: size_t cudnnGetVersion(void).
+    let f: extern "C" fn() -> libc::size_t = unsafe { std::mem::transmute(f) };
+    Some(cudnn_version_string(f() as u64))
+}
+
+/// cuDNN's version number as text: cuDNN 9 encodes major*10000 + minor*100 + patch,
+/// earlier ones major*1000 + minor*100 + patch.
+fn cudnn_version_string(v: u64) -> String {
+    let (major, rest) = if v >= 90000 { (v / 10000, v % 10000) } else { (v / 1000, v % 1000) };
+    format!("{major}.{}.{}", rest / 100, rest % 100)
+}
+
 /// What [`init_torch`] did about the CUDA backend.
 #[derive(Clone, Debug)]
 pub enum CudaBackend {
@@ -178,5 +229,27 @@ fn cuda_help() -> String {
 pub fn apply_threads(cfg: &Config) {
     if cfg.clipgan.threads > 0 {
         tch::set_num_threads(cfg.clipgan.threads as i32);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{cudnn_version_string, same_torch_release};
+
+    #[test]
+    fn cudnn_versions_decode_in_both_encodings() {
+        assert_eq!(cudnn_version_string(91900), "9.19.0");
+        assert_eq!(cudnn_version_string(90100), "9.1.0");
+        assert_eq!(cudnn_version_string(8902), "8.9.2");
+    }
+
+    #[test]
+    fn torch_releases_compare_without_their_local_tags() {
+        assert!(same_torch_release("2.11.0+cu130", "2.11.0+cpu"));
+        assert!(same_torch_release("2.11.0", "2.11.0+cu130"));
+        assert!(same_torch_release("2.11.0 (version.py not found; the version tch 0.24 is built for)", "2.11.0"));
+        assert!(!same_torch_release("2.11.1+cu130", "2.11.0+cu130"));
+        assert!(!same_torch_release("2.10.0", "2.11.0"));
+        assert!(!same_torch_release("", ""));
     }
 }

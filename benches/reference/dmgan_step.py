@@ -8,9 +8,16 @@ the same architecture as clipgan's presets (pre-LayerNorm, quick-GELU).
 
     $VIRTUAL_ENV/bin/python benches/reference/dmgan_step.py --preset demo --batch 16 [--gan-only] --threads 1
     $VIRTUAL_ENV/bin/python benches/reference/dmgan_step.py --preset bird --batch 4 [--gan-only] --threads 1
+    python3 benches/reference/dmgan_step.py --preset bird --batch 4 --device cuda --json   # scripts/gpu-check.sh
+
+`--device cuda` builds everything on the GPU (torch.set_default_device) and synchronises
+before reading each clock; `--json` prints the result as one JSON object on stdout (the
+progress goes to stderr).
 """
 import argparse
 import copy
+import json
+import sys
 import resource
 import statistics
 import time
@@ -228,7 +235,7 @@ def pixels_for_clip(x, size):
     x = (x + 1) * 0.5
     if x.shape[-1] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return (x - MEAN) / STD
+    return (x - MEAN.to(x.device)) / STD.to(x.device)
 
 
 def two_way_ce(s):
@@ -271,8 +278,14 @@ def main():
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--gan-only", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
     a = ap.parse_args()
+    say = (lambda *x: print(*x, file=sys.stderr)) if a.json else print
     torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    torch.set_default_device(device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     torch.manual_seed(7)
     p = PRESETS[a.preset]
     tw, vw, tl, vl, th, vh, image, patch = p["clip"]
@@ -343,17 +356,25 @@ def main():
     cpu = lambda: (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_SELF))
     nG = sum(x.numel() for x in netG.parameters())
     nD = sum(x.numel() for d in Ds for x in d.parameters())
-    print(f"PyTorch {torch.__version__} DM-GAN train step: preset {a.preset}, G {nG:,} / D {nD:,} parameters, batch {b}, "
-          f"{'--gan-only' if a.gan_only else 'CLIP terms'}, {torch.get_num_threads()} threads")
+    say(f"PyTorch {torch.__version__} DM-GAN train step: preset {a.preset}, G {nG:,} / D {nD:,} parameters, batch {b}, "
+        f"{'--gan-only' if a.gan_only else 'CLIP terms'}, on {device}, {torch.get_num_threads()} threads")
     step()
+    sync()
     wall, cpus = [], []
     for i in range(a.iters):
         t0, c0 = time.perf_counter(), cpu()
         step()
+        sync()
         wall.append(time.perf_counter() - t0)
         cpus.append(cpu() - c0)
-        print(f"iteration {i + 1}: {wall[-1]:.3f} s wall, {cpus[-1]:.3f} s CPU")
-    print(f"median: {statistics.median(wall):.3f} s wall ({b / statistics.median(wall):.2f} images/s), {statistics.median(cpus):.3f} s CPU per iteration")
+        say(f"iteration {i + 1}: {wall[-1]:.3f} s wall, {cpus[-1]:.3f} s CPU")
+    mw, mc = statistics.median(wall), statistics.median(cpus)
+    if a.json:
+        print(json.dumps(dict(bench="train-step-reference", torch=torch.__version__, preset=a.preset, device=str(device), batch=b,
+                              iters=a.iters, gan_only=a.gan_only, threads=torch.get_num_threads(), median_wall_s=mw,
+                              median_cpu_s=mc, images_per_s=b / mw)))
+    else:
+        print(f"median: {mw:.3f} s wall ({b / mw:.2f} images/s), {mc:.3f} s CPU per iteration")
 
 
 if __name__ == "__main__":

@@ -3,14 +3,16 @@ parameter names as pytorch_fid/inception.py's fid_inception_v3(), which builds o
 torchvision's Inception3), for clipgan's cross-checks and speed comparison.
 
   python fid_inception.py fixture OUT.safetensors   # tests/fixtures/eval/fid_inception_ref.safetensors
-  python fid_inception.py bench [--batch 32] [--iters 5] [--threads N]
+  python fid_inception.py bench [--batch 32] [--iters 5] [--threads N] [--device cuda] [--model repo|pytorch-fid] [--json]
   python fid_inception.py convert pt_inception-2015-12-05-6726825d.pth OUT.safetensors
 
 `fixture` fills the network with the deterministic synthetic weights of clipgan's
 `eval::inception::fill_synthetic` (parameter i in sorted-name order: sin(0.37 k + i),
 scaled per kind) and records the outputs for deterministic inputs, so
 tests/eval/inception.rs checks the Rust forward without Python.
-Only torch is needed (no torchvision, numpy or safetensors packages).
+Only torch is needed (no torchvision, numpy or safetensors packages); `bench --model
+pytorch-fid` times the pytorch_fid package's own model instead (it needs that package
+and torchvision; its weight download is replaced by the synthetic weights).
 """
 import ctypes, json, math, struct, sys, time
 
@@ -219,6 +221,56 @@ def write_safetensors(path, tensors):
             f.write(b)
 
 
+def pytorch_fid_model(state):
+    """pytorch-fid's own InceptionV3 (block 3: pool3, resize and normalisation on) with
+    `state` in place of its downloaded weights (its loader is replaced, no network)."""
+    from pytorch_fid import inception as pf
+
+    pf.load_state_dict_from_url = lambda *a, **k: state
+    return pf.InceptionV3([pf.InceptionV3.BLOCK_INDEX_BY_DIM[2048]], resize_input=True, normalize_input=True, use_fid_inception=True)
+
+
+def bench(argv):
+    """Images/s of the FID feature extraction at 299 px on synthetic weights."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="fid_inception.py bench")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    ap.add_argument("--model", choices=["repo", "pytorch-fid"], default="repo",
+                    help="repo: this file's re-implementation; pytorch-fid: the pytorch_fid package's own model (needs it and torchvision)")
+    ap.add_argument("--json", action="store_true", help="print the result as one JSON object on stdout")
+    a = ap.parse_args(argv)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    device = torch.device(a.device)
+    ref = FIDInception3().eval()
+    fill_synthetic(ref)
+    net = (pytorch_fid_model(ref.state_dict()) if a.model == "pytorch-fid" else ref).eval().to(device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    x = torch.rand(a.batch, 3, 299, 299, device=device)
+    times, cpus = [], []
+    with torch.no_grad():
+        net(x)  # warm-up
+        sync()
+        for _ in range(a.iters):
+            t, c = time.perf_counter(), time.process_time()
+            net(x)
+            sync()
+            times.append(time.perf_counter() - t)
+            cpus.append(time.process_time() - c)
+    med = sorted(times)[len(times) // 2]
+    cpu = sorted(cpus)[len(cpus) // 2]
+    if a.json:
+        print(json.dumps(dict(bench="fid-features-reference", model=a.model, torch=torch.__version__, device=str(device), batch=a.batch,
+                              iters=a.iters, threads=torch.get_num_threads(), median_wall_s=med, median_cpu_s=cpu, images_per_s=a.batch / med)))
+    else:
+        print(f"pytorch fid-features ({a.model}): batch {a.batch}, {device}, threads {torch.get_num_threads()}: "
+              f"median {med:.3f} s/batch wall = {a.batch / med:.1f} images/s ({cpu:.3f} CPU-s/batch)")
+
+
 def main():
     cmd = sys.argv[1] if len(sys.argv) > 1 else "bench"
     if cmd == "fixture":
@@ -236,24 +288,7 @@ def main():
         write_safetensors(sys.argv[3], {k: v for k, v in sd.items() if v.dtype in (torch.float32, torch.int64)})
         print(f"wrote {len(sd)} tensors to {sys.argv[3]}")
     elif cmd == "bench":
-        args = dict(zip(sys.argv[2::2], sys.argv[3::2]))
-        batch, iters = int(args.get("--batch", 32)), int(args.get("--iters", 5))
-        if "--threads" in args:
-            torch.set_num_threads(int(args["--threads"]))
-        net = FIDInception3().eval()
-        fill_synthetic(net)
-        x = torch.rand(batch, 3, 299, 299)
-        times, cpus = [], []
-        with torch.no_grad():
-            net(x)  # warm-up
-            for _ in range(iters):
-                t, c = time.perf_counter(), time.process_time()
-                net(x)
-                times.append(time.perf_counter() - t)
-                cpus.append(time.process_time() - c)
-        med = sorted(times)[len(times) // 2]
-        cpu = sorted(cpus)[len(cpus) // 2]
-        print(f"pytorch fid-features: batch {batch}, threads {torch.get_num_threads()}: median {med:.3f} s/batch wall = {batch / med:.1f} images/s ({cpu:.3f} CPU-s/batch)")
+        bench(sys.argv[2:])
     else:
         sys.exit(__doc__)
 

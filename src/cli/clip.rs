@@ -3,6 +3,7 @@
 use crate::data::transforms::{self, PixelMode};
 use crate::data::Tokenizer;
 use crate::models::clip;
+use crate::train::amp;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -38,6 +39,10 @@ pub struct EmbedArgs {
     /// auto, cpu, cuda or cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
+    /// Run the encoders under bf16 autocast (as `CLIPGAN.AMP` does in training; on the
+    /// CPU too, where training ignores it), to compare with f32 codes.
+    #[arg(long)]
+    pub amp: bool,
     /// Leave the codes out of the output (rankings only).
     #[arg(long)]
     pub no_codes: bool,
@@ -75,7 +80,9 @@ fn embed(a: EmbedArgs) -> Result<ExitCode> {
         None
     } else {
         let tok = tokenizer.encode_batch(&texts, ccfg.text.max_position_embeddings as usize);
-        Some(tch::no_grad(|| model.encode_text(&tok.ids.to_device(device), &tok.mask.to_device(device)).sentence))
+        Some(tch::no_grad(|| {
+            amp::autocast_bf16(device, a.amp, || model.encode_text(&tok.ids.to_device(device), &tok.mask.to_device(device)).sentence)
+        }))
     };
     let images = if a.image.is_empty() {
         None
@@ -90,13 +97,15 @@ fn embed(a: EmbedArgs) -> Result<ExitCode> {
             pixels.push(transforms::image_tensor(&crop, PixelMode::Clip));
         }
         let pixels = Tensor::stack(&pixels, 0).to_device(device);
-        Some(tch::no_grad(|| model.image_code(&pixels)))
+        Some(tch::no_grad(|| amp::autocast_bf16(device, a.amp, || model.image_code(&pixels))))
     };
     let mut out = json!({
         "model": a.model.display().to_string(),
         "projection_dim": ccfg.projection_dim,
         "image_size": size,
         "finetuned": model.subr_loaded,
+        "device": format!("{device:?}"),
+        "amp": a.amp,
     });
     if !a.no_codes {
         if let Some(s) = &sent {

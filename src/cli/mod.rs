@@ -13,6 +13,7 @@ mod model;
 mod plot;
 mod pretrain;
 mod queue;
+mod resources;
 mod shell;
 mod train;
 
@@ -33,7 +34,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Report libtorch's version and location, the devices it sees and its threads.
-    Doctor,
+    Doctor(doctor::DoctorArgs),
     /// Configuration files: validate and show them resolved.
     #[command(subcommand)]
     Config(config_cmd::ConfigCommand),
@@ -76,12 +77,15 @@ pub enum Command {
     Completions(shell::CompletionsArgs),
     /// Man pages generated from this command line (`make install` puts them in man1/).
     Man(shell::ManArgs),
+    /// The console's resources data source for given processes (CPU, memory, GPU memory
+    /// and utilisation through NVML), without the console.
+    Resources(resources::ResourcesArgs),
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Doctor => doctor::run(),
+        Command::Doctor(a) => doctor::run(a),
         Command::Config(c) => config_cmd::run(c),
         Command::Bench(c) => bench::run(c),
         Command::FakeRun(c) => fake_run::run(c),
@@ -99,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Plot(a) => plot::run(a),
         Command::Completions(a) => shell::completions(a),
         Command::Man(a) => shell::man(a),
+        Command::Resources(a) => resources::run(a),
     };
     match result {
         Ok(code) => code,

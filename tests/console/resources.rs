@@ -84,3 +84,42 @@ fn panel_text() {
     assert_eq!(ResourcesPanel(&gpus).lines()[0].to_string(), "GPU0   7% 1.0 GiB/140.0 GiB H200");
     assert_eq!(human_bytes(1023), "1023 B");
 }
+
+#[test]
+fn the_resources_command_prints_the_data_source_as_json() {
+    // This test process is the watched "worker"; no NVML on purpose (the no-driver path).
+    let me = std::process::id();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clipgan"))
+        .args([
+            "resources",
+            "--pid",
+            &me.to_string(),
+            "--pid",
+            &(u32::MAX - 1).to_string(),
+            "--samples",
+            "2",
+            "--interval-ms",
+            "200",
+            "--json",
+        ])
+        .env(NVML_LIB_ENV, "/nonexistent/libnvidia-ml.so.1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["gpu_error"].as_str().unwrap().starts_with(NO_GPU), "{v}");
+    assert!(v.get("gpus").is_none());
+    let procs = v["procs"].as_array().unwrap();
+    assert_eq!(procs[0]["pid"], me);
+    assert!(procs[0]["rss_bytes"].as_u64().unwrap() > 0);
+    assert!(procs[0]["cpu_percent"].as_f64().is_some(), "two samples give a CPU %: {v}");
+    assert!(procs[1]["rss_bytes"].is_null(), "a process that does not exist has no memory: {v}");
+    // Text: the panel's lines.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_clipgan"))
+        .args(["resources", "--pid", &me.to_string(), "--samples", "1"])
+        .env(NVML_LIB_ENV, "/nonexistent/libnvidia-ml.so.1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with(NO_GPU) && text.contains(&format!("pid {me} cpu    - rss ")), "{text}");
+}

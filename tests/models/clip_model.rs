@@ -335,6 +335,24 @@ fn clip_embed_prints_codes_and_rankings() {
     let code0: Vec<f64> = j["images"][0]["code"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
     assert!((code0[3] - codes.double_value(&[0, 3])).abs() < 1e-5);
 
+    // --amp: the same codes under bf16 autocast: close to f32's, but not the same numbers.
+    let out = cmd.arg("--amp").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((&k["amp"], &j["amp"]), (&serde_json::json!(true), &serde_json::json!(false)));
+    let flat = |v: &serde_json::Value| -> Vec<f64> {
+        ["texts", "images"]
+            .iter()
+            .flat_map(|key| v[key].as_array().unwrap().iter())
+            .flat_map(|t| t["code"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()))
+            .collect()
+    };
+    let (f32_codes, bf16_codes) = (flat(&j), flat(&k));
+    assert_eq!(f32_codes.len(), bf16_codes.len());
+    let worst = f32_codes.iter().zip(&bf16_codes).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+    let scale = f32_codes.iter().map(|a| a.abs()).fold(0.0, f64::max);
+    assert!(worst > 0.0 && worst < 0.05 * scale, "bf16 vs f32: max |d| {worst}, largest code value {scale}");
+
     // A model whose vocabulary is smaller than the tokenizer's is refused clearly.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_clipgan"))
         .args(["clip", "embed", "--model"])

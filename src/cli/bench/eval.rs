@@ -23,6 +23,9 @@ pub struct FidFeaturesArgs {
     /// libtorch threads (0: libtorch's default).
     #[arg(long, default_value_t = 0)]
     pub threads: i32,
+    /// Print the result as one JSON object on stdout (the progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -45,13 +48,27 @@ pub fn fid_features(a: FidFeaturesArgs) -> Result<ExitCode> {
     inception::fill_synthetic(&mut vs);
     tch::manual_seed(5);
     let x = Tensor::rand([a.batch, 3, 299, 299], (Kind::Float, device));
-    println!("fid-features: batch {}, 299 px, {device:?}, {} libtorch threads", a.batch, tch::get_num_threads());
-    let (wall, cpu) = time_calls_printing(a.iters, || {
+    let head = format!("fid-features: batch {}, 299 px, {device:?}, {} libtorch threads", a.batch, tch::get_num_threads());
+    if a.json {
+        eprintln!("{head}");
+    } else {
+        println!("{head}");
+    }
+    let (wall, cpu) = time_calls_printing(a.iters, a.json, || {
         let f = net.forward(&x, 2048, false)?.features;
         let _ = f.to_device(tch::Device::Cpu); // synchronise
         Ok(())
     })?;
-    println!("median: {wall:.3} s/batch wall = {:.1} images/s ({cpu:.3} CPU-s/batch)", a.batch as f64 / wall);
+    let images_per_s = a.batch as f64 / wall;
+    if a.json {
+        let out = serde_json::json!({
+            "bench": "fid-features", "device": format!("{device:?}"), "batch": a.batch, "iters": a.iters,
+            "threads": tch::get_num_threads(), "median_wall_s": wall, "median_cpu_s": cpu, "images_per_s": images_per_s,
+        });
+        println!("{out}");
+    } else {
+        println!("median: {wall:.3} s/batch wall = {images_per_s:.1} images/s ({cpu:.3} CPU-s/batch)");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -67,7 +84,7 @@ pub fn frechet(a: FrechetArgs) -> Result<ExitCode> {
     let (s1, s2) = (stats(d + 100)?, stats(d + 200)?);
     println!("frechet: {d}-d statistics, float64, {} libtorch threads", tch::get_num_threads());
     let mut value = 0.0;
-    let (wall, cpu) = time_calls_printing(a.iters, || {
+    let (wall, cpu) = time_calls_printing(a.iters, false, || {
         value = frechet_distance(&s1, &s2)?;
         Ok(())
     })?;

@@ -35,6 +35,12 @@ pub struct TrainStepArgs {
     /// Override CLIPGAN.THREADS (libtorch intra-op threads).
     #[arg(long)]
     pub threads: Option<u32>,
+    /// Override the config's device (auto, cpu, cuda, cuda:N).
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Print the result as one JSON object on stdout (the progress goes to stderr).
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub fn train_step(a: TrainStepArgs) -> Result<ExitCode> {
@@ -46,6 +52,14 @@ pub fn train_step(a: TrainStepArgs) -> Result<ExitCode> {
     if let Some(t) = a.threads {
         c.clipgan.threads = t;
     }
+    if let Some(d) = &a.device {
+        if config::parse_device_string(d).is_none() {
+            bail!("--device {d:?}: expected auto, cpu, cuda or cuda:N");
+        }
+        c.clipgan.device = d.clone();
+    }
+    // With --json, stdout holds only the result.
+    let say = |line: String| if a.json { eprintln!("{line}") } else { println!("{line}") };
     if c.train.batch_size < 2 {
         bail!("the batch size must be at least 2");
     }
@@ -81,7 +95,7 @@ pub fn train_step(a: TrainStepArgs) -> Result<ExitCode> {
     let fixed_texts = a.gan_only.then(|| [random_text(&tokens[0]), random_text(&tokens[1])]);
     let terms = clip.as_ref().map(|cl| ClipTerms { clip: cl, image_size: ccfg.vision.image_size, smooth: &c.train.smooth });
     let counts = dmgan::parameter_counts(&g);
-    println!(
+    say(format!(
         "DM-GAN train step: {} branches ({}), G {} / D {} parameters, batch {b}, {}, on {device:?} with {} threads",
         g.branch_num,
         g.sizes().iter().map(|s| format!("{s}px")).collect::<Vec<_>>().join(", "),
@@ -96,7 +110,7 @@ pub fn train_step(a: TrainStepArgs) -> Result<ExitCode> {
             )
         },
         tch::get_num_threads()
-    );
+    ));
     let mut step = || -> Result<()> {
         let texts = match (&fixed_texts, &clip) {
             (Some(_), _) => None,
@@ -123,9 +137,18 @@ pub fn train_step(a: TrainStepArgs) -> Result<ExitCode> {
         step()?;
         wall.push(t0.elapsed().as_secs_f64());
         cpu.push(cpu_seconds() - c0);
-        println!("iteration {}: {:.3} s wall, {:.3} s CPU", i + 1, wall[i], cpu[i]);
+        say(format!("iteration {}: {:.3} s wall, {:.3} s CPU", i + 1, wall[i], cpu[i]));
     }
     let mw = median(&wall);
-    println!("median: {mw:.3} s wall ({:.2} images/s), {:.3} s CPU per iteration", b as f64 / mw, median(&cpu));
+    if a.json {
+        let out = serde_json::json!({
+            "bench": "train-step", "device": format!("{device:?}"), "batch": b, "iters": a.iters, "gan_only": a.gan_only,
+            "threads": tch::get_num_threads(),
+            "median_wall_s": mw, "median_cpu_s": median(&cpu), "images_per_s": b as f64 / mw,
+        });
+        println!("{out}");
+    } else {
+        println!("median: {mw:.3} s wall ({:.2} images/s), {:.3} s CPU per iteration", b as f64 / mw, median(&cpu));
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -56,8 +56,9 @@ pub(super) fn time_calls(iters: usize, device: Device, mut f: impl FnMut()) -> (
     (wall, cpu)
 }
 
-/// Time `f` `iters` times after one warm-up call; prints each and returns (wall, cpu) medians.
-pub(super) fn time_calls_printing(iters: usize, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)> {
+/// Time `f` `iters` times after one warm-up call; prints each (to stderr with `to_stderr`,
+/// keeping stdout for a `--json` result) and returns (wall, cpu) medians.
+pub(super) fn time_calls_printing(iters: usize, to_stderr: bool, mut f: impl FnMut() -> Result<()>) -> Result<(f64, f64)> {
     f()?;
     let (mut wall, mut cpu) = (Vec::new(), Vec::new());
     for i in 0..iters.max(1) {
@@ -65,7 +66,12 @@ pub(super) fn time_calls_printing(iters: usize, mut f: impl FnMut() -> Result<()
         f()?;
         wall.push(t.elapsed().as_secs_f64());
         cpu.push(cpu_seconds() - c);
-        println!("  iter {i}: {:.3} s wall, {:.3} s CPU", wall[i], cpu[i]);
+        let line = format!("  iter {i}: {:.3} s wall, {:.3} s CPU", wall[i], cpu[i]);
+        if to_stderr {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
     }
     Ok((median(&wall), median(&cpu)))
 }
