@@ -310,14 +310,38 @@ impl LoadedConfig {
         );
         check((0.0..1.0).contains(&g.ema_decay), Error, &["CLIPGAN", "EMA_DECAY"], "expected a decay in [0, 1)");
         let e = &g.eval;
-        check(e.passes >= 1, Error, &["CLIPGAN", "EVAL", "PASSES"], "expected at least 1");
+        check(e.images >= 1, Error, &["CLIPGAN", "EVAL", "IMAGES"], "expected at least 1");
+        check(
+            super::EVAL_SAMPLINGS.contains(&e.sampling.trim().to_ascii_lowercase().as_str()),
+            Error,
+            &["CLIPGAN", "EVAL", "SAMPLING"],
+            &format!("expected one of: {}", super::EVAL_SAMPLINGS.join(", ")),
+        );
+        check(
+            e.passes == 0 || !e.sampling.trim().eq_ignore_ascii_case("captions"),
+            Error,
+            &["CLIPGAN", "EVAL", "PASSES"],
+            "PASSES counts passes over the test split: not with SAMPLING: captions",
+        );
         check(
             e.r_candidates >= 2,
             Error,
             &["CLIPGAN", "EVAL", "R_CANDIDATES"],
             "expected at least 2 candidates (the ground truth and one other)",
         );
-        check(e.r_folds >= 1 && e.r_trials >= e.r_folds, Error, &["CLIPGAN", "EVAL", "R_FOLDS"], "expected 1 <= R_FOLDS <= R_TRIALS");
+        let trials = if e.r_trials > 0 { e.r_trials } else { e.images };
+        check(
+            e.r_folds >= 1 && (e.passes > 0 || trials >= e.r_folds),
+            Error,
+            &["CLIPGAN", "EVAL", "R_FOLDS"],
+            "expected 1 <= R_FOLDS <= R_TRIALS (or IMAGES when R_TRIALS is 0)",
+        );
+        check(
+            e.r_trials == 0 || e.passes > 0 || e.r_trials <= e.images,
+            Error,
+            &["CLIPGAN", "EVAL", "R_TRIALS"],
+            "each trial uses its own generated image: expected R_TRIALS <= IMAGES (0: one per image)",
+        );
         for key in c.unused_keys_set() {
             let path: Vec<&str> = key.split('.').collect();
             out.push(self.diag(Severity::Note, &path, "set, but nothing reads it (accepted for compatibility with the seed)".into()));

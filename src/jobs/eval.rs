@@ -1,6 +1,7 @@
 //! `clipgan eval`: load the EMA generator (TRAIN.NET_G or --net-g; a missing or unreadable
 //! file is an error, never random weights: method.md §9 bug 4), generate images for the
-//! test captions (EVAL.PASSES passes over the test split), save them as PNG under
+//! test captions (the protocol's EVAL.IMAGES, chosen per dataset by `eval::sampling`; one
+//! R-precision trial each), save them as PNG under
 //! `<run>/images/<generator>/` (one file per image, the caption's image key as path, so
 //! FID tools read the folder recursively), then compute from exactly the saved pixels:
 //! R-precision with the finetuned CLIP (and EVAL.INDEPENDENT_CLIP, labelled), FD_CLIP
@@ -15,6 +16,7 @@ use crate::eval::frechet::{frechet_distance, Stats};
 use crate::eval::inception::{self, FidInception};
 use crate::eval::inception_score::{inception_score, MeanStd};
 use crate::eval::rprecision::{r_precision, Protocol, RPrecision};
+use crate::eval::sampling::{Plan, Sampling};
 use crate::eval::stats as fid_stats;
 use crate::jobs::{train, Outcome, StopFlag, Worker, LATEST};
 use crate::models::clip::{self, Clip};
@@ -263,10 +265,18 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
     let tokenizer = Tokenizer::from_config(loaded)?;
     let words_num = c.text.words_num as usize;
     let cpi = test.captions_per_image();
-    let passes = e.passes.max(1) as usize;
-    let total = passes * test.len();
-    let protocol =
-        Protocol { candidates: e.r_candidates as usize, trials: e.r_trials as usize, folds: e.r_folds as usize, seed: c.clipgan.seed };
+    // The protocol's image count (EVAL.IMAGES, chosen per dataset), or EVAL.PASSES full passes.
+    let (sampling, images) = match e.passes {
+        0 => (Sampling::resolve(&e.sampling, &c.dataset_name)?, e.images as usize),
+        p => (Sampling::Passes, p as usize * test.len()),
+    };
+    let plan = Plan::new(sampling, test.len(), cpi, images, c.clipgan.seed)?;
+    let total = plan.len();
+    let trials = if e.r_trials == 0 { total } else { e.r_trials as usize };
+    if trials > total {
+        bail!("CLIPGAN.EVAL.R_TRIALS {trials}: more than the {total} generated images (each trial uses its own image)");
+    }
+    let protocol = Protocol { candidates: e.r_candidates as usize, trials, folds: e.r_folds as usize, seed: c.clipgan.seed };
     let batch = c.train.batch_size.max(1) as usize;
     run.set_totals(Some((targets.len() * total.div_ceil(batch)) as u64), None);
 
@@ -288,18 +298,12 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
             classes: vec![],
         };
         let mut size = 0;
-        // Item i: pass i / N, image i % N, caption drawn from (seed, SAMPLE, pass, image).
-        for (bi, start) in (0..total).step_by(batch).enumerate() {
+        // The plan's items in order: item i is R-precision trial i.
+        for (bi, chunk) in plan.items.chunks(batch).enumerate() {
             if stop.is_raised() {
                 return Ok((Outcome::Stopped, "stopped on request".to_string()));
             }
-            let items: Vec<(usize, usize, usize)> = (start..(start + batch).min(total))
-                .map(|i| {
-                    let (p, n) = (i / test.len(), i % test.len());
-                    let k = seed::Rng::new(c.clipgan.seed, &[seed::stream::SAMPLE, 0xE7A1, p as u64, n as u64]).below(cpi as u64) as usize;
-                    (p, n, k)
-                })
-                .collect();
+            let items: Vec<(usize, usize, usize)> = chunk.iter().map(|it| (it.pass, it.image, it.caption)).collect();
             let texts: Vec<&str> = items.iter().map(|&(_, n, k)| test.caption(n, k)).collect();
             let tok = tokenizer.encode_batch(&texts, words_num).to_device(device);
             let _g = tch::no_grad_guard();
@@ -336,6 +340,8 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
         r.insert("generator".into(), json!(target.path.display().to_string()));
         r.insert("step".into(), json!(target.step));
         r.insert("images".into(), json!(total));
+        r.insert("trials".into(), json!(protocol.trials));
+        r.insert("sampling".into(), plan.to_json());
         r.insert("image_folder".into(), json!(out_dir.display().to_string()));
         let mut scalars: Vec<(String, f64)> = Vec::new();
         let rp = r_precision(&cat(&col.img_codes), &cat(&col.sent_codes), &col.classes, &protocol)?;
@@ -371,11 +377,12 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
         let refs: Vec<(&str, f64)> = scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         run.scalars(target.step, &refs)?;
         println!(
-            "{} (step {}): R-precision {:.2} ± {:.2} %, FD_CLIP {fd_clip:.4}",
+            "{} (step {}): R-precision {:.2} ± {:.2} % ({} trials on {total} generated images), FD_CLIP {fd_clip:.4}",
             target.label,
             target.step,
             rp.mean * 100.0,
-            rp.std * 100.0
+            rp.std * 100.0,
+            rp.trials
         );
         results.push(Value::Object(r));
         run.dir().write_results(&json!({ "job": "eval", "protocol": protocol, "results": results }))?;
