@@ -218,3 +218,39 @@ fn image_count_follows_the_protocol_per_dataset() {
     let (ok, out) = eval_with(&cfg, &["--net-g", g.to_str().unwrap()], &tmp.path().join("bad"));
     assert!(!ok && out.contains("R_TRIALS"), "{out}");
 }
+
+/// pytorch-fid-named Inception weights (deterministic synthetic values) as safetensors.
+fn synthetic_inception(path: &Path) {
+    clipgan::device::init_torch();
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let _net = clipgan::eval::inception::FidInception::new(&vs.root());
+    clipgan::eval::inception::fill_synthetic(&mut vs);
+    vs.save(path).unwrap();
+}
+
+#[test]
+fn kid_is_reported_with_its_std_when_the_inception_is_configured() {
+    // 12 test images, one pass: 12 generated and 12 real images through the Inception.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    synth::generate(&data, &SynthConfig { train: 8, test: 12, size: 64, seed: 6 }).unwrap();
+    let weights = tmp.path().join("inception.safetensors");
+    synthetic_inception(&weights);
+    let cfg = tmp.path().join("eval.yml");
+    write_cfg(&cfg, &data, &format!("    PASSES: 1\n    FID_WEIGHTS: '{}'\n", weights.display()));
+    let g = tmp.path().join("netG_epoch_0001.safetensors");
+    save_generator(&g, 7, 5);
+    let run = tmp.path().join("run");
+    let (ok, out) = eval_with(&cfg, &["--net-g", g.to_str().unwrap()], &run);
+    assert!(ok, "{out}");
+    let res: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let r = &res["results"][0];
+    assert!(r["fid"]["value"].as_f64().unwrap() >= 0.0, "{r}");
+    let kid = &r["kid"];
+    assert!(kid["mean"].as_f64().unwrap().is_finite() && kid["std"].as_f64().unwrap() >= 0.0, "{r}");
+    assert_eq!((kid["subsets"].as_u64(), kid["subset_size"].as_u64()), (Some(100), Some(12)), "{r}");
+    let m = rundir::read_metrics(&run).unwrap();
+    for tag in ["eval/kid", "eval/kid_std", "eval/fid"] {
+        assert!(m.events.iter().any(|e| e.tag == tag && e.step == 7), "{tag} missing");
+    }
+}

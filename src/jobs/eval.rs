@@ -15,6 +15,7 @@ use crate::device;
 use crate::eval::frechet::{frechet_distance, Stats};
 use crate::eval::inception::{self, FidInception};
 use crate::eval::inception_score::{inception_score, MeanStd};
+use crate::eval::kid::kid;
 use crate::eval::rprecision::{r_precision, Protocol, RPrecision};
 use crate::eval::sampling::{Plan, Sampling};
 use crate::eval::stats as fid_stats;
@@ -281,7 +282,7 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
     run.set_totals(Some((targets.len() * total.div_ceil(batch)) as u64), None);
 
     let mut results = Vec::new();
-    let mut real: Option<(Stats, Option<Stats>)> = None;
+    let mut real: Option<RealRefs> = None;
     let mut progress = 0u64;
     for target in targets {
         run.set_message(format!("{}: loading the generator", target.label));
@@ -334,7 +335,7 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
             run.set_message("encoding the real test images");
             real = Some(real_stats(loaded, &enc, &test, size, batch, device, fid_weights_path.as_deref(), run)?);
         }
-        let (real_clip, real_fid) = real.as_ref().expect("set above");
+        let RealRefs { clip: real_clip, fid: real_fid, fid_features: real_feats } = real.as_ref().expect("set above");
         run.set_message(format!("{}: metrics", target.label));
         let mut r = serde_json::Map::new();
         r.insert("generator".into(), json!(target.path.display().to_string()));
@@ -358,12 +359,15 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
         r.insert("fd_clip".into(), json!({ "value": fd_clip, "encoder": "finetuned CLIP image codes", "real": "test split images" }));
         match real_fid {
             Some(rs) => {
-                let f = frechet_distance(&Stats::from_features(&cat(&col.fid_feats))?, rs)?;
+                let gen_feats = cat(&col.fid_feats);
+                let f = frechet_distance(&Stats::from_features(&gen_feats)?, rs)?;
                 scalars.push(("eval/fid".into(), f));
-                r.insert("fid".into(), json!({ "value": f, "dims": 2048 }));
+                r.insert("fid".into(), json!({ "value": f, "dims": 2048, "images": total }));
+                r.insert("kid".into(), kid_json(&gen_feats, real_feats.as_ref(), c.clipgan.seed, &mut scalars)?);
             }
             None => {
                 r.insert("fid".into(), notes.get("fid").cloned().unwrap_or(Value::Null));
+                r.insert("kid".into(), notes.get("fid").cloned().unwrap_or(Value::Null));
             }
         }
         if want_is {
@@ -390,9 +394,34 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
     Ok((Outcome::Finished, "evaluated".to_string()))
 }
 
-/// CLIP-code statistics of the real test images and, with the FID Inception, their FID
-/// statistics (EVAL.FID_REAL_STATS when given; else computed and saved as
-/// `<run>/fid_real_stats.npz` for reuse).
+/// KID's subsets: torch-fidelity's defaults (100 subsets of 1,000 images, fewer when a set
+/// is smaller).
+const KID_SUBSETS: usize = 100;
+const KID_SUBSET_SIZE: usize = 1000;
+
+/// KID of generated vs real Inception pool3 features (mean ± std over subsets), or why not.
+fn kid_json(gen_feats: &Tensor, real_feats: Option<&Tensor>, seed: u64, scalars: &mut Vec<(String, f64)>) -> Result<Value> {
+    let Some(real) = real_feats else {
+        return Ok(unavailable("KID needs the real images' features; CLIPGAN.EVAL.FID_REAL_STATS holds only their mean and covariance"));
+    };
+    let k = kid(gen_feats, real, KID_SUBSETS, KID_SUBSET_SIZE, seed)?;
+    scalars.push(("eval/kid".into(), k.mean));
+    scalars.push(("eval/kid_std".into(), k.std));
+    let size = KID_SUBSET_SIZE.min(gen_feats.size()[0] as usize).min(real.size()[0] as usize);
+    Ok(json!({ "mean": k.mean, "std": k.std, "subsets": KID_SUBSETS, "subset_size": size, "features": "Inception pool3 (2048)" }))
+}
+
+/// What the generated images are compared with: CLIP-code statistics of the real test
+/// images and, with the FID Inception, their FID statistics and features (for KID).
+struct RealRefs {
+    clip: Stats,
+    fid: Option<Stats>,
+    /// None when the statistics came from EVAL.FID_REAL_STATS.
+    fid_features: Option<Tensor>,
+}
+
+/// The real references (EVAL.FID_REAL_STATS for FID when given; else computed and saved
+/// as `<run>/fid_real_stats.npz` for reuse).
 #[allow(clippy::too_many_arguments)]
 fn real_stats(
     loaded: &LoadedConfig,
@@ -403,7 +432,7 @@ fn real_stats(
     device: Device,
     fid_weights: Option<&Path>,
     run: &RunWriter,
-) -> Result<(Stats, Option<Stats>)> {
+) -> Result<RealRefs> {
     let given = &loaded.config.clipgan.eval.fid_real_stats;
     let given_stats = if given.trim().is_empty() || enc.fid.is_none() {
         None
@@ -437,15 +466,16 @@ fn real_stats(
         encode_images(enc, &x01, &mut col, false, given_stats.is_none())?;
     }
     let clip_stats = Stats::from_features(&cat(&col.img_codes))?;
-    let fid = match (given_stats, enc.fid.is_some()) {
-        (Some(s), _) => Some(s),
+    let (fid, fid_features) = match (given_stats, enc.fid.is_some()) {
+        (Some(s), _) => (Some(s), None),
         (None, true) => {
-            let s = Stats::from_features(&cat(&col.fid_feats))?;
+            let feats = cat(&col.fid_feats);
+            let s = Stats::from_features(&feats)?;
             fid_stats::write_npz(&run.dir().file("fid_real_stats.npz"), &s, None)?;
             let _ = fid_weights;
-            Some(s)
+            (Some(s), Some(feats))
         }
-        (None, false) => None,
+        (None, false) => (None, None),
     };
-    Ok((clip_stats, fid))
+    Ok(RealRefs { clip: clip_stats, fid, fid_features })
 }
