@@ -4,8 +4,8 @@ mod load;
 mod schema;
 
 pub use load::{
-    base_dir_for, load, locate_key, parse, parse_device_string, resolve_against, ConfigError, DeviceChoice, Diagnostic, LoadedConfig,
-    Severity,
+    base_dir_for, load, locate_key, parse, parse_device_string, resolve_against, seed_schedule, ConfigError, DeviceChoice, Diagnostic,
+    LoadedConfig, Severity,
 };
 pub use schema::{Clipgan, Config, Eval, Gan, Job, Smooth, Text, Train, Tree};
 
