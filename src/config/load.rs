@@ -335,6 +335,12 @@ impl LoadedConfig {
             "expected a factor in (0, 1]",
         );
         check((0.0..1.0).contains(&g.ema_decay), Error, &["CLIPGAN", "EMA_DECAY"], "expected a decay in [0, 1)");
+        check(
+            super::CAPTION_FORMS.contains(&g.caption_form.trim().to_ascii_lowercase().as_str()),
+            Error,
+            &["CLIPGAN", "CAPTION_FORM"],
+            &format!("expected one of: {}", super::CAPTION_FORMS.join(", ")),
+        );
         let e = &g.eval;
         check(e.images >= 1, Error, &["CLIPGAN", "EVAL", "IMAGES"], "expected at least 1");
         check(

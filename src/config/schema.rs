@@ -176,6 +176,10 @@ pub struct Clipgan {
     pub ema_decay: f64,
     /// Skip unreadable images (counted and reported) instead of failing.
     pub skip_bad_images: bool,
+    /// What CLIP's tokenizer gets for a caption line: `seed` (the seed's form per stage:
+    /// the raw line for finetuning, AttnGAN's `\w+` words for DM-GAN and evaluation),
+    /// `raw` or `words` everywhere (`data::captions`).
+    pub caption_form: String,
     pub eval: Eval,
 }
 
@@ -301,6 +305,7 @@ impl Default for Clipgan {
             cycle_decay: 0.8,
             ema_decay: 0.999,
             skip_bad_images: false,
+            caption_form: "seed".into(),
             eval: Eval::default(),
         }
     }

@@ -10,7 +10,7 @@
 //! the reason). `--snapshots RUN` evaluates every `netG_epoch_*.safetensors` of a train
 //! run in one job, logging each at its training step.
 use crate::config::{self, LoadedConfig};
-use crate::data::{Dataset, DatasetSpec, Split, Tokenizer};
+use crate::data::{CaptionForm, Dataset, DatasetSpec, Split, Stage, Tokenizer};
 use crate::device;
 use crate::eval::frechet::{frechet_distance, Stats};
 use crate::eval::inception::{self, FidInception};
@@ -265,6 +265,8 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
     let test = Dataset::open(&spec, Split::Test)?;
     let tokenizer = Tokenizer::from_config(loaded)?;
     let words_num = c.text.words_num as usize;
+    // The seed's evaluation dataset fed CLIP AttnGAN's words of each caption (CAPTION_FORM).
+    let caption_form = CaptionForm::for_stage(&c.clipgan.caption_form, Stage::Gan)?;
     let cpi = test.captions_per_image();
     // The protocol's image count (EVAL.IMAGES, chosen per dataset), or EVAL.PASSES full passes.
     let (sampling, images) = match e.passes {
@@ -305,7 +307,8 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
                 return Ok((Outcome::Stopped, "stopped on request".to_string()));
             }
             let items: Vec<(usize, usize, usize)> = chunk.iter().map(|it| (it.pass, it.image, it.caption)).collect();
-            let texts: Vec<&str> = items.iter().map(|&(_, n, k)| test.caption(n, k)).collect();
+            let owned: Vec<String> = items.iter().map(|&(_, n, k)| caption_form.apply(test.caption(n, k)).into_owned()).collect();
+            let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
             let tok = tokenizer.encode_batch(&texts, words_num).to_device(device);
             let _g = tch::no_grad_guard();
             let tf = enc.clip.encode_text(&tok.ids, &tok.mask);
