@@ -10,7 +10,7 @@
 //! the reason). `--snapshots RUN` evaluates every `netG_epoch_*.safetensors` of a train
 //! run in one job, logging each at its training step.
 use crate::config::{self, LoadedConfig};
-use crate::data::{CaptionForm, Dataset, DatasetSpec, Split, Stage, Tokenizer};
+use crate::data::{transforms, CaptionForm, Dataset, DatasetSpec, Split, Stage, Tokenizer};
 use crate::device;
 use crate::eval::frechet::{frechet_distance, Stats};
 use crate::eval::inception::{self, FidInception};
@@ -397,6 +397,16 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
     Ok((Outcome::Finished, "evaluated".to_string()))
 }
 
+/// Test image n as the reference for FID, KID and FD_CLIP at the generator's output size:
+/// prepared as the training pipeline prepares test images (`LoaderConfig::for_evaluation`:
+/// bounding-box crop, shorter side resized to 76/64 of the size, centre crop, no flip),
+/// so the statistics describe the images G was trained to match. 8-bit, like the PNGs of
+/// the generated images.
+pub fn real_test_image(test: &Dataset, n: usize, size: u32) -> Result<image::RgbImage> {
+    let img = test.load_image(n)?;
+    Ok(transforms::prepare(&img, &[size], None).swap_remove(0))
+}
+
 /// KID's subsets: torch-fidelity's defaults (100 subsets of 1,000 images, fewer when a set
 /// is smaller).
 const KID_SUBSETS: usize = 100;
@@ -456,16 +466,12 @@ fn real_stats(
         let imgs = chunk
             .iter()
             .map(|&n| {
-                let img = test.load_image(n)?;
+                let img = real_test_image(test, n, size as u32)?;
                 let (w, h) = img.dimensions();
-                let t = Tensor::from_data_size(img.as_raw(), &[1, h as i64, w as i64, 3], Kind::Uint8)
-                    .permute([0, 3, 1, 2])
-                    .to_kind(Kind::Float)
-                    / 255.0;
-                Ok(t.internal_upsample_bilinear2d_aa([size, size], false, None, None))
+                Ok(Tensor::from_data_size(img.as_raw(), &[1, h as i64, w as i64, 3], Kind::Uint8).permute([0, 3, 1, 2]))
             })
             .collect::<Result<Vec<_>>>()?;
-        let x01 = ((Tensor::cat(&imgs, 0) * 255.0).round().clamp(0.0, 255.0) / 255.0).to_device(device);
+        let x01 = (Tensor::cat(&imgs, 0).to_kind(Kind::Float) / 255.0).to_device(device);
         encode_images(enc, &x01, &mut col, false, given_stats.is_none())?;
     }
     let clip_stats = Stats::from_features(&cat(&col.img_codes))?;
