@@ -120,6 +120,8 @@ pub fn parse(path: &Path, text: &str, base_dir: PathBuf) -> Result<LoadedConfig,
         };
         ConfigError(vec![err(line, column, explain_serde_error(&e.to_string()))])
     })?;
+    let mut config = config;
+    seed_schedule_defaults(&mut config, text);
     let mut loaded = LoadedConfig { path: path.to_path_buf(), base_dir, text: text.to_string(), config, warnings: Vec::new() };
     let (errors, warnings): (Vec<_>, Vec<_>) = loaded.semantic_checks().into_iter().partition(|d| d.severity == Severity::Error);
     if !errors.is_empty() {
@@ -162,6 +164,30 @@ fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .filter(|(d, c)| *d <= 2.max(c.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
+}
+
+/// The finetuning schedule the seed ran for its dataset (method.md section 6), as
+/// (warm-up epochs, cycle epochs): birds 2 / 5, COCO 5 / 10.
+pub fn seed_schedule(dataset_name: &str) -> (u32, u32) {
+    if dataset_name.eq_ignore_ascii_case("coco") {
+        (5, 10)
+    } else {
+        (2, 5)
+    }
+}
+
+/// When a config sets neither CLIPGAN.WARMUP_EPOCHS nor CYCLE_EPOCHS (the seed's own
+/// DAMSM files), the schedule is the seed's for its DATASET_NAME; setting either one
+/// keeps the plain defaults for the other.
+fn seed_schedule_defaults(config: &mut Config, text: &str) {
+    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else { return };
+    let clipgan = doc.get("CLIPGAN");
+    let set = |key: &str| clipgan.is_some_and(|c| c.get(key).is_some());
+    if !set("WARMUP_EPOCHS") && !set("CYCLE_EPOCHS") {
+        let (warmup, cycle) = seed_schedule(&config.dataset_name);
+        config.clipgan.warmup_epochs = warmup;
+        config.clipgan.cycle_epochs = cycle;
+    }
 }
 
 /// Find the line and column of a nested key (`["TRAIN", "SMOOTH", "GAMMA1"]`) in
@@ -309,15 +335,45 @@ impl LoadedConfig {
             "expected a factor in (0, 1]",
         );
         check((0.0..1.0).contains(&g.ema_decay), Error, &["CLIPGAN", "EMA_DECAY"], "expected a decay in [0, 1)");
+        check(
+            super::CAPTION_FORMS.contains(&g.caption_form.trim().to_ascii_lowercase().as_str()),
+            Error,
+            &["CLIPGAN", "CAPTION_FORM"],
+            &format!("expected one of: {}", super::CAPTION_FORMS.join(", ")),
+        );
         let e = &g.eval;
-        check(e.passes >= 1, Error, &["CLIPGAN", "EVAL", "PASSES"], "expected at least 1");
+        check(e.images >= 1, Error, &["CLIPGAN", "EVAL", "IMAGES"], "expected at least 1");
+        check(
+            super::EVAL_SAMPLINGS.contains(&e.sampling.trim().to_ascii_lowercase().as_str()),
+            Error,
+            &["CLIPGAN", "EVAL", "SAMPLING"],
+            &format!("expected one of: {}", super::EVAL_SAMPLINGS.join(", ")),
+        );
+        check(
+            e.passes == 0 || !e.sampling.trim().eq_ignore_ascii_case("captions"),
+            Error,
+            &["CLIPGAN", "EVAL", "PASSES"],
+            "PASSES counts passes over the test split: not with SAMPLING: captions",
+        );
         check(
             e.r_candidates >= 2,
             Error,
             &["CLIPGAN", "EVAL", "R_CANDIDATES"],
             "expected at least 2 candidates (the ground truth and one other)",
         );
-        check(e.r_folds >= 1 && e.r_trials >= e.r_folds, Error, &["CLIPGAN", "EVAL", "R_FOLDS"], "expected 1 <= R_FOLDS <= R_TRIALS");
+        let trials = if e.r_trials > 0 { e.r_trials } else { e.images };
+        check(
+            e.r_folds >= 1 && (e.passes > 0 || trials >= e.r_folds),
+            Error,
+            &["CLIPGAN", "EVAL", "R_FOLDS"],
+            "expected 1 <= R_FOLDS <= R_TRIALS (or IMAGES when R_TRIALS is 0)",
+        );
+        check(
+            e.r_trials == 0 || e.passes > 0 || e.r_trials <= e.images,
+            Error,
+            &["CLIPGAN", "EVAL", "R_TRIALS"],
+            "each trial uses its own generated image: expected R_TRIALS <= IMAGES (0: one per image)",
+        );
         for key in c.unused_keys_set() {
             let path: Vec<&str> = key.split('.').collect();
             out.push(self.diag(Severity::Note, &path, "set, but nothing reads it (accepted for compatibility with the seed)".into()));

@@ -176,6 +176,10 @@ pub struct Clipgan {
     pub ema_decay: f64,
     /// Skip unreadable images (counted and reported) instead of failing.
     pub skip_bad_images: bool,
+    /// What CLIP's tokenizer gets for a caption line: `seed` (the seed's form per stage:
+    /// the raw line for finetuning, AttnGAN's `\w+` words for DM-GAN and evaluation),
+    /// `raw` or `words` everywhere (`data::captions`).
+    pub caption_form: String,
     pub eval: Eval,
 }
 
@@ -183,10 +187,15 @@ pub struct Clipgan {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default, rename_all = "SCREAMING_SNAKE_CASE")]
 pub struct Eval {
-    /// Generated images per test caption set: passes over the test split
-    /// (CUB: 10 passes x 2,933 images ~ 30,000 images).
+    /// Generated images, one R-precision trial each (the protocol's 30,000).
+    pub images: u32,
+    /// How they are chosen: `auto` (the dataset's protocol: `captions` for COCO, `passes`
+    /// otherwise), `passes` (every test image per pass until IMAGES) or `captions` (IMAGES /
+    /// CAPTIONS_PER_IMAGE test images with all their captions): `eval::sampling`.
+    pub sampling: String,
+    /// N > 0: exactly N full passes over the test split (overrides IMAGES; `passes` only).
     pub passes: u32,
-    /// R-precision trials (30,000 in the AttnGAN/DM-GAN protocol) and folds.
+    /// R-precision trials (0: one per generated image; else at most IMAGES) and folds.
     pub r_trials: u32,
     pub r_folds: u32,
     /// Candidate captions per trial (ground truth + 99).
@@ -296,6 +305,7 @@ impl Default for Clipgan {
             cycle_decay: 0.8,
             ema_decay: 0.999,
             skip_bad_images: false,
+            caption_form: "seed".into(),
             eval: Eval::default(),
         }
     }
@@ -304,8 +314,10 @@ impl Default for Clipgan {
 impl Default for Eval {
     fn default() -> Self {
         Eval {
-            passes: 10,
-            r_trials: 30_000,
+            images: 30_000,
+            sampling: "auto".into(),
+            passes: 0,
+            r_trials: 0,
             r_folds: 10,
             r_candidates: 100,
             independent_clip: String::new(),

@@ -11,6 +11,7 @@
 //! channel; the iterator takes them in order. At most `prefetch` batches wait (rounded
 //! up to a multiple of `workers`) plus one in progress per worker: bounded memory.
 //! `workers = 0` builds batches on the calling thread.
+use super::captions::{CaptionForm, Stage};
 use super::dataset::Dataset;
 use super::tokenizer::{TokenBatch, Tokenizer, Tokens};
 use super::transforms::{self, Augment, PixelMode};
@@ -46,6 +47,8 @@ pub struct LoaderConfig {
     /// Captions per image in a batch: 1, or 2 (two different captions of each image).
     pub captions: usize,
     pub words_num: usize,
+    /// What the tokenizer gets for a caption line (the seed's differs per stage).
+    pub caption_form: CaptionForm,
 }
 
 impl LoaderConfig {
@@ -55,9 +58,13 @@ impl LoaderConfig {
     }
 
     /// Training batches of a config (pretraining: `PixelMode::Clip`, GAN: `PixelMode::Gan`):
-    /// shuffled, augmented, two captions per image, fixed batch size.
+    /// shuffled, augmented, two captions per image, fixed batch size; captions in the
+    /// form CLIPGAN.CAPTION_FORM gives that stage (`PixelMode::Clip` is finetuning's).
+    /// An unknown form is refused when the config loads.
     pub fn for_training(config: &Config, mode: PixelMode) -> LoaderConfig {
+        let stage = if mode == PixelMode::Clip { Stage::Finetune } else { Stage::Gan };
         LoaderConfig {
+            caption_form: CaptionForm::for_stage(&config.clipgan.caption_form, stage).unwrap_or(CaptionForm::Raw),
             batch_size: config.train.batch_size as usize,
             workers: config.workers as usize,
             prefetch: 2 * (config.workers as usize).max(1),
@@ -218,7 +225,7 @@ impl Shared {
             let rec = &self.dataset.records[s.index];
             for (slot, &k) in s.captions.iter().enumerate() {
                 caption_ids[slot].push(k);
-                tokens[slot].push(self.tokenizer.encode(&rec.captions[k], self.cfg.words_num));
+                tokens[slot].push(self.tokenizer.encode(&self.cfg.caption_form.apply(&rec.captions[k]), self.cfg.words_num));
             }
             indices.push(s.index);
             class_ids.push(rec.class_id);

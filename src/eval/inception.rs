@@ -241,7 +241,9 @@ pub struct FidInception {
 
 /// What one forward returns: features of the requested width (B x dims, spatially
 /// averaged as pytorch-fid does for the early blocks) and, when asked, the classifier
-/// logits (B x 1008) for the Inception Score.
+/// logits (B x 1008) for the Inception Score: pool3 times the softmax weights with no
+/// bias, as the original Inception Score code (its TF graph's `pool_3 x W`) and
+/// torch-fidelity's `logits_unbiased` compute them.
 pub struct InceptionOutput {
     pub features: Tensor,
     pub logits: Option<Tensor>,
@@ -320,7 +322,9 @@ impl FidInception {
             x = e.forward(&x);
         }
         let features = pool(&x);
-        let logits = logits.then(|| features.apply(&self.fc));
+        // No fc bias: the original Inception Score code leaves it out (torch-fidelity's
+        // `logits_unbiased`); with it, every score would move.
+        let logits = logits.then(|| features.matmul(&self.fc.ws.tr()));
         Ok(InceptionOutput { features, logits })
     }
 }

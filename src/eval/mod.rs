@@ -8,4 +8,5 @@ pub mod inception_score;
 pub mod kid;
 pub mod pth;
 pub mod rprecision;
+pub mod sampling;
 pub mod stats;

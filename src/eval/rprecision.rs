@@ -1,10 +1,12 @@
 //! R-precision with the AttnGAN/DM-GAN protocol (method.md section 7): for a generated
 //! image, 100 candidate captions (its ground truth + 99 captions of images of other
 //! classes; with no classes, give every image its own class); a hit when the ground
-//! truth's cosine with the image code is strictly above every other candidate's (a tie
-//! is a miss, so a constant encoder scores 0, not 100 %). Trial t uses image t mod N;
-//! the trials are cut into `folds` contiguous folds; reported as mean ± std (population)
-//! over the folds' hit rates.
+//! truth ranks first. A tie counts as DM-GAN's `torch.argmax` does: the first index wins,
+//! and the ground truth is index 0, so a tie is a hit (a degenerate constant encoder
+//! scores 100 %, as in DM-GAN; compare with `RPrecision::chance`). Trial t uses generated
+//! image t (distinct images, as DM-GAN's loop: more trials than images is an error); the
+//! trials are cut into `folds` contiguous folds; reported as mean ± std (population) over
+//! the folds' hit rates.
 //!
 //! The evaluation job uses the published protocol (`Protocol::default`: 100 candidates,
 //! 30,000 trials, 10 folds); CLIP finetuning's validation the same ranking over its test
@@ -21,7 +23,7 @@ use tch::{Kind, Tensor};
 pub struct Protocol {
     /// Candidates per trial, the ground truth included (100).
     pub candidates: usize,
-    /// Trials in all (30,000: CUB 2,933 images x ~10 passes).
+    /// Trials in all, one generated image each (30,000: CUB 2,933 images x ~10.2 passes).
     pub trials: usize,
     /// Folds the trials are cut into (10).
     pub folds: usize,
@@ -96,6 +98,9 @@ pub fn r_precision(image_codes: &Tensor, text_codes: &Tensor, classes: &[i64], p
     if p.candidates < 2 || p.folds == 0 || p.trials < p.folds || n == 0 {
         bail!("R-precision: needs 2+ candidates, 1+ folds, at least as many trials as folds and 1+ image (got {p:?}, {n} images)");
     }
+    if p.trials > n {
+        bail!("R-precision: {} trials but {n} generated images (each trial uses its own image)", p.trials);
+    }
     let mut per_class: HashMap<i64, usize> = HashMap::new();
     for c in classes {
         *per_class.entry(*c).or_default() += 1;
@@ -107,11 +112,11 @@ pub fn r_precision(image_codes: &Tensor, text_codes: &Tensor, classes: &[i64], p
     }
     let mut hits = vec![false; p.trials];
     let mut chosen = Vec::with_capacity(p.candidates);
-    for (t, hit) in hits.iter_mut().enumerate() {
-        let i = t % n;
+    // Trial i: generated image i.
+    for (i, hit) in hits.iter_mut().enumerate() {
         let code = &img[i * d..(i + 1) * d];
         let gt = dot(code, &txt[i * d..(i + 1) * d]);
-        let mut rng = Rng::new(p.seed, &[stream::VAL, 0x5250, t as u64]);
+        let mut rng = Rng::new(p.seed, &[stream::VAL, 0x5250, i as u64]);
         chosen.clear();
         // Rejection sampling: the pool holds most images (other classes), so this ends fast.
         while chosen.len() < p.candidates - 1 {
@@ -120,7 +125,8 @@ pub fn r_precision(image_codes: &Tensor, text_codes: &Tensor, classes: &[i64], p
                 chosen.push(j);
             }
         }
-        *hit = chosen.iter().all(|&j| dot(code, &txt[j * d..(j + 1) * d]) < gt);
+        // argmax over [gt, candidates...]: the first maximum wins, so ties go to the ground truth.
+        *hit = chosen.iter().all(|&j| dot(code, &txt[j * d..(j + 1) * d]) <= gt);
     }
     let folds: Vec<f64> = (0..p.folds)
         .map(|k| {

@@ -1,6 +1,7 @@
 //! `clipgan eval`: load the EMA generator (TRAIN.NET_G or --net-g; a missing or unreadable
 //! file is an error, never random weights: method.md §9 bug 4), generate images for the
-//! test captions (EVAL.PASSES passes over the test split), save them as PNG under
+//! test captions (the protocol's EVAL.IMAGES, chosen per dataset by `eval::sampling`; one
+//! R-precision trial each), save them as PNG under
 //! `<run>/images/<generator>/` (one file per image, the caption's image key as path, so
 //! FID tools read the folder recursively), then compute from exactly the saved pixels:
 //! R-precision with the finetuned CLIP (and EVAL.INDEPENDENT_CLIP, labelled), FD_CLIP
@@ -9,12 +10,14 @@
 //! the reason). `--snapshots RUN` evaluates every `netG_epoch_*.safetensors` of a train
 //! run in one job, logging each at its training step.
 use crate::config::{self, LoadedConfig};
-use crate::data::{Dataset, DatasetSpec, Split, Tokenizer};
+use crate::data::{transforms, CaptionForm, Dataset, DatasetSpec, Split, Stage, Tokenizer};
 use crate::device;
 use crate::eval::frechet::{frechet_distance, Stats};
 use crate::eval::inception::{self, FidInception};
 use crate::eval::inception_score::{inception_score, MeanStd};
+use crate::eval::kid::kid;
 use crate::eval::rprecision::{r_precision, Protocol, RPrecision};
+use crate::eval::sampling::{Plan, Sampling};
 use crate::eval::stats as fid_stats;
 use crate::jobs::{train, Outcome, StopFlag, Worker, LATEST};
 use crate::models::clip::{self, Clip};
@@ -262,16 +265,26 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
     let test = Dataset::open(&spec, Split::Test)?;
     let tokenizer = Tokenizer::from_config(loaded)?;
     let words_num = c.text.words_num as usize;
+    // The seed's evaluation dataset fed CLIP AttnGAN's words of each caption (CAPTION_FORM).
+    let caption_form = CaptionForm::for_stage(&c.clipgan.caption_form, Stage::Gan)?;
     let cpi = test.captions_per_image();
-    let passes = e.passes.max(1) as usize;
-    let total = passes * test.len();
-    let protocol =
-        Protocol { candidates: e.r_candidates as usize, trials: e.r_trials as usize, folds: e.r_folds as usize, seed: c.clipgan.seed };
+    // The protocol's image count (EVAL.IMAGES, chosen per dataset), or EVAL.PASSES full passes.
+    let (sampling, images) = match e.passes {
+        0 => (Sampling::resolve(&e.sampling, &c.dataset_name)?, e.images as usize),
+        p => (Sampling::Passes, p as usize * test.len()),
+    };
+    let plan = Plan::new(sampling, test.len(), cpi, images, c.clipgan.seed)?;
+    let total = plan.len();
+    let trials = if e.r_trials == 0 { total } else { e.r_trials as usize };
+    if trials > total {
+        bail!("CLIPGAN.EVAL.R_TRIALS {trials}: more than the {total} generated images (each trial uses its own image)");
+    }
+    let protocol = Protocol { candidates: e.r_candidates as usize, trials, folds: e.r_folds as usize, seed: c.clipgan.seed };
     let batch = c.train.batch_size.max(1) as usize;
     run.set_totals(Some((targets.len() * total.div_ceil(batch)) as u64), None);
 
     let mut results = Vec::new();
-    let mut real: Option<(Stats, Option<Stats>)> = None;
+    let mut real: Option<RealRefs> = None;
     let mut progress = 0u64;
     for target in targets {
         run.set_message(format!("{}: loading the generator", target.label));
@@ -288,19 +301,14 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
             classes: vec![],
         };
         let mut size = 0;
-        // Item i: pass i / N, image i % N, caption drawn from (seed, SAMPLE, pass, image).
-        for (bi, start) in (0..total).step_by(batch).enumerate() {
+        // The plan's items in order: item i is R-precision trial i.
+        for (bi, chunk) in plan.items.chunks(batch).enumerate() {
             if stop.is_raised() {
                 return Ok((Outcome::Stopped, "stopped on request".to_string()));
             }
-            let items: Vec<(usize, usize, usize)> = (start..(start + batch).min(total))
-                .map(|i| {
-                    let (p, n) = (i / test.len(), i % test.len());
-                    let k = seed::Rng::new(c.clipgan.seed, &[seed::stream::SAMPLE, 0xE7A1, p as u64, n as u64]).below(cpi as u64) as usize;
-                    (p, n, k)
-                })
-                .collect();
-            let texts: Vec<&str> = items.iter().map(|&(_, n, k)| test.caption(n, k)).collect();
+            let items: Vec<(usize, usize, usize)> = chunk.iter().map(|it| (it.pass, it.image, it.caption)).collect();
+            let owned: Vec<String> = items.iter().map(|&(_, n, k)| caption_form.apply(test.caption(n, k)).into_owned()).collect();
+            let texts: Vec<&str> = owned.iter().map(String::as_str).collect();
             let tok = tokenizer.encode_batch(&texts, words_num).to_device(device);
             let _g = tch::no_grad_guard();
             let tf = enc.clip.encode_text(&tok.ids, &tok.mask);
@@ -330,12 +338,14 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
             run.set_message("encoding the real test images");
             real = Some(real_stats(loaded, &enc, &test, size, batch, device, fid_weights_path.as_deref(), run)?);
         }
-        let (real_clip, real_fid) = real.as_ref().expect("set above");
+        let RealRefs { clip: real_clip, fid: real_fid, fid_features: real_feats } = real.as_ref().expect("set above");
         run.set_message(format!("{}: metrics", target.label));
         let mut r = serde_json::Map::new();
         r.insert("generator".into(), json!(target.path.display().to_string()));
         r.insert("step".into(), json!(target.step));
         r.insert("images".into(), json!(total));
+        r.insert("trials".into(), json!(protocol.trials));
+        r.insert("sampling".into(), plan.to_json());
         r.insert("image_folder".into(), json!(out_dir.display().to_string()));
         let mut scalars: Vec<(String, f64)> = Vec::new();
         let rp = r_precision(&cat(&col.img_codes), &cat(&col.sent_codes), &col.classes, &protocol)?;
@@ -352,12 +362,15 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
         r.insert("fd_clip".into(), json!({ "value": fd_clip, "encoder": "finetuned CLIP image codes", "real": "test split images" }));
         match real_fid {
             Some(rs) => {
-                let f = frechet_distance(&Stats::from_features(&cat(&col.fid_feats))?, rs)?;
+                let gen_feats = cat(&col.fid_feats);
+                let f = frechet_distance(&Stats::from_features(&gen_feats)?, rs)?;
                 scalars.push(("eval/fid".into(), f));
-                r.insert("fid".into(), json!({ "value": f, "dims": 2048 }));
+                r.insert("fid".into(), json!({ "value": f, "dims": 2048, "images": total }));
+                r.insert("kid".into(), kid_json(&gen_feats, real_feats.as_ref(), c.clipgan.seed, &mut scalars)?);
             }
             None => {
                 r.insert("fid".into(), notes.get("fid").cloned().unwrap_or(Value::Null));
+                r.insert("kid".into(), notes.get("fid").cloned().unwrap_or(Value::Null));
             }
         }
         if want_is {
@@ -371,11 +384,12 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
         let refs: Vec<(&str, f64)> = scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         run.scalars(target.step, &refs)?;
         println!(
-            "{} (step {}): R-precision {:.2} ± {:.2} %, FD_CLIP {fd_clip:.4}",
+            "{} (step {}): R-precision {:.2} ± {:.2} % ({} trials on {total} generated images), FD_CLIP {fd_clip:.4}",
             target.label,
             target.step,
             rp.mean * 100.0,
-            rp.std * 100.0
+            rp.std * 100.0,
+            rp.trials
         );
         results.push(Value::Object(r));
         run.dir().write_results(&json!({ "job": "eval", "protocol": protocol, "results": results }))?;
@@ -383,9 +397,44 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
     Ok((Outcome::Finished, "evaluated".to_string()))
 }
 
-/// CLIP-code statistics of the real test images and, with the FID Inception, their FID
-/// statistics (EVAL.FID_REAL_STATS when given; else computed and saved as
-/// `<run>/fid_real_stats.npz` for reuse).
+/// Test image n as the reference for FID, KID and FD_CLIP at the generator's output size:
+/// prepared as the training pipeline prepares test images (`LoaderConfig::for_evaluation`:
+/// bounding-box crop, shorter side resized to 76/64 of the size, centre crop, no flip),
+/// so the statistics describe the images G was trained to match. 8-bit, like the PNGs of
+/// the generated images.
+pub fn real_test_image(test: &Dataset, n: usize, size: u32) -> Result<image::RgbImage> {
+    let img = test.load_image(n)?;
+    Ok(transforms::prepare(&img, &[size], None).swap_remove(0))
+}
+
+/// KID's subsets: torch-fidelity's defaults (100 subsets of 1,000 images, fewer when a set
+/// is smaller).
+const KID_SUBSETS: usize = 100;
+const KID_SUBSET_SIZE: usize = 1000;
+
+/// KID of generated vs real Inception pool3 features (mean ± std over subsets), or why not.
+fn kid_json(gen_feats: &Tensor, real_feats: Option<&Tensor>, seed: u64, scalars: &mut Vec<(String, f64)>) -> Result<Value> {
+    let Some(real) = real_feats else {
+        return Ok(unavailable("KID needs the real images' features; CLIPGAN.EVAL.FID_REAL_STATS holds only their mean and covariance"));
+    };
+    let k = kid(gen_feats, real, KID_SUBSETS, KID_SUBSET_SIZE, seed)?;
+    scalars.push(("eval/kid".into(), k.mean));
+    scalars.push(("eval/kid_std".into(), k.std));
+    let size = KID_SUBSET_SIZE.min(gen_feats.size()[0] as usize).min(real.size()[0] as usize);
+    Ok(json!({ "mean": k.mean, "std": k.std, "subsets": KID_SUBSETS, "subset_size": size, "features": "Inception pool3 (2048)" }))
+}
+
+/// What the generated images are compared with: CLIP-code statistics of the real test
+/// images and, with the FID Inception, their FID statistics and features (for KID).
+struct RealRefs {
+    clip: Stats,
+    fid: Option<Stats>,
+    /// None when the statistics came from EVAL.FID_REAL_STATS.
+    fid_features: Option<Tensor>,
+}
+
+/// The real references (EVAL.FID_REAL_STATS for FID when given; else computed and saved
+/// as `<run>/fid_real_stats.npz` for reuse).
 fn real_stats(
     loaded: &LoadedConfig,
     enc: &Encoders,
@@ -395,7 +444,7 @@ fn real_stats(
     device: Device,
     fid_weights: Option<&Path>,
     run: &RunWriter,
-) -> Result<(Stats, Option<Stats>)> {
+) -> Result<RealRefs> {
     let given = &loaded.config.clipgan.eval.fid_real_stats;
     let given_stats = if given.trim().is_empty() || enc.fid.is_none() {
         None
@@ -416,28 +465,25 @@ fn real_stats(
         let imgs = chunk
             .iter()
             .map(|&n| {
-                let img = test.load_image(n)?;
+                let img = real_test_image(test, n, size as u32)?;
                 let (w, h) = img.dimensions();
-                let t = Tensor::from_data_size(img.as_raw(), &[1, h as i64, w as i64, 3], Kind::Uint8)
-                    .permute([0, 3, 1, 2])
-                    .to_kind(Kind::Float)
-                    / 255.0;
-                Ok(t.internal_upsample_bilinear2d_aa([size, size], false, None, None))
+                Ok(Tensor::from_data_size(img.as_raw(), &[1, h as i64, w as i64, 3], Kind::Uint8).permute([0, 3, 1, 2]))
             })
             .collect::<Result<Vec<_>>>()?;
-        let x01 = ((Tensor::cat(&imgs, 0) * 255.0).round().clamp(0.0, 255.0) / 255.0).to_device(device);
+        let x01 = (Tensor::cat(&imgs, 0).to_kind(Kind::Float) / 255.0).to_device(device);
         encode_images(enc, &x01, &mut col, false, given_stats.is_none())?;
     }
     let clip_stats = Stats::from_features(&cat(&col.img_codes))?;
-    let fid = match (given_stats, enc.fid.is_some()) {
-        (Some(s), _) => Some(s),
+    let (fid, fid_features) = match (given_stats, enc.fid.is_some()) {
+        (Some(s), _) => (Some(s), None),
         (None, true) => {
-            let s = Stats::from_features(&cat(&col.fid_feats))?;
+            let feats = cat(&col.fid_feats);
+            let s = Stats::from_features(&feats)?;
             fid_stats::write_npz(&run.dir().file("fid_real_stats.npz"), &s, None)?;
             let _ = fid_weights;
-            Some(s)
+            (Some(s), Some(feats))
         }
-        (None, false) => None,
+        (None, false) => (None, None),
     };
-    Ok((clip_stats, fid))
+    Ok(RealRefs { clip: clip_stats, fid, fid_features })
 }

@@ -3,7 +3,7 @@
 //! over epochs, checkpoints and resume, the fixed sample grids and `--dry-run`.
 use crate::checkpoint::{self, Checkpoint};
 use crate::config::{self, LoadedConfig};
-use crate::data::{Dataset, DatasetSpec, Loader, LoaderConfig, PixelMode, Split, Tokenizer};
+use crate::data::{CaptionForm, Dataset, DatasetSpec, Loader, LoaderConfig, PixelMode, Split, Stage, Tokenizer};
 use crate::jobs::progress::{self, LoopClock};
 use crate::jobs::{self, Outcome, Position, StopFlag, TrainingJob, LATEST};
 use crate::models::clip::{self, Clip, ClipConfig};
@@ -245,7 +245,10 @@ fn sample_inputs(clip: &Clip, train: &Dataset, tokenizer: &Tokenizer, c: &config
     let n = train.len();
     let k = SAMPLE_CAPTIONS.min(n);
     let captions: Vec<String> = (0..k).map(|i| train.caption(i * n / k, 0).to_string()).collect();
-    let refs: Vec<&str> = captions.iter().map(String::as_str).collect();
+    // Tokenized in the GAN stage's caption form, as the training batches (shown as written).
+    let form = CaptionForm::for_stage(&c.clipgan.caption_form, Stage::Gan)?;
+    let texts: Vec<String> = captions.iter().map(|t| form.apply(t).into_owned()).collect();
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let tok = tokenizer.encode_batch(&refs, c.text.words_num as usize);
     let text = TextIn::encode(clip, &tok, dev);
     seed::seed_torch(c.clipgan.seed, &[seed::stream::SAMPLE]);

@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use clipgan::data::transforms::{self, Augment, CLIP_MEAN, CLIP_STD};
-use clipgan::data::{Batch, Dataset, DatasetSpec, Loader, LoaderConfig, PixelMode, Split, Tokenizer};
+use clipgan::data::{Batch, CaptionForm, Dataset, DatasetSpec, Loader, LoaderConfig, PixelMode, Split, Tokenizer};
 use image::RgbImage;
 use std::sync::Arc;
 use tch::Tensor;
@@ -21,6 +21,7 @@ fn cfg(batch: usize, workers: usize) -> LoaderConfig {
         mode: PixelMode::Gan,
         captions: 2,
         words_num: 16,
+        caption_form: CaptionForm::Raw,
     }
 }
 
@@ -235,4 +236,28 @@ fn invalid_settings_and_early_drop() {
     assert_eq!((c.sizes.clone(), c.captions, c.batch_size, c.seed, c.words_num), (vec![64, 128, 256], 2, 4, 100, 77));
     let e = LoaderConfig::for_evaluation(&config, PixelMode::Gan);
     assert!(!e.shuffle && !e.augment && !e.drop_last && e.captions == 1);
+}
+
+#[test]
+fn captions_reach_clip_in_the_seeds_form_per_stage() {
+    // The seed fed its finetuning stage the raw line and DM-GAN / evaluation AttnGAN's
+    // `\w+` words joined by spaces (no punctuation): the default `seed` form does the same.
+    let f = fixture_birds();
+    let config = clipgan::config::Config::default();
+    let gan = LoaderConfig::for_training(&config, PixelMode::Gan);
+    let finetune = LoaderConfig::for_training(&config, PixelMode::Clip);
+    assert_eq!((gan.caption_form, finetune.caption_form), (CaptionForm::Words, CaptionForm::Raw));
+    let base = LoaderConfig { sizes: vec![16], workers: 0, words_num: 77, ..cfg(2, 0) };
+    for form in [CaptionForm::Words, CaptionForm::Raw] {
+        let b = &all(&f, &LoaderConfig { caption_form: form, ..base.clone() }, 0, 0)[0];
+        for (row, (&n, &k)) in b.indices.iter().zip(&b.caption_ids[0]).enumerate() {
+            let line = &f.ds.records[n].captions[k];
+            assert!(line.contains(':'), "{line}");
+            let words = clipgan::data::captions::attngan_words(line);
+            let want = f.tok.encode(if form == CaptionForm::Words { &words } else { line }, 77);
+            let other = f.tok.encode(if form == CaptionForm::Words { line } else { &words }, 77);
+            let got = Vec::<i64>::try_from(b.tokens[0].ids.get(row as i64)).unwrap();
+            assert!(got == want.ids && got != other.ids, "{form:?}: {line}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! One test binary per area (each links libtorch once); one module per topic.
 mod common;
 mod dataset;
+mod eval_real_images;
 mod loader;
 mod synth;
 mod tokenizer;

@@ -48,7 +48,9 @@ fn forward_matches_pytorch_on_synthetic_weights() {
         if dims == 2048 {
             let l = out.logits.unwrap();
             assert_eq!(l.size(), vec![2, 1008]);
-            let e = max_rel_err(&l, &get("logits"));
+            // The fixture holds torchvision's fc(pool3), bias included; the IS logits have none.
+            let bias = vs.variables()["fc.bias"].shallow_clone();
+            let e = max_rel_err(&(&l + bias), &get("logits"));
             assert!(e < 1e-4, "logits: relative error {e}");
         }
     }
@@ -182,4 +184,43 @@ fn fid_and_is_commands_say_which_file_is_missing() {
     stats::write_npz(&s2, &st(2.0), None).unwrap();
     let (ok, out) = clipgan(&["fid", s1.to_str().unwrap(), s2.to_str().unwrap()], home.path());
     assert!(ok && out.contains("FID: 12"), "{out}");
+}
+
+/// The uint8 images of benches/reference/inception_score.py's `test_images`.
+fn is_test_images() -> Tensor {
+    let (n, size) = (10i64, 299i64);
+    let mut v = Vec::with_capacity((n * 3 * size * size) as usize);
+    for i in 0..n {
+        for c in 0..3 {
+            for y in 0..size {
+                for x in 0..size {
+                    v.push(((x * x * 3 + y * 7 + c * 85 + i * 37 + (x * y) % 61 + (i * x * 5) % 29) % 256) as u8);
+                }
+            }
+        }
+    }
+    Tensor::from_slice(&v).view([n, 3, size, size])
+}
+
+#[test]
+fn inception_score_logits_match_torch_fidelity() {
+    // torch-fidelity's FeatureExtractorInceptionV3 on the same synthetic weights and
+    // images (benches/reference/inception_score.py): its IS feature is pool3 x fc.weight
+    // without the bias, as the original Inception Score code. torch-fidelity feeds
+    // (u - 128) / 128 for uint8 u; clipgan feeds 2x - 1, so x = u / 256 is the same input.
+    let (_vs, net) = synthetic_net();
+    let (refs, _) = clipgan::checkpoint::read_safetensors(&fixture("is_torch_fidelity_ref.safetensors"), Device::Cpu).unwrap();
+    let get = |k: &str| refs.iter().find(|(n, _)| n == k).unwrap().1.shallow_clone();
+    let x = is_test_images().to_kind(Kind::Float) / 256.0;
+    let logits = net.forward(&x, 2048, true).unwrap().logits.unwrap();
+    let want = get("logits_unbiased");
+    let e = max_rel_err(&logits, &want);
+    assert!(e < 1e-4, "logits against torch-fidelity's logits_unbiased: relative error {e}");
+    let s = clipgan::eval::inception_score::inception_score(&logits, 5).unwrap();
+    assert!((s.mean - get("is_mean").double_value(&[0])).abs() < 1e-6, "{s:?}");
+    // Synthetic weights barely tell the images apart (IS ~1), so the score itself is also
+    // checked on logits that differ: torch-fidelity's isc_features_to_metric, 5 splits.
+    let s = clipgan::eval::inception_score::inception_score(&get("spread_logits"), 5).unwrap();
+    assert!((s.mean - get("spread_is_mean").double_value(&[0])).abs() < 1e-9, "{s:?}");
+    assert!((s.std - get("spread_is_std").double_value(&[0])).abs() < 1e-9, "{s:?}");
 }

@@ -174,7 +174,7 @@ fn small_protocol(trials: usize) -> Protocol {
 #[test]
 fn rprecision_perfect_encoder_scores_one() {
     // 300 images in 30 classes, each code a distinct one-hot: image i's code equals text i's.
-    let n = 300;
+    let n = 3000;
     let codes = Tensor::eye(n, (Kind::Float, Device::Cpu));
     let classes: Vec<i64> = (0..n).map(|i| i / 10).collect();
     let r = r_precision(&codes, &codes, &classes, &small_protocol(3000)).unwrap();
@@ -185,30 +185,54 @@ fn rprecision_perfect_encoder_scores_one() {
 
 #[test]
 fn rprecision_random_encoder_scores_chance() {
-    let n = 500;
+    let n = 20_000;
     tch::manual_seed(11);
     let img = Tensor::randn([n, 16], (Kind::Float, Device::Cpu));
     let txt = Tensor::randn([n, 16], (Kind::Float, Device::Cpu));
     let classes: Vec<i64> = (0..n).collect();
     let r = r_precision(&img, &txt, &classes, &small_protocol(20_000)).unwrap();
-    // chance 1/100; 20,000 trials: std of the mean ~0.0007 (trials of one image repeat, so allow more).
-    assert!((r.mean - 0.01).abs() < 0.005, "{r:?}");
-    // A constant encoder ties everywhere: ties are misses, so 0.
-    let ones = Tensor::ones([n, 4], (Kind::Float, Device::Cpu));
-    let r = r_precision(&ones, &ones, &classes, &small_protocol(1000)).unwrap();
-    assert_eq!(r.mean, 0.0);
+    // chance 1/100; 20,000 trials on distinct images: std of the mean ~0.0007.
+    assert!((r.mean - 0.01).abs() < 0.003, "{r:?}");
+    // A constant encoder ties everywhere: DM-GAN's argmax gives a tie to the first index,
+    // the ground truth, so every trial is a hit.
+    let ones = Tensor::ones([1000, 4], (Kind::Float, Device::Cpu));
+    let r = r_precision(&ones, &ones, &classes[..1000], &small_protocol(1000)).unwrap();
+    assert_eq!(r.mean, 1.0);
+}
+
+#[test]
+fn rprecision_trial_t_uses_generated_image_t() {
+    // 200 images; the first 100 match their captions, the other 100 point away from
+    // theirs (always a miss). Trial t is image t: 100 trials are all hits, 200 trials
+    // half; more trials than generated images is an error (the old protocol reused image
+    // t mod N, counting some images twice).
+    let n = 200;
+    let img = Tensor::eye(n, (Kind::Float, Device::Cpu));
+    let txt = img.copy();
+    let _ = txt.narrow(0, 100, 100).g_mul_scalar_(-1.0);
+    let classes: Vec<i64> = (0..n).collect();
+    let p = Protocol { candidates: 10, trials: 100, folds: 10, seed: 1 };
+    assert_eq!(r_precision(&img, &txt, &classes, &p).unwrap().mean, 1.0);
+    let p = Protocol { candidates: 10, trials: 200, folds: 10, seed: 1 };
+    let r = r_precision(&img, &txt, &classes, &p).unwrap();
+    assert_eq!(r.mean, 0.5);
+    assert_eq!(r.folds, [1.0, 1.0, 1.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    let p = Protocol { candidates: 10, trials: 201, folds: 10, seed: 1 };
+    let e = r_precision(&img, &txt, &classes, &p).unwrap_err().to_string();
+    assert!(e.contains("201 trials but 200 generated images"), "{e}");
 }
 
 #[test]
 fn rprecision_candidates_come_from_other_classes() {
-    // Texts of an image's own class are identical to its code: a candidate from the same
-    // class would tie with the ground truth and make a miss; the protocol never draws one.
+    // Texts of an image's own class are identical to its code, the others' orthogonal; a
+    // candidate from the same class would show as a tie. Drawn only from other classes,
+    // every candidate scores 0 against the ground truth's 1.
     let n = 200;
     let classes: Vec<i64> = (0..n).map(|i| i / 50).collect(); // 4 classes of 50
     let class_codes = Tensor::eye(4, (Kind::Float, Device::Cpu));
     let idx = Tensor::from_slice(&classes);
     let codes = class_codes.index_select(0, &idx);
-    let p = Protocol { candidates: 100, trials: 1000, folds: 10, seed: 1 };
+    let p = Protocol { candidates: 100, trials: 200, folds: 10, seed: 1 };
     let r = r_precision(&codes, &codes, &classes, &p).unwrap();
     assert_eq!(r.mean, 1.0);
     // Too few other-class captions for 99 negatives: an error, not a silent shortcut.
@@ -239,9 +263,9 @@ fn rprecision_one_pass_ranks_every_image_once_against_other_classes() {
     let sent = eye.copy();
     sent.get(0).copy_(&(eye.get(0) * 0.5 + eye.get(1)));
     assert_eq!(r_precision(&eye, &sent, &classes, &p).unwrap().mean, 1.0);
-    // Every caption the same: ties count against, no hits.
+    // Every caption the same: ties go to the ground truth (DM-GAN's argmax), all hits.
     let same = Tensor::ones([6, 6], (Kind::Float, Device::Cpu));
-    assert_eq!(r_precision(&eye, &same, &classes, &p).unwrap().mean, 0.0);
+    assert_eq!(r_precision(&eye, &same, &classes, &p).unwrap().mean, 1.0);
     // Captions of image i+2 (another class): never first.
     let shifted = eye.roll([2], [0]);
     assert_eq!(r_precision(&eye, &shifted, &classes, &p).unwrap().mean, 0.0);

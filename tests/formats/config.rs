@@ -244,3 +244,30 @@ fn config_check_fails_on_a_typo_with_file_line_col() {
         "{stderr}"
     );
 }
+
+#[test]
+fn damsm_configs_run_the_seeds_schedule() {
+    use clipgan::train::schedule::WarmRestarts;
+    // cfg/DAMSM: birds cycles of 5 epochs with a 2-epoch warm-up, COCO 10 / 5.
+    for (file, want) in [("cfg/DAMSM/bird.yml", (2, 5)), ("cfg/DAMSM/coco.yml", (5, 10))] {
+        let c = load(file).config;
+        assert_eq!((c.clipgan.warmup_epochs, c.clipgan.cycle_epochs), want, "{file}");
+    }
+    let s = WarmRestarts::from_config(&load("cfg/DAMSM/bird.yml").config.clipgan);
+    let peak = 2e-5;
+    assert!((s.lr(peak, 2.0) - peak).abs() < 1e-12, "peak at the end of the warm-up");
+    assert!(s.lr(peak, 1.0) < peak * 0.6);
+    assert!((s.lr(peak, 5.0) - 1e-7).abs() < 1e-12, "restart at epoch 5");
+    assert!((s.lr(peak, 7.0) - 0.8 * peak).abs() < 1e-12, "second cycle's peak, x0.8");
+    // The seed's own files carry no CLIPGAN section: the same schedule by DATASET_NAME.
+    let seed_like = |name: &str, extra: &str| {
+        let text = format!("CONFIG_NAME: 'DAMSM'\nDATASET_NAME: '{name}'\nTREE:\n  BASE_SIZE: 224\n{extra}");
+        let c = config::parse(Path::new("seed.yml"), &text, PathBuf::from("/")).unwrap().config;
+        (c.clipgan.warmup_epochs, c.clipgan.cycle_epochs)
+    };
+    assert_eq!(seed_like("birds", ""), (2, 5));
+    assert_eq!(seed_like("coco", ""), (5, 10));
+    // Either key set: the other keeps its plain default.
+    assert_eq!(seed_like("coco", "CLIPGAN:\n  CYCLE_EPOCHS: 4\n"), (1, 4));
+    assert_eq!(seed_like("birds", "CLIPGAN: {WARMUP_EPOCHS: 3}\n"), (3, 10));
+}

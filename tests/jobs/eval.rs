@@ -22,10 +22,17 @@ fn fixtures() -> &'static (PathBuf, PathBuf, PathBuf) {
         let clip_file = tmp.join("clip_tiny.safetensors");
         crate::common::save_tiny_clip(&clip_file);
         let cfg = tmp.join("eval.yml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "CONFIG_NAME: 'DMGAN'
+        write_cfg(&cfg, &data, "    PASSES: 2\n");
+        (data, clip_file, cfg)
+    })
+}
+
+/// The eval config over the synthetic data with `eval_keys` (lines under CLIPGAN.EVAL).
+fn write_cfg(cfg: &Path, data: &Path, eval_keys: &str) {
+    std::fs::write(
+        cfg,
+        format!(
+            "CONFIG_NAME: 'DMGAN'
 DATASET_NAME: 'birds'
 DATA_DIR: '{}'
 WORKERS: 1
@@ -49,17 +56,13 @@ CLIPGAN:
   THREADS: 1
   DEVICE: 'cpu'
   EVAL:
-    PASSES: 2
-    R_TRIALS: 200
-    R_FOLDS: 10
+{eval_keys}    R_FOLDS: 10
     R_CANDIDATES: 5
 ",
-                data.display()
-            ),
-        )
-        .unwrap();
-        (data, clip_file, cfg)
-    })
+            data.display()
+        ),
+    )
+    .unwrap();
 }
 
 /// A random generator saved as a train snapshot at `step`.
@@ -79,7 +82,11 @@ fn save_generator(path: &Path, step: u64, seed: i64) {
 }
 
 fn eval(args: &[&str], run: &Path) -> (bool, String) {
-    let (_, clip_file, cfg) = fixtures();
+    eval_with(&fixtures().2, args, run)
+}
+
+fn eval_with(cfg: &Path, args: &[&str], run: &Path) -> (bool, String) {
+    let clip_file = &fixtures().1;
     let out = Command::new(env!("CARGO_BIN_EXE_clipgan"))
         .env_remove("CLIPGAN_RUN_DIR")
         .env("CLIPGAN_DEVICE", "cpu")
@@ -113,6 +120,9 @@ fn eval_writes_images_results_and_metrics() {
     let res: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
     let r = &res["results"][0];
     assert_eq!(r["step"], 42);
+    // One R-precision trial per generated image, and the results say how many.
+    assert_eq!((r["images"].as_u64(), r["trials"].as_u64(), r["r_precision"]["trials"].as_u64()), (Some(80), Some(80), Some(80)), "{r}");
+    assert_eq!(r["sampling"]["passes"], 2, "{r}");
     let rp = r["r_precision"]["mean"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&rp));
     assert_eq!(r["r_precision"]["folds"].as_array().unwrap().len(), 10);
@@ -165,4 +175,81 @@ fn missing_or_unreadable_generator_is_an_error() {
     // --snapshots on a folder without snapshots.
     let (ok, out) = eval(&["--snapshots", tmp.path().to_str().unwrap()], &tmp.path().join("r5"));
     assert!(!ok && out.contains("checkpoints"), "{out}");
+}
+
+#[test]
+fn image_count_follows_the_protocol_per_dataset() {
+    // birds: passes over all 40 test images until EVAL.IMAGES (40 + 10 of a second pass),
+    // each (pass, image) once; coco: IMAGES / 10 captions = 3 test images with every caption.
+    let tmp = tempfile::tempdir().unwrap();
+    let g = tmp.path().join("netG_epoch_0001.safetensors");
+    save_generator(&g, 5, 4);
+    let data = &fixtures().0;
+    let cfg = tmp.path().join("birds.yml");
+    write_cfg(&cfg, data, "    IMAGES: 50\n");
+    let run = tmp.path().join("birds");
+    let (ok, out) = eval_with(&cfg, &["--net-g", g.to_str().unwrap()], &run);
+    assert!(ok, "{out}");
+    let pngs = clipgan::eval::folders::list_images(&run.join("images/netG_epoch_0001")).unwrap();
+    assert_eq!(pngs.len(), 50);
+    assert_eq!(pngs.iter().filter(|p| p.to_string_lossy().contains("_p1_")).count(), 10);
+    let res: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let r = &res["results"][0];
+    assert_eq!((r["images"].as_u64(), r["trials"].as_u64()), (Some(50), Some(50)), "{r}");
+    assert_eq!(r["sampling"]["mode"], "passes");
+    assert_eq!(r["sampling"]["test_images"], 40);
+    // The same data read as COCO: 3 test images x 10 captions.
+    let cfg = tmp.path().join("coco.yml");
+    write_cfg(&cfg, data, "    IMAGES: 30\n    SAMPLING: captions\n");
+    let run = tmp.path().join("coco");
+    let (ok, out) = eval_with(&cfg, &["--net-g", g.to_str().unwrap()], &run);
+    assert!(ok, "{out}");
+    let res: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let r = &res["results"][0];
+    assert_eq!(
+        (r["images"].as_u64(), r["sampling"]["mode"].as_str(), r["sampling"]["test_images"].as_u64()),
+        (Some(30), Some("captions"), Some(3)),
+        "{r}"
+    );
+    // More trials than images: refused before anything is generated.
+    let cfg = tmp.path().join("bad.yml");
+    write_cfg(&cfg, data, "    IMAGES: 20\n    R_TRIALS: 30\n");
+    let (ok, out) = eval_with(&cfg, &["--net-g", g.to_str().unwrap()], &tmp.path().join("bad"));
+    assert!(!ok && out.contains("R_TRIALS"), "{out}");
+}
+
+/// pytorch-fid-named Inception weights (deterministic synthetic values) as safetensors.
+fn synthetic_inception(path: &Path) {
+    clipgan::device::init_torch();
+    let mut vs = nn::VarStore::new(Device::Cpu);
+    let _net = clipgan::eval::inception::FidInception::new(&vs.root());
+    clipgan::eval::inception::fill_synthetic(&mut vs);
+    vs.save(path).unwrap();
+}
+
+#[test]
+fn kid_is_reported_with_its_std_when_the_inception_is_configured() {
+    // 12 test images, one pass: 12 generated and 12 real images through the Inception.
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("synth");
+    synth::generate(&data, &SynthConfig { train: 8, test: 12, size: 64, seed: 6 }).unwrap();
+    let weights = tmp.path().join("inception.safetensors");
+    synthetic_inception(&weights);
+    let cfg = tmp.path().join("eval.yml");
+    write_cfg(&cfg, &data, &format!("    PASSES: 1\n    FID_WEIGHTS: '{}'\n", weights.display()));
+    let g = tmp.path().join("netG_epoch_0001.safetensors");
+    save_generator(&g, 7, 5);
+    let run = tmp.path().join("run");
+    let (ok, out) = eval_with(&cfg, &["--net-g", g.to_str().unwrap()], &run);
+    assert!(ok, "{out}");
+    let res: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(run.join("results.json")).unwrap()).unwrap();
+    let r = &res["results"][0];
+    assert!(r["fid"]["value"].as_f64().unwrap() >= 0.0, "{r}");
+    let kid = &r["kid"];
+    assert!(kid["mean"].as_f64().unwrap().is_finite() && kid["std"].as_f64().unwrap() >= 0.0, "{r}");
+    assert_eq!((kid["subsets"].as_u64(), kid["subset_size"].as_u64()), (Some(100), Some(12)), "{r}");
+    let m = rundir::read_metrics(&run).unwrap();
+    for tag in ["eval/kid", "eval/kid_std", "eval/fid"] {
+        assert!(m.events.iter().any(|e| e.tag == tag && e.step == 7), "{tag} missing");
+    }
 }

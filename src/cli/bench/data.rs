@@ -5,7 +5,7 @@
 use super::timing::{cpu_seconds, thread_cpu_seconds};
 use crate::data::synth::{self, SynthConfig};
 use crate::data::transforms::{self, PixelMode};
-use crate::data::{Dataset, DatasetSpec, Loader, LoaderConfig, Split, Tokenizer};
+use crate::data::{CaptionForm, Dataset, DatasetSpec, Loader, LoaderConfig, Split, Tokenizer};
 use crate::seed::{self, splitmix64, stream};
 use anyhow::{Context, Result};
 use clap::Args;
@@ -80,6 +80,7 @@ fn case(name: &str, dir: &Path, tok: &Arc<Tokenizer>, args: &LoaderArgs) -> Resu
         mode: PixelMode::Gan,
         captions: 2,
         words_num: 77,
+        caption_form: CaptionForm::Raw,
     };
     let mut rates = Vec::new();
     let mut cpu_rates = Vec::new();

@@ -23,12 +23,30 @@ pub fn state_color(app: &App, s: TaskState) -> Color {
     }
 }
 
-/// The latest values shown in the table: up to `n` tags, losses first.
+/// An evaluation's results in the order of the published table (then FD_CLIP).
+const EVAL_ORDER: &[&str] = &["eval/r_precision", "eval/r_precision_independent", "eval/fid", "eval/is", "eval/kid", "eval/fd_clip"];
+
+/// The latest values shown in the table: up to `n` tags, losses first, then validation,
+/// then evaluation results in `EVAL_ORDER`; a tag's `<tag>_std` is shown with it as ±.
 pub fn key_metrics(app: &App, t: &TaskView, n: usize) -> String {
     let Some(r) = app.store.get(&t.task.run_dir) else { return String::new() };
-    let mut v: Vec<(&str, f64)> = r.latest().collect();
-    v.sort_by_key(|(tag, _)| (!tag.starts_with("loss"), !tag.starts_with("val"), tag.to_string()));
-    v.iter().take(n).map(|(tag, val)| format!("{}={}", tag.rsplit('/').next().unwrap_or(tag), num(*val))).collect::<Vec<_>>().join(" ")
+    let latest: std::collections::HashMap<&str, f64> = r.latest().collect();
+    let std_of = |tag: &str| latest.get(format!("{tag}_std").as_str()).copied();
+    let mut v: Vec<(&str, f64)> =
+        r.latest().filter(|(tag, _)| !tag.strip_suffix("_std").is_some_and(|base| latest.contains_key(base))).collect();
+    let eval_rank = |tag: &str| EVAL_ORDER.iter().position(|e| *e == tag).unwrap_or(EVAL_ORDER.len());
+    v.sort_by_key(|(tag, _)| (!tag.starts_with("loss"), !tag.starts_with("val"), eval_rank(tag), tag.to_string()));
+    v.iter()
+        .take(n)
+        .map(|(tag, val)| {
+            let name = tag.rsplit('/').next().unwrap_or(tag);
+            match std_of(tag) {
+                Some(s) => format!("{name}={}±{}", num(*val), num(s)),
+                None => format!("{name}={}", num(*val)),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
