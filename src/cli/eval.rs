@@ -57,6 +57,7 @@ pub fn weights_path(explicit: Option<&Path>) -> Result<PathBuf> {
     let p = explicit.map(Path::to_path_buf).or_else(|| std::env::var_os(WEIGHTS_ENV).filter(|v| !v.is_empty()).map(PathBuf::from));
     match p {
         Some(p) if p.is_file() => Ok(p),
+        Some(p) if p.is_dir() => bail!("Inception weights {} is a folder; give the weights file itself. {}", p.display(), weights_help()),
         Some(p) => bail!("Inception weights {} do not exist. {}", p.display(), weights_help()),
         None => bail!("no Inception weights given (--weights FILE or ${WEIGHTS_ENV}). {}", weights_help()),
     }

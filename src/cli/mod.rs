@@ -84,7 +84,9 @@ pub enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    // The last boundary for allocation failures (a job's own boundary also records them
+    // in its run folder): an error saying how much memory was asked for, not a panic.
+    let result = crate::util::oom::catch_out_of_memory(|| match cli.command {
         Command::Doctor(a) => doctor::run(a),
         Command::Config(c) => config_cmd::run(c),
         Command::Bench(c) => bench::run(c),
@@ -104,7 +106,7 @@ pub fn main() -> ExitCode {
         Command::Completions(a) => shell::completions(a),
         Command::Man(a) => shell::man(a),
         Command::Resources(a) => resources::run(a),
-    };
+    });
     match result {
         Ok(code) => code,
         Err(e) => {

@@ -93,18 +93,61 @@ pub fn base_dir_for(path: &Path) -> PathBuf {
     abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
 }
 
+/// The largest config file read: the seed's are about 2 KB (`config check /dev/zero`
+/// once grew memory without limit).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// The deepest nesting of flow collections (`[`, `{`) accepted: the YAML parser's time
+/// grows with the square of it (200 KB of `[` took 38 s), and configs use at most 2.
+pub const MAX_FLOW_DEPTH: usize = 32;
+
 /// Read and validate a config file.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        ConfigError(vec![Diagnostic {
-            file: path.to_path_buf(),
-            line: None,
-            column: None,
-            severity: Severity::Error,
-            message: format!("cannot read the file: {e}"),
-        }])
-    })?;
+    let text = read_text(path)?;
     parse(path, &text, base_dir_for(path))
+}
+
+/// A config file's text, at most [`MAX_CONFIG_BYTES`] of UTF-8; errors name the file.
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let fail = |message: String| {
+        ConfigError(vec![Diagnostic { file: path.to_path_buf(), line: None, column: None, severity: Severity::Error, message }])
+    };
+    let file = std::fs::File::open(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1).read_to_end(&mut bytes).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+    if bytes.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(fail(format!("the file is larger than {} KiB, too large for a config", MAX_CONFIG_BYTES >> 10)));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| fail(format!("the file is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to())))
+}
+
+/// Where flow collections nest deeper than [`MAX_FLOW_DEPTH`]: the 1-based line and
+/// column of the bracket that goes too deep. Quoted strings and comments are skipped.
+fn too_deep(text: &str) -> Option<(usize, usize)> {
+    let mut depth = 0usize;
+    for (i, line) in text.lines().enumerate() {
+        let mut quote: Option<char> = None;
+        let mut prev = ' ';
+        for (col, ch) in line.chars().enumerate() {
+            match (quote, ch) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '\'' | '"') => quote = Some(ch),
+                (None, '#') if prev.is_whitespace() => break,
+                (None, '[' | '{') => {
+                    depth += 1;
+                    if depth > MAX_FLOW_DEPTH {
+                        return Some((i + 1, col + 1));
+                    }
+                }
+                (None, ']' | '}') => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            prev = ch;
+        }
+    }
+    None
 }
 
 /// Parse and validate config text (the file name is used in messages only).
@@ -113,12 +156,27 @@ pub fn parse(path: &Path, text: &str, base_dir: PathBuf) -> Result<LoadedConfig,
     if text.trim().lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Err(ConfigError(vec![err(None, None, "the file holds no settings".into())]));
     }
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return Err(ConfigError(vec![err(
+            None,
+            None,
+            format!("the text is larger than {} KiB, too large for a config", MAX_CONFIG_BYTES >> 10),
+        )]));
+    }
+    if let Some((line, column)) = too_deep(text) {
+        return Err(ConfigError(vec![err(
+            Some(line),
+            Some(column),
+            format!("lists or mappings nest deeper than {MAX_FLOW_DEPTH} levels"),
+        )]));
+    }
     let config: Config = serde_yaml_ng::from_str(text).map_err(|e| {
         let (line, column) = match e.location() {
             Some(l) => (Some(l.line()), Some(l.column())),
             None => (None, None),
         };
-        ConfigError(vec![err(line, column, explain_serde_error(&e.to_string()))])
+        // Cut: the message can quote the input (a 10 MB key once made a 10 MB message).
+        ConfigError(vec![err(line, column, crate::util::cut(&explain_serde_error(&e.to_string()), 600))])
     })?;
     let mut config = config;
     seed_schedule_defaults(&mut config, text);
@@ -244,6 +302,7 @@ impl LoadedConfig {
 
     /// Value checks that serde's types cannot express.
     fn semantic_checks(&self) -> Vec<Diagnostic> {
+        use super::limits::*;
         use Severity::*;
         let c = &self.config;
         let mut out = Vec::new();
@@ -252,9 +311,22 @@ impl LoadedConfig {
                 out.push(self.diag(sev, path, msg.to_string()));
             }
         };
+        let name_ok = crate::rundir::check_name("name", &c.config_name);
+        check(name_ok.is_ok(), Error, &["CONFIG_NAME"], &name_ok.err().unwrap_or_default());
+        check(
+            ["birds", "coco"].iter().any(|d| c.dataset_name.eq_ignore_ascii_case(d)),
+            Error,
+            &["DATASET_NAME"],
+            "expected birds or coco (birds: classes and CUB bounding boxes; coco: no classes)",
+        );
         check((1..=3).contains(&c.tree.branch_num), Error, &["TREE", "BRANCH_NUM"], "expected 1, 2 or 3 generator stages");
+        let at_most = |max: u32| format!("expected at most {max} (a bound against absurd sizes that would need hundreds of GB)");
         check(c.tree.base_size >= 8, Error, &["TREE", "BASE_SIZE"], "expected an image size of at least 8 pixels");
+        check(c.tree.base_size <= MAX_IMAGE_SIZE, Error, &["TREE", "BASE_SIZE"], &at_most(MAX_IMAGE_SIZE));
         check(c.train.batch_size >= 1, Error, &["TRAIN", "BATCH_SIZE"], "expected a batch size of at least 1");
+        check(c.train.batch_size <= MAX_BATCH_SIZE, Error, &["TRAIN", "BATCH_SIZE"], &at_most(MAX_BATCH_SIZE));
+        check(c.workers <= MAX_WORKERS, Error, &["WORKERS"], &at_most(MAX_WORKERS));
+        check(c.clipgan.threads <= MAX_THREADS, Error, &["CLIPGAN", "THREADS"], &at_most(MAX_THREADS));
         if c.job() != Job::Eval {
             check(
                 c.train.batch_size >= 2,
@@ -285,12 +357,25 @@ impl LoadedConfig {
             check(v.is_finite() && v > 0.0, Error, &["TRAIN", "SMOOTH", key], "expected a finite number > 0");
         }
         check(s.lambda.is_finite() && s.lambda >= 0.0, Error, &["TRAIN", "SMOOTH", "LAMBDA"], "expected a finite number >= 0");
-        for (key, v) in [("DF_DIM", c.gan.df_dim), ("GF_DIM", c.gan.gf_dim), ("Z_DIM", c.gan.z_dim), ("CONDITION_DIM", c.gan.condition_dim)]
-        {
+        for (key, v, max) in [
+            ("DF_DIM", c.gan.df_dim, MAX_GAN_WIDTH),
+            ("GF_DIM", c.gan.gf_dim, MAX_GAN_WIDTH),
+            ("Z_DIM", c.gan.z_dim, MAX_GAN_CODE),
+            ("CONDITION_DIM", c.gan.condition_dim, MAX_GAN_CODE),
+        ] {
             check(v >= 1, Error, &["GAN", key], "expected at least 1");
+            check(v <= max, Error, &["GAN", key], &at_most(max));
         }
+        check(c.gan.r_num <= MAX_RESIDUAL_BLOCKS, Error, &["GAN", "R_NUM"], &at_most(MAX_RESIDUAL_BLOCKS));
         check(c.text.embedding_dim >= 1, Error, &["TEXT", "EMBEDDING_DIM"], "expected at least 1");
+        check(c.text.embedding_dim <= MAX_EMBEDDING_DIM, Error, &["TEXT", "EMBEDDING_DIM"], &at_most(MAX_EMBEDDING_DIM));
         check(c.text.captions_per_image >= 1, Error, &["TEXT", "CAPTIONS_PER_IMAGE"], "expected at least 1 caption per image");
+        check(
+            c.text.captions_per_image <= MAX_CAPTIONS_PER_IMAGE,
+            Error,
+            &["TEXT", "CAPTIONS_PER_IMAGE"],
+            &at_most(MAX_CAPTIONS_PER_IMAGE),
+        );
         if c.job() != Job::Eval {
             check(
                 c.text.captions_per_image >= 2,
@@ -355,6 +440,9 @@ impl LoadedConfig {
             &["CLIPGAN", "EVAL", "PASSES"],
             "PASSES counts passes over the test split: not with SAMPLING: captions",
         );
+        check(e.passes <= MAX_EVAL_PASSES, Error, &["CLIPGAN", "EVAL", "PASSES"], &at_most(MAX_EVAL_PASSES));
+        check(e.r_trials <= MAX_R_TRIALS, Error, &["CLIPGAN", "EVAL", "R_TRIALS"], &at_most(MAX_R_TRIALS));
+        check(e.r_candidates <= MAX_R_CANDIDATES, Error, &["CLIPGAN", "EVAL", "R_CANDIDATES"], &at_most(MAX_R_CANDIDATES));
         check(
             e.r_candidates >= 2,
             Error,

@@ -195,8 +195,8 @@ impl Dataset {
                 bail!("{}: item {n} ({key:?}) is not a relative image name", names_path.display());
             }
             let image_path = roots.path_for(key);
-            if !image_path.is_file() {
-                problems.push(Problem { path: image_path.clone(), message: format!("image of {key} not found"), image: true });
+            if let Some(what) = not_a_file(&image_path) {
+                problems.push(Problem { path: image_path.clone(), message: format!("image of {key} {what}"), image: true });
             }
             let bbox = match &bboxes {
                 Some(map) => match map.get(key.as_str()) {
@@ -273,9 +273,27 @@ impl Dataset {
     }
 }
 
+/// Why `path` is not a regular file (following symlinks): "not found", "is a folder",
+/// "is a device or other special file"; None for a file. A symlink to `/dev/zero` was
+/// reported as not found, and reading it would never end.
+pub fn not_a_file(path: &Path) -> Option<&'static str> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some("not found"),
+        Err(_) => Some("cannot be read"),
+        Ok(m) if m.is_file() => None,
+        Ok(m) if m.is_dir() => Some("is a folder, not a file"),
+        Ok(_) => Some("is a device or other special file, not a regular file"),
+    }
+}
+
 /// Decode an image file to RGB (grey, CMYK, alpha are converted); errors name the file.
 /// A truncated JPEG is an error (the decoder would otherwise fill the rest with grey).
 pub fn decode_rgb(path: &Path) -> Result<RgbImage> {
+    // A special file (a symlink to /dev/zero) would be read forever; a missing one gets
+    // the read error below.
+    if let Some(what) = not_a_file(path).filter(|w| *w != "not found") {
+        bail!("{}: cannot read the image: it {what}", path.display());
+    }
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read the image", path.display()))?;
     let format = image::guess_format(&bytes).with_context(|| format!("{}: not an image (unknown format)", path.display()))?;
     if format == image::ImageFormat::Jpeg && !jpeg_has_end(&bytes) {
@@ -363,7 +381,14 @@ pub fn read_captions(path: &Path, count: usize) -> std::result::Result<Vec<Strin
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(problem("caption file not found".into())),
         Err(e) => return Err(problem(format!("cannot read the caption file: {e}"))),
     };
-    let text = String::from_utf8_lossy(&bytes);
+    // AttnGAN decodes captions as UTF-8 and fails on anything else; a NUL is no text.
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(t) => t,
+        Err(e) => return Err(problem(format!("the caption file is not UTF-8 text (invalid byte at offset {})", e.valid_up_to()))),
+    };
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        return Err(problem(format!("the caption file holds a NUL byte (at offset {at})")));
+    }
     let lines: Vec<String> =
         text.lines().map(|l| l.replace("\u{fffd}\u{fffd}", " ").trim().to_string()).filter(|l| !l.is_empty()).collect();
     if lines.len() < count {

@@ -8,6 +8,9 @@ use std::path::Path;
 
 pub fn read(path: &Path) -> Result<Value> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    // Bounded before parsing: serde-pickle recurses over nesting (10,000 levels overflowed
+    // the stack) and copies memoized values at each reference.
+    crate::util::pickle_shape::check(&bytes).map_err(|e| anyhow::anyhow!("{}: not a readable pickle ({e})", path.display()))?;
     serde_pickle::value_from_slice(&bytes, DeOptions::new()).map_err(|e| anyhow::anyhow!("{}: not a readable pickle ({e})", path.display()))
 }
 

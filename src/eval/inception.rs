@@ -344,6 +344,9 @@ pub fn read_named_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
     if !path.exists() {
         bail!("Inception weights {} do not exist. {}", path.display(), weights_help());
     }
+    if path.is_dir() {
+        bail!("Inception weights {} is a folder; give the weights file itself. {}", path.display(), weights_help());
+    }
     let is_safetensors = path.extension().is_some_and(|e| e == "safetensors");
     if is_safetensors {
         let (named, _) = crate::checkpoint::read_safetensors(path, Device::Cpu)?;

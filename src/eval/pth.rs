@@ -138,6 +138,9 @@ fn reduce(f: V, args: V) -> Result<V> {
 
 /// Run the pickle machine over `data` (a state_dict), returning its (name, tensor info) items.
 fn unpickle(data: &[u8]) -> Result<V> {
+    // Bounded before running: copies and drops of `V` recurse over nesting, and the memo
+    // copies a value at each reference.
+    crate::util::pickle_shape::check(data).map_err(|e| anyhow!("{e}"))?;
     let mut stack: Vec<V> = Vec::new();
     let mut memo: HashMap<u64, V> = HashMap::new();
     let mut i = 0usize;

@@ -23,6 +23,7 @@ use crate::jobs::{train, Outcome, StopFlag, Worker, LATEST};
 use crate::models::clip::{self, Clip};
 use crate::models::dmgan;
 use crate::rundir::{RunDir, RunWriter};
+use crate::util::oom::catch_out_of_memory;
 use crate::{checkpoint, seed};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
@@ -113,10 +114,10 @@ pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
         Some(run) => snapshot_targets(run)?,
         None => vec![single_target(&loaded, opts.net_g.as_deref())?],
     };
-    let name = cfg_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "eval".into());
+    let name = cfg_path.file_stem().map(|s| crate::rundir::name_from_file_stem(&s.to_string_lossy())).unwrap_or_else(|| "eval".into());
     let mut w = Worker::start(opts.run_dir.as_deref(), &name, "eval", Some(&cfg_path))?;
     let dir = w.run.dir().clone();
-    let result = evaluate(&loaded, opts, &targets, &mut w.run, &w.stop);
+    let result = catch_out_of_memory(|| evaluate(&loaded, opts, &targets, &mut w.run, &w.stop));
     w.conclude(result).map(|outcome| (outcome, dir))
 }
 

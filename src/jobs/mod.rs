@@ -136,7 +136,7 @@ pub fn start_job(resume: Option<&Path>, run_dir: Option<&Path>, cfg_path: &Path,
             anyhow::bail!("cannot resume {}: it has no checkpoints/latest.safetensors", r.display());
         }
     }
-    let name = cfg_path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| job.to_string());
+    let name = cfg_path.file_stem().map(|s| crate::rundir::name_from_file_stem(&s.to_string_lossy())).unwrap_or_else(|| job.to_string());
     Worker::start(resume.or(run_dir), &name, job, Some(cfg_path))
 }
 

@@ -22,6 +22,7 @@ use crate::train::finetune_step::{batch_losses, ADAM_EPS, BETAS, WEIGHT_DECAY};
 use crate::train::losses::{sentence_loss, words_loss};
 use crate::train::optim::{clip_grad_norm, Adam, ParamGroup};
 use crate::train::schedule::WarmRestarts;
+use crate::util::oom::catch_out_of_memory;
 use crate::{device, util};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -70,7 +71,9 @@ pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
     }
     let mut worker = jobs::start_job(opts.resume.as_deref(), opts.run_dir.as_deref(), &cfg_path, config::Job::Pretrain.name())?;
     let dir = worker.run.dir().clone();
-    let result = Job::start(&loaded, &mut worker.run).and_then(|(mut job, pos)| train_loop(&mut job, &mut worker.run, &worker.stop, pos));
+    let result = catch_out_of_memory(|| {
+        Job::start(&loaded, &mut worker.run).and_then(|(mut job, pos)| train_loop(&mut job, &mut worker.run, &worker.stop, pos))
+    });
     worker.conclude(result).map(|outcome| (outcome, dir))
 }
 

@@ -11,6 +11,7 @@ use crate::models::dmgan::{self, GanConfig, EMA_G_PREFIX, GAN_META_KEY};
 use crate::rundir::{RunDir, RunWriter};
 use crate::seed;
 use crate::train::gan_step::{train_step, ClipTerms, Nets, TextIn};
+use crate::util::oom::catch_out_of_memory;
 use crate::{device, util};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -66,8 +67,9 @@ pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
     let (loaded, cfg_path) = jobs::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref())?;
     let mut worker = jobs::start_job(opts.resume.as_deref(), opts.run_dir.as_deref(), &cfg_path, config::Job::Train.name())?;
     let dir = worker.run.dir().clone();
-    let result =
-        Job::start(&loaded, opts, &mut worker.run).and_then(|(mut job, pos)| train_loop(&mut job, &mut worker.run, &worker.stop, pos));
+    let result = catch_out_of_memory(|| {
+        Job::start(&loaded, opts, &mut worker.run).and_then(|(mut job, pos)| train_loop(&mut job, &mut worker.run, &worker.stop, pos))
+    });
     worker.conclude(result).map(|outcome| (outcome, dir))
 }
 

@@ -60,16 +60,20 @@ impl GanConfig {
         if !(1..=3).contains(&self.branch_num) {
             bail!("TREE.BRANCH_NUM must be 1, 2 or 3 (got {})", self.branch_num);
         }
-        for (name, v) in [
-            ("GAN.GF_DIM", self.gf_dim),
-            ("GAN.DF_DIM", self.df_dim),
-            ("GAN.Z_DIM", self.z_dim),
-            ("GAN.CONDITION_DIM", self.condition_dim),
-            ("TEXT.EMBEDDING_DIM", self.nef),
+        use crate::config::limits::*;
+        for (name, v, max) in [
+            ("GAN.GF_DIM", self.gf_dim, MAX_GAN_WIDTH),
+            ("GAN.DF_DIM", self.df_dim, MAX_GAN_WIDTH),
+            ("GAN.Z_DIM", self.z_dim, MAX_GAN_CODE),
+            ("GAN.CONDITION_DIM", self.condition_dim, MAX_GAN_CODE),
+            ("TEXT.EMBEDDING_DIM", self.nef, MAX_EMBEDDING_DIM),
         ] {
-            if v < 1 {
-                bail!("{name} must be at least 1 (got {v})");
+            if !(1..=max as i64).contains(&v) {
+                bail!("{name} must be between 1 and {max} (got {v})");
             }
+        }
+        if !(0..=MAX_RESIDUAL_BLOCKS as i64).contains(&self.r_num) {
+            bail!("GAN.R_NUM must be between 0 and {MAX_RESIDUAL_BLOCKS} (got {})", self.r_num);
         }
         Ok(())
     }

@@ -151,6 +151,7 @@ fn ranges(spec: &ChartSpec, prep: &[Prepared]) -> ((f64, f64), (f64, f64)) {
     } else if x.0 == x.1 {
         x = (x.0 - 0.5, x.1 + 0.5);
     }
+    let x = series::drawable_range(x.0, x.1, 0.0);
     let mut ys: Vec<Vec<f64>> = Vec::new();
     for p in prep {
         ys.push(p.raw.clone());
@@ -163,8 +164,7 @@ fn ranges(spec: &ChartSpec, prep: &[Prepared]) -> ((f64, f64), (f64, f64)) {
     }
     let refs: Vec<&[f64]> = ys.iter().map(|v| v.as_slice()).collect();
     let (lo, hi) = series::robust_range(&refs, spec.y_clip).unwrap_or((0.0, 1.0));
-    let m = (hi - lo) * 0.05;
-    (x, (lo - m, hi + m))
+    (x, series::drawable_range(lo, hi, 0.05))
 }
 
 fn rgb(c: (u8, u8, u8)) -> RGBColor {

@@ -66,6 +66,11 @@ impl Curve {
 /// the order of `tags` (else of first appearance), and how many corrupt lines were
 /// skipped. A tag the run never wrote gives no curve.
 pub fn load_run_curves(run_dir: &Path, tags: &[String]) -> Result<(Vec<Curve>, u64)> {
+    // A folder with a run.json is read only when that file is valid and of a format this
+    // clipgan knows (docs/run-format.md); a bare metrics.jsonl is accepted as it is.
+    if run_dir.join(rundir::MANIFEST_FILE).exists() {
+        rundir::RunDir::open(run_dir)?;
+    }
     let read = rundir::read_metrics(run_dir).with_context(|| format!("reading {}", run_dir.join(rundir::METRICS_FILE).display()))?;
     let run = run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| run_dir.display().to_string());
     let t0 = read.events.iter().map(|e| e.wall).filter(|w| w.is_finite()).fold(f64::INFINITY, f64::min);

@@ -252,6 +252,29 @@ pub fn robust_range(series: &[&[f64]], clip: f64) -> Option<(f64, f64)> {
     })
 }
 
+/// The largest magnitude an axis shows. Past it, a range's width and margins overflow to
+/// infinity (`[1e308, -1e308]`), and plotters' tick search never ended on such a range.
+pub const AXIS_LIMIT: f64 = 1e300;
+
+/// A range an axis can be drawn on, with `margin` (a fraction of the width) on each
+/// side: ends clamped to ±[`AXIS_LIMIT`] (values beyond are drawn at the edge), a NaN
+/// end replaced, and widened to at least 1e-9 of its magnitude, since a narrower range
+/// has tick steps below the spacing of floating-point numbers there.
+pub fn drawable_range(lo: f64, hi: f64, margin: f64) -> (f64, f64) {
+    let fix = |v: f64, default: f64| if v.is_nan() { default } else { v.clamp(-AXIS_LIMIT, AXIS_LIMIT) };
+    let (mut lo, mut hi) = (fix(lo, 0.0), fix(hi, 1.0));
+    if lo > hi {
+        std::mem::swap(&mut lo, &mut hi);
+    }
+    let min_width = (lo.abs().max(hi.abs()) * 1e-9).max(1e-200);
+    if hi - lo < min_width {
+        let mid = lo / 2.0 + hi / 2.0;
+        (lo, hi) = (mid - min_width / 2.0, mid + min_width / 2.0);
+    }
+    let m = (hi - lo) * margin.clamp(0.0, 1.0);
+    (lo - m, hi + m)
+}
+
 /// log10 for a log-y axis: values <= 0 (and NaN) have no place on it and map to NaN,
 /// which the decimation reports as non-finite.
 pub fn log10_or_nan(y: f64) -> f64 {

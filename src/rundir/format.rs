@@ -26,6 +26,25 @@ pub const CONFIG_SNAPSHOT_FILE: &str = "config.source.yml";
 /// The shim's own messages (not the worker's output).
 pub const SHIM_LOG: &str = "logs/shim.log";
 
+/// The longest run name (CONFIG_NAME, `queue add --label`, `fake-run --name`): it becomes
+/// part of the run folder's name, and file names have at most 255 bytes.
+pub const MAX_NAME_CHARS: usize = 64;
+
+/// An error message when `name` is longer than [`MAX_NAME_CHARS`] (what is it: "label").
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    let n = name.chars().count();
+    if n > MAX_NAME_CHARS {
+        return Err(format!("the {what} has {n} characters, more than the {MAX_NAME_CHARS} allowed: {:?}", crate::util::cut(name, 40)));
+    }
+    Ok(())
+}
+
+/// A name taken from a file name (not given by the user): its first [`MAX_NAME_CHARS`]
+/// characters, so that a long file name still makes a run.
+pub fn name_from_file_stem(stem: &str) -> String {
+    stem.chars().take(MAX_NAME_CHARS).collect()
+}
+
 /// Exit codes of job processes, which the daemon reads as run states (2 is clap's usage
 /// error).
 pub mod exit {

@@ -20,6 +20,7 @@ impl RunDir {
     /// Make a new, uniquely named run folder `<runs_root>/<UTC time>-<name>` with its
     /// sub-folders and `run.json`.
     pub fn create(runs_root: &Path, name: &str, job: &str, config_source: Option<&Path>) -> Result<RunDir> {
+        check_name("run name", name).map_err(anyhow::Error::msg)?;
         fsx::create_dir_all(runs_root)?;
         let stamp = chrono::Utc::now().format("%Y%m%d-%H%M%S");
         let clean: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' }).collect();
@@ -44,6 +45,7 @@ impl RunDir {
     /// Make the run folder at exactly `path` (the daemon chooses names itself). It may
     /// exist already but must not hold a run yet.
     pub fn create_at(path: &Path, name: &str, job: &str, config_source: Option<&Path>) -> Result<RunDir> {
+        check_name("run name", name).map_err(anyhow::Error::msg)?;
         fsx::create_dir_all(path)?;
         if path.join(MANIFEST_FILE).exists() {
             bail!("{} already holds a run", path.display());
@@ -76,15 +78,17 @@ impl RunDir {
     /// Open an existing run folder, checking that its format is one we read.
     pub fn open(path: &Path) -> Result<RunDir> {
         let dir = RunDir { path: path.to_path_buf() };
-        let m = dir.manifest()?;
-        if m.format > FORMAT_VERSION {
+        // The version first: a newer format may not parse as this one's manifest.
+        let raw: serde_json::Value = dir.read_json(MANIFEST_FILE)?;
+        let format = raw.get("format").and_then(serde_json::Value::as_u64).unwrap_or(0);
+        if format > FORMAT_VERSION as u64 {
+            let by = raw.get("clipgan_version").and_then(|v| v.as_str()).map(|v| crate::util::cut(v, 40)).unwrap_or_else(|| "?".into());
             bail!(
-                "{} was written in run format {} by clipgan {}; this clipgan reads format {FORMAT_VERSION} and older",
+                "{} was written in run format {format} by clipgan {by}; this clipgan reads format {FORMAT_VERSION} and older",
                 path.join(MANIFEST_FILE).display(),
-                m.format,
-                m.clipgan_version
             );
         }
+        dir.manifest()?;
         Ok(dir)
     }
 

@@ -7,6 +7,10 @@
 //! cheap for a config folder, and right whatever the events were (renames, moved
 //! folders). A periodic rescan covers file systems that deliver no events (NFS, WSL's
 //! Windows drives) and a `rescan` request forces one.
+//!
+//! The daemon validates off its loop ([`CfgIndex::stale`] on the loop, [`validate`] on
+//! a blocking thread, [`CfgIndex::apply`] back on the loop): a config that is slow to
+//! read or parse must not delay the answers to clients.
 use super::protocol::{ConfigEntry, ConfigIndex};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,8 +44,11 @@ pub fn is_relevant(path: &Path) -> bool {
     is_config_file(path) || path.extension().is_none()
 }
 
+/// A file's (size, mtime): when it changes, the file is validated again.
+pub type Sig = (u64, Option<SystemTime>);
+
 struct Tracked {
-    sig: (u64, Option<SystemTime>),
+    sig: Sig,
     entry: ConfigEntry,
 }
 
@@ -61,49 +68,65 @@ impl CfgIndex {
         &self.root
     }
 
-    /// Bring the index up to date; returns whether anything changed.
+    /// Bring the index up to date here and now; returns whether anything changed.
     pub fn rescan(&mut self) -> bool {
-        let mut found = Vec::new();
-        walk(&self.root, &mut found, 0);
-        let mut changed = false;
-        let keep: std::collections::BTreeSet<&PathBuf> = found.iter().map(|(p, _)| p).collect();
-        let before = self.files.len();
-        self.files.retain(|p, _| keep.contains(p));
-        changed |= self.files.len() != before;
-        for (path, sig) in &found {
-            if self.files.get(path).is_some_and(|t| t.sig == *sig) {
-                continue;
-            }
-            let entry = self.validate(path, sig.1);
-            self.files.insert(path.clone(), Tracked { sig: *sig, entry });
-            changed = true;
+        let (mut changed, todo) = self.stale();
+        for (path, sig) in todo {
+            let entry = validate(&self.root, &path, sig.1);
+            changed |= self.apply(path, sig, entry);
         }
         changed
     }
 
-    fn validate(&self, path: &Path, mtime: Option<SystemTime>) -> ConfigEntry {
-        let rel = path.strip_prefix(&self.root).unwrap_or(path).display().to_string();
-        let modified = mtime.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        match crate::config::load(path) {
-            Ok(c) => ConfigEntry {
-                path: path.to_path_buf(),
-                rel,
-                modified,
-                ok: true,
-                job: Some(c.config.job().kind()),
-                diagnostics: c.warnings.iter().chain(c.path_warnings().iter()).map(|d| d.to_string()).collect(),
-            },
-            Err(e) => ConfigEntry {
-                path: path.to_path_buf(),
-                rel,
-                modified,
-                ok: false,
-                job: None,
-                diagnostics: e.0.iter().map(|d| d.to_string()).collect(),
-            },
-        }
+    /// The cheap half of a rescan (stat only): forget files that are gone, and list those
+    /// new or changed since they were validated. Returns whether files were forgotten.
+    pub fn stale(&mut self) -> (bool, Vec<(PathBuf, Sig)>) {
+        let mut found = Vec::new();
+        walk(&self.root, &mut found, 0);
+        let keep: std::collections::BTreeSet<&PathBuf> = found.iter().map(|(p, _)| p).collect();
+        let before = self.files.len();
+        self.files.retain(|p, _| keep.contains(p));
+        let forgot = self.files.len() != before;
+        found.retain(|(path, sig)| self.files.get(path).is_none_or(|t| t.sig != *sig));
+        (forgot, found)
     }
 
+    /// Record a validation made by [`validate`]; returns whether the index changed.
+    pub fn apply(&mut self, path: PathBuf, sig: Sig, entry: ConfigEntry) -> bool {
+        if self.files.get(&path).is_some_and(|t| t.sig == sig) {
+            return false;
+        }
+        self.files.insert(path, Tracked { sig, entry });
+        true
+    }
+}
+
+/// Read and validate one config file of the index under `root` (slow work: the daemon
+/// runs it on a blocking thread).
+pub fn validate(root: &Path, path: &Path, mtime: Option<SystemTime>) -> ConfigEntry {
+    let rel = path.strip_prefix(root).unwrap_or(path).display().to_string();
+    let modified = mtime.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+    match crate::config::load(path) {
+        Ok(c) => ConfigEntry {
+            path: path.to_path_buf(),
+            rel,
+            modified,
+            ok: true,
+            job: Some(c.config.job().kind()),
+            diagnostics: c.warnings.iter().chain(c.path_warnings().iter()).map(|d| d.to_string()).collect(),
+        },
+        Err(e) => ConfigEntry {
+            path: path.to_path_buf(),
+            rel,
+            modified,
+            ok: false,
+            job: None,
+            diagnostics: e.0.iter().map(|d| d.to_string()).collect(),
+        },
+    }
+}
+
+impl CfgIndex {
     pub fn view(&self, rev: u64) -> ConfigIndex {
         ConfigIndex {
             rev,

@@ -3,7 +3,9 @@
 //!
 //! Blocking on purpose: requests are short, and the console can call it from a
 //! `spawn_blocking` task or a thread of its own. One `Client` is one connection;
-//! requests on it are answered in order.
+//! requests on it are answered in order. Every request has a deadline
+//! ([`answer_timeout`] beyond what the request itself waits): a daemon that is stopped
+//! (SIGSTOP) or stuck is reported with its pid and what to do, never waited on forever.
 use super::protocol::*;
 use super::Paths;
 use anyhow::{anyhow, bail, Context, Result};
@@ -16,6 +18,24 @@ pub struct Client {
     reader: BufReader<UnixStream>,
     writer: UnixStream,
     pub paths: Paths,
+    /// Set when a request timed out: its answer may still come and would be taken for
+    /// the next one's, so the connection is not used again.
+    abandoned: bool,
+}
+
+/// How long a client waits for the daemon's answer beyond what the request itself waits
+/// (10 s; `CLIPGAN_CLIENT_TIMEOUT`, in seconds, overrides it).
+pub fn answer_timeout() -> Duration {
+    std::env::var("CLIPGAN_CLIENT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s > 0.0 && *s < 1e6)
+        .map(Duration::from_secs_f64)
+        .unwrap_or(Duration::from_secs(10))
+}
+
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
 }
 
 impl Client {
@@ -23,7 +43,7 @@ impl Client {
     pub fn connect(paths: &Paths) -> Result<Client> {
         let stream = UnixStream::connect(&paths.socket).with_context(|| format!("no daemon answers on {}", paths.socket.display()))?;
         let writer = stream.try_clone()?;
-        Ok(Client { reader: BufReader::new(stream), writer, paths: paths.clone() })
+        Ok(Client { reader: BufReader::new(stream), writer, paths: paths.clone(), abandoned: false })
     }
 
     /// Connect, starting the daemon first if none runs (with this process's binary,
@@ -54,11 +74,27 @@ impl Client {
 
     /// Send a request and read its response (errors are transport errors only).
     pub fn request(&mut self, req: Request) -> Result<Response> {
+        if self.abandoned {
+            bail!("this connection to the daemon was given up after a request timed out; connect again");
+        }
+        let waits = match &req {
+            Request::Wait { timeout_ms, .. } => Duration::from_millis((*timeout_ms).min(600_000)),
+            _ => Duration::ZERO,
+        };
+        let limit = answer_timeout() + waits;
+        // One socket under both halves: the timeouts apply to both.
+        self.writer.set_write_timeout(Some(limit))?;
+        self.writer.set_read_timeout(Some(limit))?;
         let mut line = serde_json::to_vec(&RequestLine { v: PROTOCOL_VERSION, req })?;
         line.push(b'\n');
-        self.writer.write_all(&line).context("the daemon closed the connection")?;
+        if let Err(e) = self.writer.write_all(&line) {
+            return Err(self.failed(e, limit, "the daemon closed the connection"));
+        }
         let mut buf = String::new();
-        let n = self.reader.read_line(&mut buf).context("cannot read the daemon's answer")?;
+        let n = match self.reader.read_line(&mut buf) {
+            Ok(n) => n,
+            Err(e) => return Err(self.failed(e, limit, "cannot read the daemon's answer")),
+        };
         if n == 0 {
             bail!("the daemon closed the connection without answering");
         }
@@ -68,6 +104,26 @@ impl Client {
             bail!("the daemon speaks protocol {} and this client {PROTOCOL_VERSION}; restart it: clipgan daemon --stop", r.v);
         }
         Ok(r.resp)
+    }
+
+    /// The error for a failed read or write: a timeout says the daemon is not answering,
+    /// with its pid and what to do (the first line alone is what the console's header
+    /// shows).
+    fn failed(&mut self, e: std::io::Error, limit: Duration, what: &str) -> anyhow::Error {
+        if !is_timeout(&e) {
+            return anyhow::Error::new(e).context(what.to_string());
+        }
+        self.abandoned = true;
+        let pid = super::daemon::lock_holder(&self.paths);
+        let who = pid.map(|p| format!("the daemon (pid {p})")).unwrap_or_else(|| "the daemon".into());
+        let p = pid.map(|p| p.to_string()).unwrap_or_else(|| "PID".into());
+        anyhow!(
+            "{who} is not answering (no reply in {:.0} s)\n\
+             It may be stopped (resume it: kill -CONT {p}) or stuck: stop it with `kill {p}` (its workers keep running) \
+             and run the command again, which starts a new daemon; its log is {}",
+            limit.as_secs_f64(),
+            self.paths.log.display()
+        )
     }
 
     /// Send a request; an error response becomes an `Err` (message and details).

@@ -9,6 +9,7 @@ use super::state;
 use super::Paths;
 use crate::util::fsx;
 use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -24,6 +25,30 @@ const SOCKET_PATH_MAX: usize = 107;
 enum Msg {
     Request(Request, oneshot::Sender<Response>),
     ConfigChanged,
+    /// Validations made on a blocking thread (see [`start_validation`]).
+    ConfigsValidated(Vec<(PathBuf, cfgindex::Sig, ConfigEntry)>),
+}
+
+/// Validate the new and changed files of `cfg/` on a blocking thread, so that a config
+/// slow to read or parse never delays the loop that answers clients; the results come
+/// back as [`Msg::ConfigsValidated`]. `pending` holds what is being validated (not
+/// started twice). Returns whether the index changed now (files gone).
+fn start_validation(core: &mut Core, tx: &mpsc::UnboundedSender<Msg>, pending: &mut HashMap<PathBuf, cfgindex::Sig>) -> bool {
+    let (forgot, todo) = core.cfg.stale();
+    let todo: Vec<_> = todo.into_iter().filter(|(p, sig)| pending.get(p) != Some(sig)).collect();
+    if !todo.is_empty() {
+        pending.extend(todo.iter().cloned());
+        let root = core.cfg.root().to_path_buf();
+        let tx = tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let done = todo.into_iter().map(|(p, sig)| {
+                let entry = cfgindex::validate(&root, &p, sig.1);
+                (p, sig, entry)
+            });
+            let _ = tx.send(Msg::ConfigsValidated(done.collect()));
+        });
+    }
+    forgot
 }
 
 /// Take the home's daemon lock: `Ok(None)` when another daemon holds it.
@@ -127,6 +152,8 @@ async fn serve(core: &mut Core, paths: &Paths) -> Result<()> {
     let mut cfg_poll = tokio::time::interval(Duration::from_secs(5));
     cfg_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batch = Vec::new();
+    let mut validating = HashMap::new();
+    let mut rescans = Vec::new();
     loop {
         let mut cfg_changed = false;
         tokio::select! {
@@ -142,7 +169,7 @@ async fn serve(core: &mut Core, paths: &Paths) -> Result<()> {
                 if watcher.is_none() {
                     start_watcher(core, &tx, &mut watcher);
                 }
-                cfg_changed = core.cfg.rescan();
+                cfg_changed = start_validation(core, &tx, &mut validating);
             }
             _ = sighup.recv() => {}
             _ = sigterm.recv() => break,
@@ -151,12 +178,31 @@ async fn serve(core: &mut Core, paths: &Paths) -> Result<()> {
         let mut replies = Vec::new();
         for m in batch.drain(..) {
             match m {
+                // A rescan asked by a client runs off the loop like any other; the
+                // client is answered once the files it found are validated.
+                Msg::Request(Request::Rescan, reply) => {
+                    cfg_changed |= start_validation(core, &tx, &mut validating);
+                    rescans.push(reply);
+                }
                 Msg::Request(req, reply) => replies.push((reply, core.handle(req))),
-                Msg::ConfigChanged => cfg_changed |= core.cfg.rescan(),
+                Msg::ConfigChanged => cfg_changed |= start_validation(core, &tx, &mut validating),
+                Msg::ConfigsValidated(done) => {
+                    for (path, sig, entry) in done {
+                        if validating.get(&path) == Some(&sig) {
+                            validating.remove(&path);
+                        }
+                        cfg_changed |= core.cfg.apply(path, sig, entry);
+                    }
+                }
             }
         }
         if cfg_changed {
             core.bump();
+        }
+        if validating.is_empty() {
+            for reply in rescans.drain(..) {
+                replies.push((reply, core.handle(Request::Configs)));
+            }
         }
         let warnings = core.commit();
         for (reply, mut resp) in replies {

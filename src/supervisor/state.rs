@@ -266,7 +266,87 @@ pub fn load(path: &Path) -> Result<State> {
     if state.version > STATE_VERSION {
         bail!("{} was written by a newer clipgan (state version {}; this one reads {STATE_VERSION})", path.display(), state.version);
     }
+    let mut state = state;
+    for warning in check(&mut state).map_err(|problem| {
+        anyhow::anyhow!(
+            "the daemon state {} is inconsistent: {problem}; it is left as it is: fix it or move it away to start with an empty queue (run folders are not affected)",
+            path.display()
+        )
+    })? {
+        eprintln!("clipgan: warning: {}: {warning}", path.display());
+    }
     Ok(state)
+}
+
+/// Check a loaded state: repair what is safe (returned as warnings to log), refuse the
+/// rest (a hand-edited or damaged file would otherwise give two tasks one id, or tasks
+/// that wait forever).
+pub fn check(state: &mut State) -> std::result::Result<Vec<String>, String> {
+    let mut warnings = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for t in &state.tasks {
+        if !ids.insert(t.id) {
+            return Err(format!("task {} is listed twice", t.id));
+        }
+    }
+    for t in &state.tasks {
+        for d in t.after.iter().chain(&t.after_any) {
+            if *d == t.id {
+                return Err(format!("task {} waits for itself", t.id));
+            }
+            if !ids.contains(d) {
+                return Err(format!("task {} waits for task {d}, which does not exist", t.id));
+            }
+        }
+        if !state.groups.contains_key(&t.group) {
+            return Err(format!("task {} is in group {:?}, which does not exist", t.id, crate::util::cut(&t.group, 40)));
+        }
+    }
+    if let Some(cycle) = dependency_cycle(&state.tasks) {
+        return Err(format!("tasks {cycle:?} wait for each other in a circle"));
+    }
+    let max_id = state.tasks.iter().map(|t| t.id).max().unwrap_or(0);
+    if state.next_id <= max_id {
+        warnings.push(format!("next_id {} is not above the largest task id {max_id}; set to {}", state.next_id, max_id + 1));
+        state.next_id = max_id + 1;
+    }
+    Ok(warnings)
+}
+
+/// The ids of one circle of tasks waiting for each other, if there is one.
+fn dependency_cycle(tasks: &[Task]) -> Option<Vec<u64>> {
+    let index: std::collections::HashMap<u64, &Task> = tasks.iter().map(|t| (t.id, t)).collect();
+    // 0: not seen, 1: on the current path, 2: done. Iterative, so no depth limit.
+    let mut mark: std::collections::HashMap<u64, u8> = std::collections::HashMap::new();
+    for start in tasks {
+        if mark.contains_key(&start.id) {
+            continue;
+        }
+        let mut path: Vec<(u64, usize)> = vec![(start.id, 0)];
+        mark.insert(start.id, 1);
+        while let Some(&mut (id, ref mut next)) = path.last_mut() {
+            let t = index[&id];
+            let deps: Vec<u64> = t.after.iter().chain(&t.after_any).copied().collect();
+            if let Some(&d) = deps.get(*next) {
+                *next += 1;
+                match mark.get(&d).copied().unwrap_or(0) {
+                    0 if index.contains_key(&d) => {
+                        mark.insert(d, 1);
+                        path.push((d, 0));
+                    }
+                    1 => {
+                        let from = path.iter().position(|(p, _)| *p == d).unwrap_or(0);
+                        return Some(path[from..].iter().map(|(p, _)| *p).collect());
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            mark.insert(id, 2);
+            path.pop();
+        }
+    }
+    None
 }
 
 pub fn to_bytes(state: &State) -> Vec<u8> {

@@ -1,5 +1,6 @@
 //! The files clipgan reads and writes: configs, the run folder, plots and CSV.
 //! One test binary per area (each links libtorch once); one module per topic.
 mod config;
+mod fuzz;
 mod plot_export;
 mod rundir;

@@ -2,4 +2,5 @@
 //! One test binary per area (each links libtorch once); one module per topic.
 mod common;
 mod daemon;
+mod hardening;
 mod unit;

@@ -252,3 +252,90 @@ fn the_command_line_definitions_are_consistent() {
     assert!(text.contains("after: [1, 2]") && text.contains("priority: -3") && text.contains("\"--steps\", \"5\""), "{text}");
     assert!(clipgan::cli::Cli::try_parse_from(["clipgan", "pause"]).is_err(), "a task id or --group is required");
 }
+
+/// Issue 13 item 6: a 240-character CONFIG_NAME passed `config check`, then `queue add`
+/// failed with "File name too long"; a 10 MB label came back as a 10 MB message.
+#[test]
+fn long_names_are_refused_with_a_short_message() {
+    let home = tempfile::tempdir().unwrap();
+    let paths = Paths::for_home(home.path());
+    std::fs::create_dir_all(&paths.state_dir).unwrap();
+    let mut core = Core::open(paths, state::atomic_writer(), PathBuf::from(BIN)).unwrap();
+    let cfg = home.path().join("long.yml");
+    write(&cfg, &format!("CONFIG_NAME: {}\nTRAIN:\n  FLAG: false\n", "n".repeat(240)));
+    match core.handle(Request::Add(AddTask { config: Some(cfg), ..Default::default() })) {
+        Response::Error { message, details } => {
+            assert!(message.contains("not a valid config"), "{message}");
+            assert!(details.iter().any(|d| d.contains("long.yml:1:1") && d.contains("240 characters")), "{details:?}");
+        }
+        r => panic!("{r:?}"),
+    }
+    let label = "x".repeat(10 << 20);
+    match core.handle(Request::Add(AddTask { job: Some(JobKind::FakeRun), label: Some(label), held: true, ..Default::default() })) {
+        Response::Error { message, .. } => {
+            assert!(message.contains("10485760 characters, more than the 64 allowed"), "{}", &message[..message.len().min(300)]);
+            assert!(message.len() < 300, "the message is {} bytes", message.len());
+        }
+        r => panic!("{:?}", std::mem::discriminant(&r)),
+    }
+    // At the limit the run folder's name stays short enough.
+    let label = "é".repeat(64);
+    match core.handle(Request::Add(AddTask { job: Some(JobKind::FakeRun), label: Some(label), held: true, ..Default::default() })) {
+        Response::Added { run_dir, .. } => assert!(run_dir.file_name().unwrap().len() < 120, "{}", run_dir.display()),
+        r => panic!("{r:?}"),
+    }
+}
+
+/// Issue 13 item 7: inconsistent states were loaded silently (`next_id` below an existing
+/// id gave two tasks id 1). A low `next_id` is repaired; the rest is refused by name and
+/// the file left as it is.
+#[test]
+fn an_inconsistent_state_is_repaired_or_refused() {
+    let home = tempfile::tempdir().unwrap();
+    let paths = Paths::for_home(home.path());
+    std::fs::create_dir_all(&paths.state_dir).unwrap();
+    let mut core = Core::open(paths.clone(), state::atomic_writer(), PathBuf::from(BIN)).unwrap();
+    for _ in 0..2 {
+        let add = AddTask { job: Some(JobKind::FakeRun), held: true, ..Default::default() };
+        assert!(matches!(core.handle(Request::Add(add)), Response::Added { .. }));
+    }
+    assert!(core.commit().is_empty());
+    drop(core);
+    let good: serde_json::Value = serde_json::from_slice(&std::fs::read(&paths.state).unwrap()).unwrap();
+    let edited = |f: &dyn Fn(&mut serde_json::Value)| {
+        let mut v = good.clone();
+        f(&mut v);
+        std::fs::write(&paths.state, serde_json::to_vec(&v).unwrap()).unwrap();
+    };
+
+    edited(&|v| v["next_id"] = 1.into());
+    let s = state::load(&paths.state).unwrap();
+    assert_eq!(s.next_id, 3, "repaired above the largest id");
+    let mut core = Core::open(paths.clone(), state::atomic_writer(), PathBuf::from(BIN)).unwrap();
+    let add = AddTask { job: Some(JobKind::FakeRun), held: true, ..Default::default() };
+    assert!(matches!(core.handle(Request::Add(add)), Response::Added { id: 3, .. }), "no duplicate id");
+    drop(core);
+
+    type Edit<'a> = &'a dyn Fn(&mut serde_json::Value);
+    let refused: [(&str, Edit); 5] = [
+        ("task 1 is listed twice", &|v| {
+            let t = v["tasks"][0].clone();
+            v["tasks"].as_array_mut().unwrap().push(t);
+        }),
+        ("task 2 waits for itself", &|v| v["tasks"][1]["after"] = serde_json::json!([2])),
+        ("task 2 waits for task 9, which does not exist", &|v| v["tasks"][1]["after_any"] = serde_json::json!([9])),
+        ("wait for each other in a circle", &|v| {
+            v["tasks"][0]["after"] = serde_json::json!([2]);
+            v["tasks"][1]["after"] = serde_json::json!([1]);
+        }),
+        ("in group \"gone\", which does not exist", &|v| v["tasks"][0]["group"] = "gone".into()),
+    ];
+    for (problem, edit) in refused {
+        edited(edit);
+        let before = std::fs::read(&paths.state).unwrap();
+        let e = format!("{:#}", state::load(&paths.state).unwrap_err());
+        assert!(e.contains("state.json is inconsistent") && e.contains(problem), "{e}");
+        assert!(Core::open(paths.clone(), state::atomic_writer(), PathBuf::from(BIN)).is_err());
+        assert_eq!(std::fs::read(&paths.state).unwrap(), before, "the refused file is left as it is");
+    }
+}

@@ -9,7 +9,7 @@ use super::{human_duration, num};
 use crate::console::app::App;
 use crate::console::curves::{nearest, RunCurve, Smoothing};
 use crate::console::store::XAxis;
-use crate::plot::series::{log10_or_nan, robust_range};
+use crate::plot::series::{drawable_range, log10_or_nan, robust_range};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols::Marker;
@@ -147,10 +147,7 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, tag: &str, focused: bool) ->
     }
     let refs: Vec<&[f64]> = ys.iter().map(|v| v.as_slice()).collect();
     let (y0, y1) = match robust_range(&refs, Y_CLIP) {
-        Some((a, b)) => {
-            let pad = (b - a) * 0.05;
-            (a - pad, b + pad)
-        }
+        Some((a, b)) => drawable_range(a, b, 0.05),
         None => (0.0, 1.0),
     };
     // Non-finite values: a mark at the top edge of the chart.

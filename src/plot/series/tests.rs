@@ -217,3 +217,14 @@ fn log_helpers() {
     assert_eq!(log_ticks(2.0, 5.0), vec![2.0, 5.0]);
     assert!(log_ticks(-1.0, 5.0).is_empty());
 }
+
+/// Issue 13 item 3: ranges whose width or margin overflowed to infinity hung the chart.
+#[test]
+fn drawable_ranges_stay_finite_and_wide_enough() {
+    for (lo, hi) in [(-1e308, 1e308), (-1.0, 1.7e308), (f64::NEG_INFINITY, f64::INFINITY), (f64::NAN, 2.0), (1e300, 1e300), (0.0, 1e-320)] {
+        let (a, b) = drawable_range(lo, hi, 0.05);
+        assert!(a.is_finite() && b.is_finite() && (b - a).is_finite(), "{lo}..{hi} -> {a}..{b}");
+        assert!(b - a >= 1e-9 * a.abs().max(b.abs()), "{lo}..{hi} -> {a}..{b} is narrower than floats can step");
+    }
+    assert_eq!(drawable_range(0.0, 10.0, 0.1), (-1.0, 11.0));
+}

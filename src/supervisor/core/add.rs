@@ -9,8 +9,14 @@ use std::path::{Path, PathBuf};
 
 impl Core {
     pub(super) fn add(&mut self, a: AddTask) -> Response {
+        if let Some(label) = &a.label {
+            if let Err(e) = crate::rundir::check_name("label", label) {
+                return err(format!("{e}; nothing was queued"));
+            }
+        }
         let group = a.group.clone().unwrap_or_else(|| DEFAULT_GROUP.to_string());
         if !self.state.groups.contains_key(&group) {
+            let group = crate::util::cut(&group, 40);
             return err(format!("no group {group:?}; create it with `clipgan groups add {group} --slots N`"));
         }
         for d in a.after.iter().chain(&a.after_any) {
@@ -21,9 +27,9 @@ impl Core {
         let mut warnings = Vec::new();
         let mut loaded = None;
         if let Some(path) = &a.config {
-            let text = match std::fs::read_to_string(path) {
+            let text = match crate::config::read_text(path) {
                 Ok(t) => t,
-                Err(e) => return err(format!("cannot read the config {}: {e}; nothing was queued", path.display())),
+                Err(e) => return err(format!("cannot read the config: {e}; nothing was queued")),
             };
             match crate::config::parse(path, &text, crate::config::base_dir_for(path)) {
                 Ok(c) => loaded = Some(c),
@@ -56,7 +62,7 @@ impl Core {
             .clone()
             .filter(|l| !l.trim().is_empty())
             .or_else(|| loaded.as_ref().map(|c| c.config.config_name.clone()).filter(|n| !n.is_empty()))
-            .or_else(|| a.config.as_ref().and_then(|p| p.file_stem()).map(|s| s.to_string_lossy().into_owned()))
+            .or_else(|| a.config.as_ref().and_then(|p| p.file_stem()).map(|s| crate::rundir::name_from_file_stem(&s.to_string_lossy())))
             .unwrap_or_else(|| "fake".into());
         let id = self.state.next_id;
         let (run_dir, config_hash) = match self.make_run_dir(&name, job, a.config.as_deref(), loaded.as_ref().map(|c| c.text.as_str())) {
