@@ -204,7 +204,13 @@ fn slurm_prepare(a: &mut ShimArgs) -> Result<Option<u8>> {
         let _ = CappedLog::open(&a.run_dir.join(STDERR_LOG), a.log_cap).and_then(|mut l| l.write(format!("clipgan: {msg}\n").as_bytes()));
         write_exit(
             &a.run_dir,
-            &ExitRecord { attempt: a.attempt, code: Some(crate::rundir::exit::FAILED as i32), signal: None, core_dumped: false, ended: unix_now() },
+            &ExitRecord {
+                attempt: a.attempt,
+                code: Some(crate::rundir::exit::FAILED as i32),
+                signal: None,
+                core_dumped: false,
+                ended: unix_now(),
+            },
         )?;
         return Ok(Some(0));
     }

@@ -213,8 +213,12 @@ pub fn parse_squeue(text: &str) -> HashMap<u64, JobInfo> {
 /// The job name of a task: unique per home and task, so a daemon that died between
 /// `sbatch` and saving its state finds the job again instead of submitting twice.
 pub fn job_name(home: &Path, task_id: u64) -> String {
-    let h = crc32fast::hash(home.as_os_str().as_encoded_bytes());
-    format!("clipgan-{h:08x}-{task_id}")
+    format!("{}{task_id}", job_name_prefix(home))
+}
+
+/// What the job names of one home's tasks start with.
+pub fn job_name_prefix(home: &Path) -> String {
+    format!("clipgan-{:08x}-", crc32fast::hash(home.as_os_str().as_encoded_bytes()))
 }
 
 /// What a job script needs.

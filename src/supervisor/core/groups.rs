@@ -31,7 +31,8 @@ impl Core {
                 return err(format!("invalid GPU id {bad:?}"));
             }
         }
-        let slurm_fields = c.slurm_args.is_some() || c.slurm_signal.is_some() || c.slurm_signal_before_s.is_some() || c.slurm_max_stalls.is_some();
+        let slurm_fields =
+            c.slurm_args.is_some() || c.slurm_signal.is_some() || c.slurm_signal_before_s.is_some() || c.slurm_max_stalls.is_some();
         let mut slurm = g.slurm.clone();
         match c.executor.as_deref() {
             None => {}

@@ -135,6 +135,12 @@ impl Core {
         let t = &self.state.tasks[i];
         let (id, run_dir) = (t.id, t.run_dir.clone());
         let Some(job) = t.slurm.clone() else { return err(format!("task {id} has no Slurm job yet")) };
+        if t.state == TaskState::Paused {
+            // A held job must be released, a stopped one continued, to act on the stop.
+            let _ = self.pause_slurm(i, false);
+            self.state.tasks[i].state = TaskState::Running;
+        }
+        let t = &self.state.tasks[i];
         let started = t.procs.as_ref().is_some_and(|p| p.worker.is_some()) && job.state != "PENDING";
         let _ = fsx::create_dir_all(&slurm::dir(&run_dir));
         if let Err(e) = fsx::atomic_write(&slurm::stop_request(&run_dir), format!("{}\n", unix_now()).as_bytes()) {
