@@ -210,6 +210,58 @@ pub fn parse_squeue(text: &str) -> HashMap<u64, JobInfo> {
         .collect()
 }
 
+/// Slurm's accounting record of a job that `squeue` no longer lists: its state and exit
+/// code (`COMPLETED`, `0:0`). `None` where the cluster keeps no accounting (sacct fails).
+pub fn accounting(job: u64) -> Option<(String, String)> {
+    let out =
+        run("sacct", &["-n".into(), "-P".into(), "-X".into(), "-j".into(), job.to_string(), "-o".into(), "State,ExitCode".into()]).ok()?;
+    let line = out.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let (state, code) = line.split_once('|')?;
+    // `CANCELLED by 0` -> `CANCELLED`.
+    Some((state.split_whitespace().next()?.to_string(), code.to_string()))
+}
+
+/// Whether the compute nodes can see `path`: a path on this machine's own `/tmp` or a
+/// tmpfs is seen by this machine alone, which is fine only when the cluster's one node is
+/// this machine. The error says what to do.
+pub fn check_reachable(path: &Path) -> Result<()> {
+    let local_only = path.starts_with("/tmp") || path.starts_with("/dev/shm") || is_tmpfs(path);
+    if !local_only {
+        return Ok(());
+    }
+    let nodes = run("sinfo", &["-h".into(), "-N".into(), "-o".into(), "%N".into()])?;
+    match unreachable_by(path, &nodes, &hostname()) {
+        Some(msg) => bail!(msg),
+        None => Ok(()),
+    }
+}
+
+/// The refusal for a machine-local `path` given `sinfo -N -o %N`'s lines: `None` when
+/// every node is this host.
+fn unreachable_by(path: &Path, nodes: &str, host: &str) -> Option<String> {
+    let mut others: Vec<&str> = nodes.lines().map(str::trim).filter(|n| !n.is_empty() && *n != host).collect();
+    others.dedup();
+    (!others.is_empty()).then(|| {
+        format!(
+            "{} is on this machine's own storage (/tmp or a tmpfs), which the cluster's nodes ({}) cannot see; put the project home on a shared file system",
+            path.display(),
+            crate::util::cut(&others.join(","), 200)
+        )
+    })
+}
+
+fn is_tmpfs(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
+    // SAFETY: statfs fills the struct we pass; the path is a valid C string.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    (unsafe { libc::statfs(c.as_ptr(), &mut st) } == 0) && st.f_type as i64 == libc::TMPFS_MAGIC as i64
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default()
+}
+
 /// The job name of a task: unique per home and task, so a daemon that died between
 /// `sbatch` and saving its state finds the job again instead of submitting twice.
 pub fn job_name(home: &Path, task_id: u64) -> String {
@@ -399,6 +451,14 @@ mod tests {
         assert!(s.find("--requeue").unwrap() < s.find("--partition=gpu").unwrap(), "{s}");
         assert!(s.contains("'/h/runs/r 1'") && s.contains("'a b'"), "{s}");
         assert!(s.contains("CLIPGAN_ATTEMPT=$(( 2 + ${SLURM_RESTART_COUNT:-0} ))"), "{s}");
+    }
+
+    #[test]
+    fn a_local_run_folder_is_refused_only_when_other_nodes_exist() {
+        let p = Path::new("/tmp/h/runs/r");
+        assert_eq!(unreachable_by(p, "vm\nvm\n", "vm"), None);
+        let msg = unreachable_by(p, "vm\ngpu1\ngpu2\n", "vm").expect("refused");
+        assert!(msg.contains("/tmp/h/runs/r") && msg.contains("gpu1,gpu2") && msg.contains("shared file system"), "{msg}");
     }
 
     #[test]

@@ -43,6 +43,7 @@ impl Core {
             fsx::create_dir_all(&t.run_dir.join("logs"))?;
             fsx::create_dir_all(&slurm::dir(&t.run_dir))?;
             fsx::atomic_write(&script, text.as_bytes())?;
+            slurm::check_reachable(&t.run_dir)?;
             slurm::submit(&script).context("Slurm did not take the job")
         })();
         let t = &mut self.state.tasks[i];
@@ -111,7 +112,11 @@ impl Core {
         let attempt = t.procs.as_ref().map(|p| p.attempt).unwrap_or(t.attempts);
         let last_word = match info {
             Some(info) => format!("Slurm job {} ended {}{}", job.job_id, info.state, reason_suffix(&info.reason)),
-            None => format!("Slurm job {} is no longer known to Slurm", job.job_id),
+            // Forgotten by the controller: its accounting, where the cluster keeps one.
+            None => match slurm::accounting(job.job_id) {
+                Some((state, code)) => format!("Slurm job {} ended {state} (exit code {code}, from sacct)", job.job_id),
+                None => format!("Slurm job {} is no longer known to Slurm (and the cluster keeps no accounting)", job.job_id),
+            },
         };
         match read_json::<ExitRecord>(&t.run_dir.join(EXIT_FILE)).filter(|x| x.attempt >= attempt) {
             Some(x) => {
