@@ -250,6 +250,8 @@ fn unreachable_by(path: &Path, nodes: &str, host: &str) -> Option<String> {
     })
 }
 
+// `f_type` and the magic number have different integer types on different architectures.
+#[allow(clippy::unnecessary_cast)]
 fn is_tmpfs(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
