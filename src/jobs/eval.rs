@@ -393,7 +393,7 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
             rp.trials
         );
         results.push(Value::Object(r));
-        run.dir().write_results(&json!({ "job": "eval", "protocol": protocol, "results": results }))?;
+        run.dir().write_results(&json!({ "job": "eval", "dataset": c.dataset_name, "protocol": protocol, "results": results }))?;
     }
     Ok((Outcome::Finished, "evaluated".to_string()))
 }
