@@ -1,0 +1,237 @@
+"""StackGAN's CUB-finetuned Inception V3 (TF-slim `inception/slim` Inception V3, 51 classes)
+transcribed to torch.nn, written independently of clipgan's Rust network
+(src/eval/stackgan_inception.rs) from the TensorFlow graph: the reference it is tested
+against.
+
+  python stackgan_inception.py fixture OUT_DIR [--seed 17]
+
+writes OUT_DIR/weights.safetensors (seeded weights under the documented names: the TF
+names with `/` -> `.`, PyTorch layout) and OUT_DIR/expected.safetensors (`images`: two
+seeded 3 x 256 x 256 images in [0, 1]; `logits`: the 50 IS logits StackGAN's evaluation
+takes; `full`: all 51 logits of the same images already at 299 x 299 in [-1, 1], `x299`).
+The weights are 87 MB, so tests/eval/stackgan_inception.rs runs this with the venv's
+torch into a temporary folder instead of committing them. Only torch is needed.
+"""
+import ctypes, json, struct, sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class Unit(nn.Module):
+    """TF-slim ops.conv2d with batch_norm_params: conv (no bias), BatchNorm with beta only
+    (scale=False), eps 0.001, moving statistics; ReLU. TF 'SAME' at stride 1 = symmetric."""
+
+    def __init__(self, cin, cout, k, stride=1, same=True):
+        super().__init__()
+        k = (k, k) if isinstance(k, int) else k
+        self.stride = stride
+        self.padding = ((k[0] - 1) // 2, (k[1] - 1) // 2) if same else (0, 0)
+        self.weights = nn.Parameter(torch.empty(cout, cin, *k))
+        self.BatchNorm = nn.Module()
+        self.BatchNorm.beta = nn.Parameter(torch.empty(cout))
+        self.BatchNorm.register_buffer("moving_mean", torch.empty(cout))
+        self.BatchNorm.register_buffer("moving_variance", torch.empty(cout))
+
+    def forward(self, x):
+        y = F.conv2d(x, self.weights, None, self.stride, self.padding)
+        bn = self.BatchNorm
+        y = (y - bn.moving_mean.view(1, -1, 1, 1)) / torch.sqrt(bn.moving_variance.view(1, -1, 1, 1) + 1e-3) + bn.beta.view(1, -1, 1, 1)
+        return F.relu(y)
+
+
+def scope(units):
+    """A TF variable scope holding units named Conv, Conv_1, ... (default scope names)."""
+    m = nn.Module()
+    for i, u in enumerate(units):
+        setattr(m, "Conv" if i == 0 else f"Conv_{i}", u)
+    return m
+
+
+def avg_same(x):
+    # TF avg_pool 3x3 stride 1 'SAME': the mean of the valid inputs only.
+    return F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+
+
+def seq(m, x, names):
+    for n in names:
+        x = getattr(m, n)(x)
+    return x
+
+
+class A(nn.Module):
+    def __init__(self, cin, pool):
+        super().__init__()
+        self.branch1x1 = scope([Unit(cin, 64, 1)])
+        self.branch5x5 = scope([Unit(cin, 48, 1), Unit(48, 64, 5)])
+        self.branch3x3dbl = scope([Unit(cin, 64, 1), Unit(64, 96, 3), Unit(96, 96, 3)])
+        self.branch_pool = scope([Unit(cin, pool, 1)])
+
+    def forward(self, x):
+        return torch.cat([
+            self.branch1x1.Conv(x),
+            seq(self.branch5x5, x, ["Conv", "Conv_1"]),
+            seq(self.branch3x3dbl, x, ["Conv", "Conv_1", "Conv_2"]),
+            self.branch_pool.Conv(avg_same(x)),
+        ], 1)
+
+
+class B(nn.Module):
+    def __init__(self, cin):
+        super().__init__()
+        self.branch3x3 = scope([Unit(cin, 384, 3, 2, False)])
+        self.branch3x3dbl = scope([Unit(cin, 64, 1), Unit(64, 96, 3), Unit(96, 96, 3, 2, False)])
+
+    def forward(self, x):
+        return torch.cat([self.branch3x3.Conv(x), seq(self.branch3x3dbl, x, ["Conv", "Conv_1", "Conv_2"]), F.max_pool2d(x, 3, 2)], 1)
+
+
+class C(nn.Module):
+    def __init__(self, c7):
+        super().__init__()
+        self.branch1x1 = scope([Unit(768, 192, 1)])
+        self.branch7x7 = scope([Unit(768, c7, 1), Unit(c7, c7, (1, 7)), Unit(c7, 192, (7, 1))])
+        self.branch7x7dbl = scope([Unit(768, c7, 1), Unit(c7, c7, (7, 1)), Unit(c7, c7, (1, 7)), Unit(c7, c7, (7, 1)), Unit(c7, 192, (1, 7))])
+        self.branch_pool = scope([Unit(768, 192, 1)])
+
+    def forward(self, x):
+        return torch.cat([
+            self.branch1x1.Conv(x),
+            seq(self.branch7x7, x, ["Conv", "Conv_1", "Conv_2"]),
+            seq(self.branch7x7dbl, x, ["Conv", "Conv_1", "Conv_2", "Conv_3", "Conv_4"]),
+            self.branch_pool.Conv(avg_same(x)),
+        ], 1)
+
+
+class D(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.branch3x3 = scope([Unit(768, 192, 1), Unit(192, 320, 3, 2, False)])
+        self.branch7x7x3 = scope([Unit(768, 192, 1), Unit(192, 192, (1, 7)), Unit(192, 192, (7, 1)), Unit(192, 192, 3, 2, False)])
+
+    def forward(self, x):
+        return torch.cat([
+            seq(self.branch3x3, x, ["Conv", "Conv_1"]),
+            seq(self.branch7x7x3, x, ["Conv", "Conv_1", "Conv_2", "Conv_3"]),
+            F.max_pool2d(x, 3, 2),
+        ], 1)
+
+
+class E(nn.Module):
+    def __init__(self, cin):
+        super().__init__()
+        self.branch1x1 = scope([Unit(cin, 320, 1)])
+        self.branch3x3 = scope([Unit(cin, 384, 1), Unit(384, 384, (1, 3)), Unit(384, 384, (3, 1))])
+        self.branch3x3dbl = scope([Unit(cin, 448, 1), Unit(448, 384, 3), Unit(384, 384, (1, 3)), Unit(384, 384, (3, 1))])
+        self.branch_pool = scope([Unit(cin, 192, 1)])
+
+    def forward(self, x):
+        b = self.branch3x3.Conv(x)
+        d = seq(self.branch3x3dbl, x, ["Conv", "Conv_1"])
+        return torch.cat([
+            self.branch1x1.Conv(x),
+            self.branch3x3.Conv_1(b), self.branch3x3.Conv_2(b),
+            self.branch3x3dbl.Conv_2(d), self.branch3x3dbl.Conv_3(d),
+            self.branch_pool.Conv(avg_same(x)),  # TF-slim: average pool here too (no FID max pool)
+        ], 1)
+
+
+class StackganInception(nn.Module):
+    def __init__(self, num_classes=51):
+        super().__init__()
+        self.conv0 = Unit(3, 32, 3, 2, False)
+        self.conv1 = Unit(32, 32, 3, 1, False)
+        self.conv2 = Unit(32, 64, 3, 1, True)
+        self.conv3 = Unit(64, 80, 1, 1, False)
+        self.conv4 = Unit(80, 192, 3, 1, False)
+        self.mixed_35x35x256a = A(192, 32)
+        self.mixed_35x35x288a = A(256, 64)
+        self.mixed_35x35x288b = A(288, 64)
+        self.mixed_17x17x768a = B(288)
+        self.mixed_17x17x768b = C(128)
+        self.mixed_17x17x768c = C(160)
+        self.mixed_17x17x768d = C(160)
+        self.mixed_17x17x768e = C(192)
+        self.mixed_17x17x1280a = D()
+        self.mixed_8x8x2048a = E(1280)
+        self.mixed_8x8x2048b = E(2048)
+        self.logits = nn.Module()
+        self.logits.logits = nn.Module()
+        self.logits.logits.weights = nn.Parameter(torch.empty(num_classes, 2048))
+        self.logits.logits.biases = nn.Parameter(torch.empty(num_classes))
+
+    def forward(self, x):
+        """x: B x 3 x 299 x 299 in [-1, 1]; all logits (class 0 = background)."""
+        x = self.conv2(self.conv1(self.conv0(x)))
+        x = F.max_pool2d(x, 3, 2)
+        x = self.conv4(self.conv3(x))
+        x = F.max_pool2d(x, 3, 2)
+        for name in ["mixed_35x35x256a", "mixed_35x35x288a", "mixed_35x35x288b", "mixed_17x17x768a", "mixed_17x17x768b",
+                     "mixed_17x17x768c", "mixed_17x17x768d", "mixed_17x17x768e", "mixed_17x17x1280a", "mixed_8x8x2048a",
+                     "mixed_8x8x2048b"]:
+            x = getattr(self, name)(x)
+        x = x.mean((2, 3))  # avg_pool over the whole 8 x 8 map ('VALID'), dropout off
+        return x @ self.logits.logits.weights.t() + self.logits.logits.biases
+
+
+def preprocess(images):
+    """StackGAN's evaluation: scipy.misc.imresize(img, (299, 299), 'bilinear') (uint8 out),
+    then img / 127.5 - 1. Here: bilinear (align_corners=False) on [0, 1], rounded to 8 bits."""
+    x = F.interpolate(images, size=(299, 299), mode="bilinear", align_corners=False)
+    return torch.round(x * 255).clamp(0, 255) / 127.5 - 1
+
+
+def seeded(model, seed):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, t in sorted(list(model.named_parameters()) + list(model.named_buffers())):
+            r = torch.randn(t.shape, generator=g)
+            if name.endswith("moving_variance"):
+                t.copy_(r.abs() * 0.5 + 0.5)
+            elif name.endswith("moving_mean") or name.endswith("beta") or name.endswith("biases"):
+                t.copy_(r * 0.1)
+            else:
+                fan_in = t[0].numel()
+                t.copy_(r * (2.0 / fan_in) ** 0.5)
+
+
+def write_safetensors(path, tensors):
+    header, blobs, offset = {}, [], 0
+    for name, t in tensors.items():
+        t = t.detach().float().contiguous().cpu()
+        b = ctypes.string_at(t.data_ptr(), t.numel() * t.element_size())
+        header[name] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [offset, offset + len(b)]}
+        blobs.append(b)
+        offset += len(b)
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def fixture(out_dir, seed):
+    torch.set_num_threads(2)
+    model = StackganInception().eval()
+    seeded(model, seed)
+    state = dict(model.state_dict())
+    write_safetensors(f"{out_dir}/weights.safetensors", state)
+    g = torch.Generator().manual_seed(seed + 1)
+    images = torch.rand(2, 3, 256, 256, generator=g)
+    x299 = torch.rand(2, 3, 299, 299, generator=g) * 2 - 1
+    with torch.no_grad():
+        logits = model(preprocess(images))[:, 1:]  # StackGAN drops the background class
+        full = model(x299)
+    write_safetensors(f"{out_dir}/expected.safetensors", {"images": images, "logits": logits, "x299": x299, "full": full})
+    print(f"wrote {out_dir}: {sum(t.numel() for t in state.values())} weights")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "fixture":
+        seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 17
+        fixture(sys.argv[2], seed)
+    else:
+        sys.exit(__doc__)
