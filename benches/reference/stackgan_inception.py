@@ -11,6 +11,12 @@ seeded 3 x 256 x 256 images in [0, 1]; `logits`: the 50 IS logits StackGAN's eva
 takes; `full`: all 51 logits of the same images already at 299 x 299 in [-1, 1], `x299`).
 The weights are 87 MB, so tests/eval/stackgan_inception.rs runs this with the venv's
 torch into a temporary folder instead of committing them. Only torch is needed.
+
+  python stackgan_inception.py via-converter WEIGHTS OUT
+
+runs scripts/convert_stackgan_inception.py's mapping (names, layouts, moving averages) on
+WEIGHTS laid out as the TensorFlow checkpoint holds them (no TensorFlow needed; numpy is);
+OUT must equal WEIGHTS.
 """
 import ctypes, json, struct, sys
 
@@ -229,9 +235,53 @@ def fixture(out_dir, seed):
     print(f"wrote {out_dir}: {sum(t.numel() for t in state.values())} weights")
 
 
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        b = f.read()
+    n = struct.unpack("<Q", b[:8])[0]
+    header = json.loads(b[8:8 + n])
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        s, e = v["data_offsets"]
+        out[k] = torch.frombuffer(bytearray(b[8 + n + s:8 + n + e]), dtype=torch.float32).view(v["shape"])
+    return out
+
+
+def via_converter(weights, out):
+    """scripts/convert_stackgan_inception.py's mapping without TensorFlow: `weights` laid out
+    as the TF checkpoint holds them (TF names, H x W x in x out kernels, 2048 x 51 logits),
+    every other variable's value only under `<name>/ExponentialMovingAverage` with a decoy
+    (zeros) under the plain name, plus an auxiliary head and optimizer slots that must be
+    left out; then the converter's `convert` writes `out`, which must equal `weights`."""
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2] / "scripts"))
+    import convert_stackgan_inception as conv
+
+    ckpt = {}
+    for i, (name, t) in enumerate(sorted(read_safetensors(weights).items())):
+        tf_name = name.replace(".", "/")
+        a = t.numpy()
+        if a.ndim == 4:
+            a = a.transpose(2, 3, 1, 0)
+        elif a.ndim == 2:
+            a = a.T
+        if i % 2:
+            ckpt[tf_name + "/ExponentialMovingAverage"] = a.copy()
+            ckpt[tf_name] = a * 0
+        else:
+            ckpt[tf_name] = a.copy()
+    ckpt["aux_logits/FC/weights"] = ckpt["logits/logits/weights"][:768]
+    ckpt["conv0/weights/RMSProp"] = ckpt["conv0/weights"] * 0
+    ckpt["global_step"] = __import__("numpy").array(1000)
+    conv.convert({k: list(v.shape) for k, v in ckpt.items()}, ckpt.__getitem__, out)
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "fixture":
         seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 17
         fixture(sys.argv[2], seed)
+    elif len(sys.argv) == 4 and sys.argv[1] == "via-converter":
+        via_converter(sys.argv[2], sys.argv[3])
     else:
         sys.exit(__doc__)
