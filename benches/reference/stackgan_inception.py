@@ -17,6 +17,11 @@ torch into a temporary folder instead of committing them. Only torch is needed.
 runs scripts/convert_stackgan_inception.py's mapping (names, layouts, moving averages) on
 WEIGHTS laid out as the TensorFlow checkpoint holds them (no TensorFlow needed; numpy is);
 OUT must equal WEIGHTS.
+
+  python stackgan_inception.py tf-checkpoint WEIGHTS PREFIX
+
+(with TensorFlow and numpy importable besides torch) writes WEIGHTS as a real TensorFlow
+checkpoint laid out as the released one, to run the converter itself on.
 """
 import ctypes, json, struct, sys
 
@@ -277,10 +282,38 @@ def via_converter(weights, out):
     conv.convert({k: list(v.shape) for k, v in ckpt.items()}, ckpt.__getitem__, out)
 
 
+def tf_checkpoint(weights, prefix):
+    """A real TensorFlow (name-based, TF1 Saver) checkpoint of `weights` laid out as the
+    released one is (TF names and layouts; every variable also under its
+    ExponentialMovingAverage name, the plain one holding zeros), for running
+    scripts/convert_stackgan_inception.py itself. Needs TensorFlow and numpy besides torch."""
+    import numpy as np
+    import tensorflow as tf
+
+    tf.compat.v1.disable_eager_execution()
+    g = tf.Graph()
+    with g.as_default():
+        var_list = {}
+        for name, t in sorted(read_safetensors(weights).items()):
+            a = t.numpy()
+            a = a.transpose(2, 3, 1, 0) if a.ndim == 4 else a.T if a.ndim == 2 else a
+            tf_name = name.replace(".", "/")
+            var_list[tf_name + "/ExponentialMovingAverage"] = tf.compat.v1.Variable(np.ascontiguousarray(a))
+            var_list[tf_name] = tf.compat.v1.Variable(np.zeros_like(a))
+        var_list["aux_logits/FC/weights"] = tf.compat.v1.Variable(np.zeros((768, 51), np.float32))
+        saver = tf.compat.v1.train.Saver(var_list)
+        with tf.compat.v1.Session(graph=g) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            saver.save(sess, prefix, write_meta_graph=False)
+    print(f"wrote {prefix}.index / .data-*")
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "fixture":
         seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 17
         fixture(sys.argv[2], seed)
+    elif len(sys.argv) == 4 and sys.argv[1] == "tf-checkpoint":
+        tf_checkpoint(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 4 and sys.argv[1] == "via-converter":
         via_converter(sys.argv[2], sys.argv[3])
     else:

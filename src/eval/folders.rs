@@ -111,7 +111,12 @@ pub fn is_logits(
 
 /// Decode `paths` in batches of 299 x 299 images on a background thread and hand each
 /// batch to `f` in order.
-fn for_batches(paths: &[PathBuf], batch_size: usize, progress: &mut impl FnMut(usize, usize), mut f: impl FnMut(&Tensor) -> Result<()>) -> Result<()> {
+fn for_batches(
+    paths: &[PathBuf],
+    batch_size: usize,
+    progress: &mut impl FnMut(usize, usize),
+    mut f: impl FnMut(&Tensor) -> Result<()>,
+) -> Result<()> {
     if paths.is_empty() {
         bail!("no images to extract features from");
     }

@@ -83,7 +83,13 @@ impl Row {
 
     /// The marked row of a run that could not be read (`--keep-going`).
     pub fn failed(model: &str, source: &str, error: &anyhow::Error) -> Row {
-        Row { model: model.to_string(), source: source.to_string(), notes: vec![format!("error: {error:#}")], failed: true, ..Row::default() }
+        Row {
+            model: model.to_string(),
+            source: source.to_string(),
+            notes: vec![format!("error: {error:#}")],
+            failed: true,
+            ..Row::default()
+        }
     }
 }
 
@@ -250,7 +256,8 @@ pub fn rows_of_run(path: &Path) -> Result<Vec<Row>> {
                 dir_path.display()
             );
         }
-        let state = rundir::read_status(&dir_path).ok().flatten().map(|s| format!(" (the {} run is {:?})", manifest.job, s.state).to_lowercase());
+        let state =
+            rundir::read_status(&dir_path).ok().flatten().map(|s| format!(" (the {} run is {:?})", manifest.job, s.state).to_lowercase());
         bail!("{source} does not exist: the run has no evaluation results{}", state.unwrap_or_default());
     };
     let run_name = dir_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| manifest.id.clone());
@@ -293,8 +300,21 @@ fn cells(r: &Row) -> Vec<Option<String>> {
     ]
 }
 
-const HEADER: [&str; 13] =
-    ["model", "dataset", "step", "R-precision %", "FID", "IS", "KID", "FD_CLIP", "images", "trials", "R-precision encoder", "IS Inception", "source"];
+const HEADER: [&str; 13] = [
+    "model",
+    "dataset",
+    "step",
+    "R-precision %",
+    "FID",
+    "IS",
+    "KID",
+    "FD_CLIP",
+    "images",
+    "trials",
+    "R-precision encoder",
+    "IS Inception",
+    "source",
+];
 
 fn markdown(rows: &[Row]) -> String {
     let esc = |s: &str| s.replace('|', "\\|");
@@ -379,7 +399,8 @@ fn latex_escape(s: &str) -> String {
 
 /// A booktabs `tabular` (needs `\usepackage{booktabs}`); notes as comments below it.
 fn latex(rows: &[Row]) -> String {
-    let mut out = String::from("% clipgan report: R-precision in %, mean $\\pm$ std over folds; IS and KID mean $\\pm$ std over splits/subsets\n");
+    let mut out =
+        String::from("% clipgan report: R-precision in %, mean $\\pm$ std over folds; IS and KID mean $\\pm$ std over splits/subsets\n");
     out += "\\begin{tabular}{lllrrrrrrrlll}\n\\toprule\n";
     let head: Vec<String> = HEADER.iter().map(|h| latex_escape(h)).collect();
     out += &format!("{} \\\\\n\\midrule\n", head.join(" & "));

@@ -179,7 +179,10 @@ impl Mixed {
         // The split units read the same input: Conv_1 (1x3) and Conv_2 (3x1) after the
         // first 1x1 of branch3x3; Conv_2 (1x3) and Conv_3 (3x1) after the 3x3 of branch3x3dbl.
         let split = |q: nn::Path, first: usize| {
-            [Unit::new(&q / format!("Conv_{first}"), 384, 384, K13, 1, true), Unit::new(&q / format!("Conv_{}", first + 1), 384, 384, K31, 1, true)]
+            [
+                Unit::new(&q / format!("Conv_{first}"), 384, 384, K13, 1, true),
+                Unit::new(&q / format!("Conv_{}", first + 1), 384, 384, K31, 1, true),
+            ]
         };
         let mut b3_units = Branch::new(&p / "branch3x3", cin, &[(384, K1, 1, true)]).units;
         b3_units.extend(split(&p / "branch3x3", 1));
@@ -195,7 +198,9 @@ impl Mixed {
 
     fn forward(&self, x: &Tensor) -> Tensor {
         match self {
-            Mixed::A([b1, b5, d3, pool]) | Mixed::C([b1, b5, d3, pool]) => cat(&[b1.forward(x), b5.forward(x), d3.forward(x), pool.forward(&avg3(x))]),
+            Mixed::A([b1, b5, d3, pool]) | Mixed::C([b1, b5, d3, pool]) => {
+                cat(&[b1.forward(x), b5.forward(x), d3.forward(x), pool.forward(&avg3(x))])
+            }
             Mixed::B([b3, d3]) | Mixed::D([b3, d3]) => cat(&[b3.forward(x), d3.forward(x), max3s2(x)]),
             Mixed::E([b1, b3, d3, pool]) => {
                 let h = b3.chain(x, 0, 1);

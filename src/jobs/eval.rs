@@ -15,10 +15,10 @@ use crate::device;
 use crate::eval::frechet::{frechet_distance, Stats};
 use crate::eval::inception::{self, FidInception};
 use crate::eval::inception_score::{inception_score, IsModel, IsNetwork, MeanStd};
-use crate::eval::stackgan_inception;
 use crate::eval::kid::kid;
 use crate::eval::rprecision::{r_precision, Protocol, RPrecision};
 use crate::eval::sampling::{Plan, Sampling};
+use crate::eval::stackgan_inception;
 use crate::eval::stats as fid_stats;
 use crate::jobs::{train, Outcome, StopFlag, Worker, LATEST};
 use crate::models::clip::{self, Clip};
@@ -260,8 +260,8 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
         if is_model == IsModel::Imagenet && fid.as_ref().is_some_and(|(_, f)| *f == p) {
             None // the FID network gives the logits too
         } else {
-            let (vs, net) =
-                IsNetwork::load(is_model, &p, device).with_context(|| format!("loading the Inception Score's network (IS_MODEL {is_model})"))?;
+            let (vs, net) = IsNetwork::load(is_model, &p, device)
+                .with_context(|| format!("loading the Inception Score's network (IS_MODEL {is_model})"))?;
             stores.push(vs);
             Some(net)
         }

@@ -1,7 +1,9 @@
 //! The reading side of the run folder: tolerant, incremental readers for the JSON-lines
 //! files (used by the console, `clipgan plot`, the daemon and the tests), the status and
 //! which file holds the config. Logs are read with `rundir::logs`.
-use super::format::{MetricEvent, SampleEvent, Status, CONFIG_FILE, CONFIG_SNAPSHOT_FILE, METRICS_FILE, RESULTS_FILE, SAMPLES_INDEX, STATUS_FILE};
+use super::format::{
+    MetricEvent, SampleEvent, Status, CONFIG_FILE, CONFIG_SNAPSHOT_FILE, METRICS_FILE, RESULTS_FILE, SAMPLES_INDEX, STATUS_FILE,
+};
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use std::io::{Read, Seek, SeekFrom};
@@ -146,7 +148,9 @@ pub fn read_results(run_dir: &Path) -> Result<Option<serde_json::Value>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
-    serde_json::from_slice(&bytes).map(Some).with_context(|| format!("{} is not valid JSON: the file is corrupt or from another program", path.display()))
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .with_context(|| format!("{} is not valid JSON: the file is corrupt or from another program", path.display()))
 }
 
 /// The file holding a run's config: the resolved copy the worker wrote (`config.yml`),

@@ -43,7 +43,8 @@ fn stackgan_inception_matches_the_pytorch_transcription() {
     let (vs, net) = stackgan_inception::load(&reference().join("weights.safetensors"), Device::Cpu).unwrap();
     let vars = vs.variables();
     // The documented names: TF's with '/' -> '.'.
-    for name in ["conv0.weights", "conv0.BatchNorm.beta", "conv4.BatchNorm.moving_variance", "mixed_8x8x2048b.branch3x3dbl.Conv_3.weights"] {
+    for name in ["conv0.weights", "conv0.BatchNorm.beta", "conv4.BatchNorm.moving_variance", "mixed_8x8x2048b.branch3x3dbl.Conv_3.weights"]
+    {
         assert!(vars.contains_key(name), "{name}");
     }
     assert_eq!(vars["logits.logits.weights"].size(), vec![51, 2048]);
@@ -69,7 +70,8 @@ fn is_command_uses_the_chosen_model_and_names_it() {
     let tmp = tempfile::tempdir().unwrap();
     // Four 64 px images (as a generator's output would be, smaller).
     for i in 0..4u32 {
-        let img = image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([(x * 4 + i * 40) as u8, (y * 4) as u8, ((x + y) * 2 + i * 20) as u8]));
+        let img =
+            image::RgbImage::from_fn(64, 64, |x, y| image::Rgb([(x * 4 + i * 40) as u8, (y * 4) as u8, ((x + y) * 2 + i * 20) as u8]));
         img.save(tmp.path().join(format!("img{i}.png"))).unwrap();
     }
     let bin = env!("CARGO_BIN_EXE_clipgan");
@@ -90,7 +92,11 @@ fn is_command_uses_the_chosen_model_and_names_it() {
     assert_eq!(stdout.trim(), format!("IS: {} ± {}", s.mean, s.std));
 
     // The other model's weights are refused with what is missing; no weights: what to do.
-    let out = Command::new(bin).args(["is", tmp.path().to_str().unwrap(), "--model", "imagenet", "--splits", "2", "--weights"]).arg(&weights).output().unwrap();
+    let out = Command::new(bin)
+        .args(["is", tmp.path().to_str().unwrap(), "--model", "imagenet", "--splits", "2", "--weights"])
+        .arg(&weights)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("not pytorch-fid's FID Inception weights"), "{err}");
     let out = Command::new(bin)
@@ -124,7 +130,8 @@ fn the_converter_maps_a_tf_layout_checkpoint_to_the_documented_names() {
     // result is the same weights. TensorFlow's own checkpoint reading is not covered here.
     let out = reference().join("converted.safetensors");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/reference/stackgan_inception.py");
-    let o = Command::new(python()).arg(&script).arg("via-converter").arg(reference().join("weights.safetensors")).arg(&out).output().unwrap();
+    let o =
+        Command::new(python()).arg(&script).arg("via-converter").arg(reference().join("weights.safetensors")).arg(&out).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("378 tensors"));
     let (want, _) = read_safetensors(&reference().join("weights.safetensors"), Device::Cpu).unwrap();

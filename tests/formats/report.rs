@@ -96,10 +96,18 @@ fn report_errors_name_the_file_and_keep_going_marks_the_row() {
 
     let o = report(tmp.path(), &["runs/20261204-140000-eval-empty"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("runs/20261204-140000-eval-empty/results.json does not exist: the run has no evaluation results (the eval run is finished)"), "{err}");
+    assert!(
+        err.contains(
+            "runs/20261204-140000-eval-empty/results.json does not exist: the run has no evaluation results (the eval run is finished)"
+        ),
+        "{err}"
+    );
     let o = report(tmp.path(), &["runs/20261204-090000-train-bird"]);
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("a train run keeps no evaluation results") && err.contains("--snapshots runs/20261204-090000-train-bird"), "{err}");
+    assert!(
+        err.contains("a train run keeps no evaluation results") && err.contains("--snapshots runs/20261204-090000-train-bird"),
+        "{err}"
+    );
     let o = report(tmp.path(), &["runs/nothing-here"]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("runs/nothing-here: no such run folder"));
 
@@ -109,7 +117,11 @@ fn report_errors_name_the_file_and_keep_going_marks_the_row() {
     let out = String::from_utf8(o.stdout).unwrap();
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 4, "{out}");
-    assert!(lines[3].starts_with("runs/20261204-130000-eval-bad,,,,,,,,,,,,,,,runs/20261204-130000-eval-bad/results.json,true,"), "{}", lines[3]);
+    assert!(
+        lines[3].starts_with("runs/20261204-130000-eval-bad,,,,,,,,,,,,,,,runs/20261204-130000-eval-bad/results.json,true,"),
+        "{}",
+        lines[3]
+    );
     assert!(lines[3].contains("is not valid JSON"), "{}", lines[3]);
     assert!(String::from_utf8_lossy(&o.stderr).contains("1 of 2 run(s) could not be read"));
 }
