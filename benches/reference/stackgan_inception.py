@@ -22,6 +22,11 @@ OUT must equal WEIGHTS.
 
 (with TensorFlow and numpy importable besides torch) writes WEIGHTS as a real TensorFlow
 checkpoint laid out as the released one, to run the converter itself on.
+
+  python stackgan_inception.py tf-forward WEIGHTS EXPECTED
+
+(TensorFlow, numpy and torch importable) runs the network in TensorFlow's own ops on
+EXPECTED's 299 px inputs and compares with the torch transcription's logits.
 """
 import ctypes, json, struct, sys
 
@@ -308,10 +313,70 @@ def tf_checkpoint(weights, prefix):
     print(f"wrote {prefix}.index / .data-*")
 
 
+def tf_forward(weights, expected):
+    """The same network once more, in TensorFlow's own ops as TF-slim's inception_v3 calls
+    them (NHWC; tf.nn.conv2d / avg_pool2d / max_pool2d with 'SAME' and 'VALID' padding,
+    tf.nn.batch_normalization without scale), on the `x299` inputs of EXPECTED; prints its
+    relative difference from EXPECTED's `full` logits (the torch transcription's, which the
+    Rust network matches). This checks the transcriptions' reading of TF's padding and
+    pooling semantics. Needs TensorFlow and numpy besides torch."""
+    import numpy as np
+    import tensorflow as tf
+
+    W = {k: v.numpy() for k, v in read_safetensors(weights).items()}
+    E = read_safetensors(expected)
+
+    def unit(x, name, stride=1, padding="SAME"):
+        y = tf.nn.conv2d(x, W[name + ".weights"].transpose(2, 3, 1, 0), strides=stride, padding=padding)
+        bn = name + ".BatchNorm."
+        y = tf.nn.batch_normalization(y, W[bn + "moving_mean"], W[bn + "moving_variance"], W[bn + "beta"], None, 0.001)
+        return tf.nn.relu(y)
+
+    def chain(x, scope, n, last=None):
+        for i in range(n):
+            name = f"{scope}.{'Conv' if i == 0 else f'Conv_{i}'}"
+            x = unit(x, name, *(last if (last and i == n - 1) else (1, "SAME")))
+        return x
+
+    avg = lambda x: tf.nn.avg_pool2d(x, 3, 1, "SAME")
+    mx = lambda x: tf.nn.max_pool2d(x, 3, 2, "VALID")
+    x = tf.constant(E["x299"].numpy().transpose(0, 2, 3, 1))
+    x = unit(x, "conv0", 2, "VALID")
+    x = unit(x, "conv1", 1, "VALID")
+    x = mx(unit(x, "conv2", 1, "SAME"))
+    x = unit(x, "conv3", 1, "VALID")
+    x = mx(unit(x, "conv4", 1, "VALID"))
+    for m in ["mixed_35x35x256a", "mixed_35x35x288a", "mixed_35x35x288b"]:
+        x = tf.concat([chain(x, m + ".branch1x1", 1), chain(x, m + ".branch5x5", 2), chain(x, m + ".branch3x3dbl", 3),
+                       chain(avg(x), m + ".branch_pool", 1)], 3)
+    m = "mixed_17x17x768a"
+    x = tf.concat([chain(x, m + ".branch3x3", 1, (2, "VALID")), chain(x, m + ".branch3x3dbl", 3, (2, "VALID")), mx(x)], 3)
+    for m in ["mixed_17x17x768b", "mixed_17x17x768c", "mixed_17x17x768d", "mixed_17x17x768e"]:
+        x = tf.concat([chain(x, m + ".branch1x1", 1), chain(x, m + ".branch7x7", 3), chain(x, m + ".branch7x7dbl", 5),
+                       chain(avg(x), m + ".branch_pool", 1)], 3)
+    m = "mixed_17x17x1280a"
+    x = tf.concat([chain(x, m + ".branch3x3", 2, (2, "VALID")), chain(x, m + ".branch7x7x3", 4, (2, "VALID")), mx(x)], 3)
+    for m in ["mixed_8x8x2048a", "mixed_8x8x2048b"]:
+        b = unit(x, m + ".branch3x3.Conv")
+        d = unit(unit(x, m + ".branch3x3dbl.Conv"), m + ".branch3x3dbl.Conv_1")
+        x = tf.concat([unit(x, m + ".branch1x1.Conv"),
+                       tf.concat([unit(b, m + ".branch3x3.Conv_1"), unit(b, m + ".branch3x3.Conv_2")], 3),
+                       tf.concat([unit(d, m + ".branch3x3dbl.Conv_2"), unit(d, m + ".branch3x3dbl.Conv_3")], 3),
+                       unit(avg(x), m + ".branch_pool.Conv")], 3)
+    x = tf.reshape(tf.nn.avg_pool2d(x, x.shape[1:3], 1, "VALID"), [x.shape[0], -1])
+    logits = (tf.matmul(x, W["logits.logits.weights"].T) + W["logits.logits.biases"]).numpy()
+    want = E["full"].numpy()
+    err = np.abs(logits - want).max() / np.abs(want).max()
+    print(f"TensorFlow {tf.__version__} vs the torch transcription: max relative difference {err:.3g}")
+    return err
+
+
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "fixture":
         seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 17
         fixture(sys.argv[2], seed)
+    elif len(sys.argv) == 4 and sys.argv[1] == "tf-forward":
+        sys.exit(0 if tf_forward(sys.argv[2], sys.argv[3]) < 1e-4 else 1)
     elif len(sys.argv) == 4 and sys.argv[1] == "tf-checkpoint":
         tf_checkpoint(sys.argv[2], sys.argv[3])
     elif len(sys.argv) == 4 and sys.argv[1] == "via-converter":
