@@ -84,8 +84,9 @@ impl std::str::FromStr for IsModel {
 
 /// A loaded Inception Score network.
 pub enum IsNetwork {
-    Imagenet(super::inception::FidInception),
-    CubStackgan(super::stackgan_inception::StackganInception),
+    /// Both boxed: the networks' structs differ much in size.
+    Imagenet(Box<super::inception::FidInception>),
+    CubStackgan(Box<super::stackgan_inception::StackganInception>),
 }
 
 impl IsNetwork {
@@ -95,11 +96,11 @@ impl IsNetwork {
         Ok(match model {
             IsModel::Imagenet => {
                 let (vs, net) = super::inception::load(path, device)?;
-                (vs, IsNetwork::Imagenet(net))
+                (vs, IsNetwork::Imagenet(Box::new(net)))
             }
             IsModel::CubStackgan => {
                 let (vs, net) = super::stackgan_inception::load(path, device)?;
-                (vs, IsNetwork::CubStackgan(net))
+                (vs, IsNetwork::CubStackgan(Box::new(net)))
             }
         })
     }
