@@ -7,8 +7,9 @@
 //! R-precision with the finetuned CLIP (and EVAL.INDEPENDENT_CLIP, labelled), FD_CLIP
 //! (Fréchet distance of CLIP image codes, generated vs real test images), and FID / IS
 //! when EVAL.FID_WEIGHTS / EVAL.IS_WEIGHTS are configured (else reported unavailable with
-//! the reason; the IS network is EVAL.IS_MODEL's, named in the results). `--snapshots RUN` evaluates every `netG_epoch_*.safetensors` of a train
-//! run in one job, logging each at its training step.
+//! the reason; the IS network is EVAL.IS_MODEL's, named in the results). `--snapshots
+//! RUN` evaluates every `netG_epoch_*.safetensors` of a train run in one job, logging each
+//! at its training step.
 use crate::config::{self, LoadedConfig};
 use crate::data::{transforms, CaptionForm, Dataset, DatasetSpec, Split, Stage, Tokenizer};
 use crate::device;
