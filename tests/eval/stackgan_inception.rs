@@ -1,7 +1,7 @@
 //! StackGAN's CUB Inception (src/eval/stackgan_inception.rs) against an independent PyTorch
 //! transcription of the TF-slim graph (benches/reference/stackgan_inception.py), with the
 //! real architecture at 299 px and seeded weights: the script writes the weights (87 MB,
-//! so not committed) and its outputs into a temporary folder with the venv's torch. Also
+//! so not committed) and its outputs with the venv's torch into the target dir. Also
 //! `clipgan is --model cub-stackgan` on those weights, and the loading errors.
 use clipgan::checkpoint::read_safetensors;
 use clipgan::eval::inception_score::{inception_score, IsModel, IsNetwork};
@@ -15,11 +15,13 @@ fn python() -> PathBuf {
     std::env::var_os("VIRTUAL_ENV").map(|v| Path::new(&v).join("bin/python")).unwrap_or_else(|| "python3".into())
 }
 
-/// The folder with weights.safetensors and expected.safetensors (made once per run).
+/// The folder with weights.safetensors and expected.safetensors, written anew once per
+/// test run into one folder under the target dir (180 MB: not left behind per run).
 fn reference() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("stackgan_inception");
+        std::fs::create_dir_all(&dir).unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/reference/stackgan_inception.py");
         let out = Command::new(python()).arg(&script).arg("fixture").arg(&dir).output().expect("the venv's python (source scripts/env.sh)");
         assert!(out.status.success(), "{}: {}", script.display(), String::from_utf8_lossy(&out.stderr));
