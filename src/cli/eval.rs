@@ -2,7 +2,8 @@
 //! `clipgan eval` (the evaluation job, src/jobs/eval.rs).
 use crate::eval::frechet::frechet_distance;
 use crate::eval::inception::{self, weights_help};
-use crate::eval::inception_score::inception_score;
+use crate::eval::inception_score::{inception_score, IsModel, IsNetwork};
+use crate::eval::stackgan_inception;
 use crate::eval::stats::{Extractor, Source};
 use crate::eval::{folders, stats};
 use anyhow::{bail, Context, Result};
@@ -42,6 +43,12 @@ pub struct FidArgs {
 pub struct IsArgs {
     /// A folder of images (searched recursively).
     pub path: PathBuf,
+    /// The classifier: imagenet (pytorch-fid's Inception, the standard for COCO) or
+    /// cub-stackgan (StackGAN's CUB-finetuned Inception, the standard for CUB).
+    #[arg(long, default_value = "imagenet")]
+    pub model: IsModel,
+    /// The model's weights; default: $CLIPGAN_INCEPTION_WEIGHTS (imagenet) or
+    /// $CLIPGAN_CUB_INCEPTION_WEIGHTS (cub-stackgan).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     #[arg(long, default_value_t = 10)]
@@ -52,14 +59,21 @@ pub struct IsArgs {
     pub device: String,
 }
 
+/// Environment variable naming StackGAN's CUB Inception (converted) for `is --model cub-stackgan`.
+pub const CUB_WEIGHTS_ENV: &str = "CLIPGAN_CUB_INCEPTION_WEIGHTS";
+
 /// --weights, else $CLIPGAN_INCEPTION_WEIGHTS; an error that says what to get otherwise.
 pub fn weights_path(explicit: Option<&Path>) -> Result<PathBuf> {
-    let p = explicit.map(Path::to_path_buf).or_else(|| std::env::var_os(WEIGHTS_ENV).filter(|v| !v.is_empty()).map(PathBuf::from));
+    weights_path_for(explicit, WEIGHTS_ENV, &weights_help())
+}
+
+fn weights_path_for(explicit: Option<&Path>, env: &str, help: &str) -> Result<PathBuf> {
+    let p = explicit.map(Path::to_path_buf).or_else(|| std::env::var_os(env).filter(|v| !v.is_empty()).map(PathBuf::from));
     match p {
         Some(p) if p.is_file() => Ok(p),
-        Some(p) if p.is_dir() => bail!("Inception weights {} is a folder; give the weights file itself. {}", p.display(), weights_help()),
-        Some(p) => bail!("Inception weights {} do not exist. {}", p.display(), weights_help()),
-        None => bail!("no Inception weights given (--weights FILE or ${WEIGHTS_ENV}). {}", weights_help()),
+        Some(p) if p.is_dir() => bail!("Inception weights {} is a folder; give the weights file itself. {help}", p.display()),
+        Some(p) => bail!("Inception weights {} do not exist. {help}", p.display()),
+        None => bail!("no Inception weights given (--weights FILE or ${env}). {help}"),
     }
 }
 
@@ -105,16 +119,20 @@ pub fn fid(a: FidArgs) -> Result<ExitCode> {
 
 pub fn is(a: IsArgs) -> Result<ExitCode> {
     let device = crate::device::from_flag(&a.device)?;
-    let weights = weights_path(a.weights.as_deref())?;
+    let weights = match a.model {
+        IsModel::Imagenet => weights_path(a.weights.as_deref())?,
+        IsModel::CubStackgan => weights_path_for(a.weights.as_deref(), CUB_WEIGHTS_ENV, &stackgan_inception::weights_help())?,
+    };
     let images = folders::list_images(&a.path)?;
     if images.len() < a.splits {
         bail!("{} holds {} image(s); {} splits need at least as many", a.path.display(), images.len(), a.splits);
     }
-    let (_vs, net) = inception::load(&weights, device)?;
-    let (_, logits) = folders::extract(&net, &images, 2048, true, a.batch_size, device, |_, _| {})
-        .with_context(|| format!("running the Inception over {}", a.path.display()))?;
-    let s = inception_score(&logits.expect("logits requested"), a.splits)?;
+    let (_vs, net) = IsNetwork::load(a.model, &weights, device)?;
+    let logits = folders::is_logits(&net, &images, a.batch_size, device, |_, _| {})
+        .with_context(|| format!("running the Inception ({}) over {}", a.model, a.path.display()))?;
+    let s = inception_score(&logits, a.splits)?;
     println!("IS: {} ± {}", s.mean, s.std);
+    eprintln!("model: {} ({}), {} images, {} splits", a.model, weights.display(), images.len(), a.splits);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -13,6 +13,7 @@ mod model;
 mod plot;
 mod pretrain;
 mod queue;
+mod report;
 mod resources;
 mod shell;
 mod train;
@@ -66,6 +67,9 @@ pub enum Command {
     /// Evaluate a generator (or every snapshot of a train run): images, R-precision,
     /// FD_CLIP, FID and IS when the Inception weights are configured.
     Eval(eval::EvalArgs),
+    /// The evaluation results of runs as one table (Markdown, CSV or LaTeX), optionally
+    /// beside the published numbers.
+    Report(report::ReportArgs),
     /// The terminal console: runs, configs, live curves, logs (a client of the daemon).
     Console(console::ConsoleArgs),
     /// The demo: synthetic data, then CLIP finetuning -> DM-GAN -> evaluation queued on the
@@ -100,6 +104,7 @@ pub fn main() -> ExitCode {
         Command::Fid(a) => eval::fid(a),
         Command::Is(a) => eval::is(a),
         Command::Eval(a) => eval::eval(a),
+        Command::Report(a) => report::run(a),
         Command::Console(a) => console::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Plot(a) => plot::run(a),

@@ -435,6 +435,12 @@ impl LoadedConfig {
             &format!("expected one of: {}", super::EVAL_SAMPLINGS.join(", ")),
         );
         check(
+            super::IS_MODELS.contains(&e.is_model.trim().to_ascii_lowercase().as_str()),
+            Error,
+            &["CLIPGAN", "EVAL", "IS_MODEL"],
+            &format!("expected one of: {}", super::IS_MODELS.join(", ")),
+        );
+        check(
             e.passes == 0 || !e.sampling.trim().eq_ignore_ascii_case("captions"),
             Error,
             &["CLIPGAN", "EVAL", "PASSES"],

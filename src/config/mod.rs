@@ -18,6 +18,9 @@ pub const CAPTION_FORMS: &[&str] = &["seed", "raw", "words"];
 /// Values of `CLIPGAN.EVAL.SAMPLING` (`eval::sampling::Sampling`).
 pub const EVAL_SAMPLINGS: &[&str] = &["auto", "passes", "captions"];
 
+/// Values of `CLIPGAN.EVAL.IS_MODEL` (`eval::inception_score::IsModel`).
+pub const IS_MODELS: &[&str] = &["imagenet", "cub-stackgan"];
+
 /// Upper bounds of the size settings, checked at validation so that an absurd value is an
 /// error at its line instead of an allocation of hundreds of GB later. Each is far above
 /// what the seed's configs use (DM-GAN: GF_DIM 32-128, DF_DIM 64, Z_DIM 100).

@@ -206,9 +206,12 @@ pub struct Eval {
     /// pytorch-fid's FID Inception V3 weights (safetensors, pytorch-fid names).
     #[serde(deserialize_with = "null_as_empty")]
     pub fid_weights: String,
-    /// Inception classifier weights for the Inception Score (ImageNet or CUB-finetuned).
+    /// Inception classifier weights for the Inception Score (of IS_MODEL).
     #[serde(deserialize_with = "null_as_empty")]
     pub is_weights: String,
+    /// The Inception Score's classifier: `imagenet` (pytorch-fid's Inception) or
+    /// `cub-stackgan` (StackGAN's CUB-finetuned Inception): `eval::inception_score::IsModel`.
+    pub is_model: String,
     /// Cached real statistics (`.npz`/`.safetensors`), or empty to compute them.
     #[serde(deserialize_with = "null_as_empty")]
     pub fid_real_stats: String,
@@ -323,6 +326,7 @@ impl Default for Eval {
             independent_clip: String::new(),
             fid_weights: String::new(),
             is_weights: String::new(),
+            is_model: "imagenet".into(),
             fid_real_stats: String::new(),
         }
     }

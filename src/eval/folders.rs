@@ -1,7 +1,9 @@
 //! Image folders for FID/IS: recursive listing (pytorch-fid only globs one level; method.md
 //! §9 bug 6), decoding to [0, 1] tensors with errors naming the file, batched feature
-//! extraction through the FID Inception with decoding on a background thread.
+//! extraction through the FID Inception or an Inception Score network with decoding on a
+//! background thread.
 use super::inception::FidInception;
+use super::inception_score::IsNetwork;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -78,6 +80,43 @@ pub fn extract(
     device: Device,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(Tensor, Option<Tensor>)> {
+    let (mut feats, mut logs) = (Vec::new(), Vec::new());
+    for_batches(paths, batch_size, &mut progress, |batch| {
+        let out = net.forward(&batch.to_device(device), dims, logits)?;
+        feats.push(out.features.to_device(Device::Cpu));
+        if let Some(l) = out.logits {
+            logs.push(l.to_device(Device::Cpu));
+        }
+        Ok(())
+    })?;
+    Ok((Tensor::cat(&feats, 0), logits.then(|| Tensor::cat(&logs, 0))))
+}
+
+/// The Inception Score logits (N x classes, float32 on the CPU) of the images at `paths`,
+/// in order, through either IS network.
+pub fn is_logits(
+    net: &IsNetwork,
+    paths: &[PathBuf],
+    batch_size: usize,
+    device: Device,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Tensor> {
+    let mut logs = Vec::new();
+    for_batches(paths, batch_size, &mut progress, |batch| {
+        logs.push(net.logits(&batch.to_device(device))?.to_device(Device::Cpu));
+        Ok(())
+    })?;
+    Ok(Tensor::cat(&logs, 0))
+}
+
+/// Decode `paths` in batches of 299 x 299 images on a background thread and hand each
+/// batch to `f` in order.
+fn for_batches(
+    paths: &[PathBuf],
+    batch_size: usize,
+    progress: &mut impl FnMut(usize, usize),
+    mut f: impl FnMut(&Tensor) -> Result<()>,
+) -> Result<()> {
     if paths.is_empty() {
         bail!("no images to extract features from");
     }
@@ -94,21 +133,16 @@ pub fn extract(
             }
         }
     });
-    let (mut feats, mut logs) = (Vec::new(), Vec::new());
     let mut done = 0;
     for batch in rx.iter() {
         let batch = batch?;
-        let out = net.forward(&batch.to_device(device), dims, logits)?;
+        f(&batch)?;
         done += batch.size()[0] as usize;
-        feats.push(out.features.to_device(Device::Cpu));
-        if let Some(l) = out.logits {
-            logs.push(l.to_device(Device::Cpu));
-        }
         progress(done, paths.len());
     }
     let _ = reader.join();
     if done != paths.len() {
         bail!("feature extraction stopped after {done} of {} images", paths.len());
     }
-    Ok((Tensor::cat(&feats, 0), logits.then(|| Tensor::cat(&logs, 0))))
+    Ok(())
 }

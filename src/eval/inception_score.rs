@@ -41,3 +41,82 @@ pub fn inception_score(logits: &Tensor, splits: usize) -> Result<MeanStd> {
     }
     Ok(MeanStd::of(&scores))
 }
+
+/// Which Inception gives the Inception Score's class probabilities (method.md §7: the
+/// CUB-finetuned one of StackGAN for birds, the ImageNet one for COCO).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IsModel {
+    /// pytorch-fid's FID Inception (1008 ImageNet classes, logits without the bias).
+    Imagenet,
+    /// StackGAN's CUB-finetuned TF-slim Inception V3 (50 bird classes).
+    CubStackgan,
+}
+
+impl IsModel {
+    pub const NAMES: [&'static str; 2] = ["imagenet", "cub-stackgan"];
+
+    /// The name in configs, on the command line and in results.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IsModel::Imagenet => "imagenet",
+            IsModel::CubStackgan => "cub-stackgan",
+        }
+    }
+}
+
+impl std::fmt::Display for IsModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for IsModel {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<IsModel, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "imagenet" => Ok(IsModel::Imagenet),
+            "cub-stackgan" | "cub" | "stackgan" => Ok(IsModel::CubStackgan),
+            _ => Err(format!("unknown Inception Score model {s:?}; expected one of: {}", IsModel::NAMES.join(", "))),
+        }
+    }
+}
+
+/// A loaded Inception Score network.
+pub enum IsNetwork {
+    /// Both boxed: the networks' structs differ much in size.
+    Imagenet(Box<super::inception::FidInception>),
+    CubStackgan(Box<super::stackgan_inception::StackganInception>),
+}
+
+impl IsNetwork {
+    /// Build `model` on `device` with the weights at `path` (pytorch-fid's `.pth` /
+    /// `.safetensors` for `imagenet`; the converted `.safetensors` for `cub-stackgan`).
+    pub fn load(model: IsModel, path: &std::path::Path, device: tch::Device) -> Result<(tch::nn::VarStore, IsNetwork)> {
+        Ok(match model {
+            IsModel::Imagenet => {
+                let (vs, net) = super::inception::load(path, device)?;
+                (vs, IsNetwork::Imagenet(Box::new(net)))
+            }
+            IsModel::CubStackgan => {
+                let (vs, net) = super::stackgan_inception::load(path, device)?;
+                (vs, IsNetwork::CubStackgan(Box::new(net)))
+            }
+        })
+    }
+
+    pub fn model(&self) -> IsModel {
+        match self {
+            IsNetwork::Imagenet(_) => IsModel::Imagenet,
+            IsNetwork::CubStackgan(_) => IsModel::CubStackgan,
+        }
+    }
+
+    /// The logits the score's softmax takes, of images in [0, 1] (B x 3 x H x W).
+    pub fn logits(&self, images: &Tensor) -> Result<Tensor> {
+        match self {
+            IsNetwork::Imagenet(net) => Ok(net.forward(images, 2048, true)?.logits.expect("logits requested")),
+            IsNetwork::CubStackgan(net) => net.logits(images),
+        }
+    }
+}

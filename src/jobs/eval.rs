@@ -7,17 +7,19 @@
 //! R-precision with the finetuned CLIP (and EVAL.INDEPENDENT_CLIP, labelled), FD_CLIP
 //! (Fréchet distance of CLIP image codes, generated vs real test images), and FID / IS
 //! when EVAL.FID_WEIGHTS / EVAL.IS_WEIGHTS are configured (else reported unavailable with
-//! the reason). `--snapshots RUN` evaluates every `netG_epoch_*.safetensors` of a train
-//! run in one job, logging each at its training step.
+//! the reason; the IS network is EVAL.IS_MODEL's, named in the results). `--snapshots
+//! RUN` evaluates every `netG_epoch_*.safetensors` of a train run in one job, logging each
+//! at its training step.
 use crate::config::{self, LoadedConfig};
 use crate::data::{transforms, CaptionForm, Dataset, DatasetSpec, Split, Stage, Tokenizer};
 use crate::device;
 use crate::eval::frechet::{frechet_distance, Stats};
 use crate::eval::inception::{self, FidInception};
-use crate::eval::inception_score::{inception_score, MeanStd};
+use crate::eval::inception_score::{inception_score, IsModel, IsNetwork, MeanStd};
 use crate::eval::kid::kid;
 use crate::eval::rprecision::{r_precision, Protocol, RPrecision};
 use crate::eval::sampling::{Plan, Sampling};
+use crate::eval::stackgan_inception;
 use crate::eval::stats as fid_stats;
 use crate::jobs::{train, Outcome, StopFlag, Worker, LATEST};
 use crate::models::clip::{self, Clip};
@@ -126,8 +128,9 @@ struct Encoders {
     clip: Clip,
     independent: Option<(Clip, String)>,
     fid: Option<FidInception>,
-    is: Option<FidInception>,
-    /// IS wanted (from `is`, or from `fid` when both use the same weights).
+    /// The IS network when it is not the FID network.
+    is: Option<IsNetwork>,
+    /// IS wanted (from `is`, or from `fid` when both are pytorch-fid's with the same weights).
     want_is: bool,
     _stores: Vec<tch::nn::VarStore>,
 }
@@ -158,7 +161,9 @@ fn encode_images(enc: &Encoders, x01: &Tensor, out: &mut Collected, generated: b
         out.ind_img.push(ind.image_code(&clip::pixels_for_clip(&x, ind.cfg.vision.image_size)).to_device(Device::Cpu));
     }
     let fid_net = enc.fid.as_ref().filter(|_| fid);
-    let is_net = if generated { enc.is.as_ref().or(if enc.want_is { enc.fid.as_ref() } else { None }) } else { None };
+    let is_net = if generated { enc.is.as_ref() } else { None };
+    // The FID network gives the IS logits too when both are the same weights.
+    let is_from_fid = generated && enc.want_is && enc.is.is_none();
     if fid_net.is_none() && is_net.is_none() {
         return Ok(());
     }
@@ -167,16 +172,15 @@ fn encode_images(enc: &Encoders, x01: &Tensor, out: &mut Collected, generated: b
     } else {
         x01.upsample_bilinear2d([299, 299], false, None, None)
     };
-    let same = matches!((fid_net, is_net), (Some(a), Some(b)) if std::ptr::eq(a, b));
     if let Some(net) = fid_net {
-        let o = net.forward(&x299, 2048, same)?;
+        let o = net.forward(&x299, 2048, is_from_fid)?;
         out.fid_feats.push(o.features.to_device(Device::Cpu));
         if let Some(l) = o.logits {
             out.logits.push(l.to_device(Device::Cpu));
         }
     }
-    if let (false, Some(net)) = (same, is_net) {
-        out.logits.push(net.forward(&x299, 2048, true)?.logits.expect("requested").to_device(Device::Cpu));
+    if let Some(net) = is_net {
+        out.logits.push(net.logits(&x299)?.to_device(Device::Cpu));
     }
     Ok(())
 }
@@ -242,18 +246,23 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
         stores.push(vs);
         Some((net, p))
     };
+    let is_model: IsModel = e.is_model.parse().map_err(anyhow::Error::msg)?;
+    let mut is_weights = None;
     let is = if e.is_weights.trim().is_empty() {
-        notes.insert(
-            "is".into(),
-            unavailable("CLIPGAN.EVAL.IS_WEIGHTS is not set (pytorch-fid's Inception, or the CUB-finetuned one converted to its names)"),
-        );
+        let what = match is_model {
+            IsModel::Imagenet => "pytorch-fid's Inception".to_string(),
+            IsModel::CubStackgan => stackgan_inception::weights_help(),
+        };
+        notes.insert("is".into(), unavailable(format!("CLIPGAN.EVAL.IS_WEIGHTS is not set (IS_MODEL {is_model}: {what})")));
         None
     } else {
         let p = loaded.require("CLIPGAN.EVAL.IS_WEIGHTS")?;
-        if fid.as_ref().is_some_and(|(_, f)| *f == p) {
+        is_weights = Some(p.clone());
+        if is_model == IsModel::Imagenet && fid.as_ref().is_some_and(|(_, f)| *f == p) {
             None // the FID network gives the logits too
         } else {
-            let (vs, net) = inception::load(&p, device)?;
+            let (vs, net) = IsNetwork::load(is_model, &p, device)
+                .with_context(|| format!("loading the Inception Score's network (IS_MODEL {is_model})"))?;
             stores.push(vs);
             Some(net)
         }
@@ -378,7 +387,8 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
             let s: MeanStd = inception_score(&cat(&col.logits), 10)?;
             scalars.push(("eval/is".into(), s.mean));
             scalars.push(("eval/is_std".into(), s.std));
-            r.insert("is".into(), json!({ "mean": s.mean, "std": s.std, "splits": 10 }));
+            let weights = is_weights.as_ref().map(|p| p.display().to_string());
+            r.insert("is".into(), json!({ "mean": s.mean, "std": s.std, "splits": 10, "model": is_model.as_str(), "weights": weights }));
         } else {
             r.insert("is".into(), notes.get("is").cloned().unwrap_or(Value::Null));
         }
@@ -393,7 +403,7 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
             rp.trials
         );
         results.push(Value::Object(r));
-        run.dir().write_results(&json!({ "job": "eval", "protocol": protocol, "results": results }))?;
+        run.dir().write_results(&json!({ "job": "eval", "dataset": c.dataset_name, "protocol": protocol, "results": results }))?;
     }
     Ok((Outcome::Finished, "evaluated".to_string()))
 }

@@ -6,5 +6,7 @@ mod reader;
 mod writer;
 
 pub use format::*;
-pub use reader::{config_file, list_run_dirs, read_metrics, read_samples, read_status, JsonlTail, MetricsRead, MetricsTail, SamplesTail};
+pub use reader::{
+    config_file, list_run_dirs, read_metrics, read_results, read_samples, read_status, JsonlTail, MetricsRead, MetricsTail, SamplesTail,
+};
 pub use writer::{JsonlWriter, RunDir, RunWriter};

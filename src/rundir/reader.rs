@@ -1,7 +1,9 @@
 //! The reading side of the run folder: tolerant, incremental readers for the JSON-lines
 //! files (used by the console, `clipgan plot`, the daemon and the tests), the status and
 //! which file holds the config. Logs are read with `rundir::logs`.
-use super::format::{MetricEvent, SampleEvent, Status, CONFIG_FILE, CONFIG_SNAPSHOT_FILE, METRICS_FILE, SAMPLES_INDEX, STATUS_FILE};
+use super::format::{
+    MetricEvent, SampleEvent, Status, CONFIG_FILE, CONFIG_SNAPSHOT_FILE, METRICS_FILE, RESULTS_FILE, SAMPLES_INDEX, STATUS_FILE,
+};
 use anyhow::{Context, Result};
 use serde::de::DeserializeOwned;
 use std::io::{Read, Seek, SeekFrom};
@@ -135,6 +137,20 @@ pub fn read_status(run_dir: &Path) -> Result<Option<Status>> {
     serde_json::from_slice(&bytes)
         .map(Some)
         .with_context(|| format!("{} is not valid: the file is corrupt or from another program", path.display()))
+}
+
+/// A run folder's `results.json` (an evaluation's results) as JSON; `Ok(None)` when there
+/// is none. An unreadable file or one that is not JSON is an error naming it.
+pub fn read_results(run_dir: &Path) -> Result<Option<serde_json::Value>> {
+    let path = run_dir.join(RESULTS_FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    serde_json::from_slice(&bytes)
+        .map(Some)
+        .with_context(|| format!("{} is not valid JSON: the file is corrupt or from another program", path.display()))
 }
 
 /// The file holding a run's config: the resolved copy the worker wrote (`config.yml`),

@@ -3,4 +3,5 @@
 mod config;
 mod fuzz;
 mod plot_export;
+mod report;
 mod rundir;

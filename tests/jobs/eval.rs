@@ -236,7 +236,7 @@ fn kid_is_reported_with_its_std_when_the_inception_is_configured() {
     let weights = tmp.path().join("inception.safetensors");
     synthetic_inception(&weights);
     let cfg = tmp.path().join("eval.yml");
-    write_cfg(&cfg, &data, &format!("    PASSES: 1\n    FID_WEIGHTS: '{}'\n", weights.display()));
+    write_cfg(&cfg, &data, &format!("    PASSES: 1\n    FID_WEIGHTS: '{}'\n    IS_WEIGHTS: '{}'\n", weights.display(), weights.display()));
     let g = tmp.path().join("netG_epoch_0001.safetensors");
     save_generator(&g, 7, 5);
     let run = tmp.path().join("run");
@@ -252,4 +252,13 @@ fn kid_is_reported_with_its_std_when_the_inception_is_configured() {
     for tag in ["eval/kid", "eval/kid_std", "eval/fid"] {
         assert!(m.events.iter().any(|e| e.tag == tag && e.step == 7), "{tag} missing");
     }
+    // The results name the dataset and the IS network (IS_MODEL, imagenet by default).
+    assert_eq!(res["dataset"], "birds");
+    assert_eq!((r["is"]["model"].as_str(), r["is"]["weights"].as_str()), (Some("imagenet"), weights.to_str()), "{r}");
+    // IS_MODEL cub-stackgan with pytorch-fid's weights: an error naming the file and the model.
+    let cfg2 = tmp.path().join("eval_cub.yml");
+    write_cfg(&cfg2, &data, &format!("    PASSES: 1\n    IS_MODEL: 'cub-stackgan'\n    IS_WEIGHTS: '{}'\n", weights.display()));
+    let (ok, out) = eval_with(&cfg2, &["--net-g", g.to_str().unwrap()], &tmp.path().join("run2"));
+    assert!(!ok);
+    assert!(out.contains("IS_MODEL cub-stackgan") && out.contains("not StackGAN's CUB Inception"), "{out}");
 }

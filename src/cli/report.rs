@@ -1,0 +1,49 @@
+//! `clipgan report RUN...`: the evaluation results of runs as one table (Markdown, CSV or
+//! LaTeX), optionally beside the published rows (src/eval/report.rs).
+use crate::eval::report::{self, Format, Row};
+use anyhow::{bail, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Run folders of `clipgan eval` runs (or their results.json files).
+    #[arg(required = true)]
+    pub runs: Vec<PathBuf>,
+    /// markdown, csv or latex.
+    #[arg(long, default_value = "markdown")]
+    pub format: Format,
+    /// Add the published rows (method.md section 10) for side-by-side comparison.
+    #[arg(long)]
+    pub reference: bool,
+    /// A run that cannot be read becomes a marked row instead of stopping the report
+    /// (the exit status is still 1).
+    #[arg(long)]
+    pub keep_going: bool,
+}
+
+pub fn run(a: ReportArgs) -> Result<ExitCode> {
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    for path in &a.runs {
+        match report::rows_of_run(path) {
+            Ok(r) => rows.extend(r),
+            Err(e) if a.keep_going => {
+                eprintln!("clipgan: {e:#}");
+                failed += 1;
+                rows.push(Row::failed(&path.display().to_string(), &path.join(crate::rundir::RESULTS_FILE).display().to_string(), &e));
+            }
+            Err(e) => bail!(e),
+        }
+    }
+    if a.reference {
+        rows.extend(report::reference_rows());
+    }
+    print!("{}", report::render(&rows, a.format));
+    if failed > 0 {
+        eprintln!("clipgan: {failed} of {} run(s) could not be read (marked in the table)", a.runs.len());
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}
