@@ -15,6 +15,7 @@ mod pretrain;
 mod queue;
 mod resources;
 mod shell;
+mod sweep;
 mod train;
 
 use clap::{Parser, Subcommand};

@@ -8,7 +8,7 @@
 //! `schedule` for the processes), `daemon` (the tokio loop around the core: socket, timers, signals), `client`
 //! (connect-or-spawn and typed requests), `shim` (the small process that supervises one
 //! worker), `procs` (process identity and signals), `logcap` (size-capped logs),
-//! `cfgindex` (the watched index of `cfg/`). The `fake-run` worker is `jobs::fake_run`.
+//! `cfgindex` (the watched index of `cfg/`), `sweep` (sweep axes and their expansion). The `fake-run` worker is `jobs::fake_run`.
 pub mod cfgindex;
 pub mod client;
 pub mod core;
@@ -19,6 +19,7 @@ pub mod procs;
 pub mod protocol;
 pub mod shim;
 pub mod state;
+pub mod sweep;
 
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,7 @@
 //!
 //! This file holds the `Core` itself: opening, dispatching requests, snapshots, saving.
 //! The handlers of the requests live one family per file (`add`, `kill`, `pause`,
-//! `restart`, `remove`, `groups`, `settings`); process handling in `recovery` (at open),
+//! `restart`, `remove`, `groups`, `settings`, `sweep`); process handling in `recovery` (at open),
 //! `check` (each tick: workers, attempt outcomes, lost tasks), `hooks` (finish hooks)
 //! and `schedule` (dependencies, slots, starting workers).
 mod add;
@@ -20,6 +20,7 @@ mod remove;
 mod restart;
 mod schedule;
 mod settings;
+mod sweep;
 
 use super::cfgindex::CfgIndex;
 use super::protocol::*;
@@ -125,6 +126,7 @@ impl Core {
             // Answered by the connection itself (it must not block the core).
             Request::Wait { .. } => Response::Rev { rev: self.rev },
             Request::Add(a) => self.add(a),
+            Request::AddSweep(s) => self.add_sweep(s),
             Request::Kill { id, signal, timeout_s } => self.kill(id, signal.as_deref(), timeout_s),
             Request::Pause { target, wait } => self.pause(target, wait),
             Request::Resume { target } => self.resume(target),
@@ -182,6 +184,7 @@ impl Core {
             settings: self.state.settings.clone(),
             groups,
             tasks,
+            sweeps: self.state.sweeps.clone(),
             save_error: self.save_error.clone(),
         }
     }
