@@ -112,9 +112,15 @@ pub fn run(a: SweepArgs) -> Result<ExitCode> {
     }
     let keys = axes.keys();
     if a.dry_run {
-        println!("sweep {name}: {} task(s) over {} from {}", members.len(), keys.join(", "), config_path.display());
+        use std::io::Write;
+        // Write errors (a closed pipe, `| head`) end the listing quietly.
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "sweep {name}: {} task(s) over {} from {}", members.len(), keys.join(", "), config_path.display());
         for (i, m) in members.iter().enumerate() {
-            println!("{:>4}  {:<32} {}", i + 1, m.label, m.overrides.iter().map(|o| format!("--set {o}")).collect::<Vec<_>>().join(" "));
+            let sets = m.overrides.iter().map(|o| format!("--set {o}")).collect::<Vec<_>>().join(" ");
+            if writeln!(out, "{:>4}  {:<32} {sets}", i + 1, m.label).is_err() {
+                break;
+            }
         }
         if members.len() > a.limit && !a.yes {
             eprintln!("note: more than --limit {} tasks: queueing it needs --yes", a.limit);

@@ -3,4 +3,5 @@
 mod common;
 mod daemon;
 mod hardening;
+mod sweep;
 mod unit;
