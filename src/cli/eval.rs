@@ -144,6 +144,13 @@ pub struct EvalArgs {
 }
 
 pub fn eval(a: EvalArgs) -> Result<ExitCode> {
-    let opts = crate::jobs::eval::Options { cfg: Some(a.cfg), net_g: a.net_g, clip: a.clip, run_dir: a.run_dir, snapshots: a.snapshots, overrides: a.set };
+    let opts = crate::jobs::eval::Options {
+        cfg: Some(a.cfg),
+        net_g: a.net_g,
+        clip: a.clip,
+        run_dir: a.run_dir,
+        snapshots: a.snapshots,
+        overrides: a.set,
+    };
     Ok(ExitCode::from(crate::jobs::eval::main(&opts)?))
 }

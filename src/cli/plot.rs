@@ -129,7 +129,9 @@ fn expand_sweeps(args: &[String]) -> Result<Vec<(String, Option<String>)>> {
         }
         if state.is_none() {
             let paths = crate::supervisor::Paths::current();
-            state = Some(crate::supervisor::state::load(&paths.state).with_context(|| format!("reading the sweeps of {}", paths.home.display()))?);
+            state = Some(
+                crate::supervisor::state::load(&paths.state).with_context(|| format!("reading the sweeps of {}", paths.home.display()))?,
+            );
         }
         let st = state.as_ref().expect("loaded above");
         let members: Vec<_> = st.tasks.iter().filter(|t| t.sweep.as_deref() == Some(r.as_str())).collect();

@@ -447,7 +447,10 @@ pub fn sweep_progress(members: &[&TaskView]) -> f64 {
             if m.task.state.is_final() {
                 1.0
             } else {
-                m.status.as_ref().and_then(|st| st.total_steps.filter(|t| *t > 0).map(|t| (st.step as f64 / t as f64).min(1.0))).unwrap_or(0.0)
+                m.status
+                    .as_ref()
+                    .and_then(|st| st.total_steps.filter(|t| *t > 0).map(|t| (st.step as f64 / t as f64).min(1.0)))
+                    .unwrap_or(0.0)
             }
         })
         .sum();

@@ -95,11 +95,10 @@ pub fn run(a: SweepArgs) -> Result<ExitCode> {
     let held = a.held || spec.as_ref().is_some_and(|f| f.held);
     let mut args = spec.as_ref().map(|f| f.args.clone()).unwrap_or_default();
     args.extend(a.args.iter().cloned());
-    let name = a
-        .name
-        .clone()
-        .or(spec.as_ref().and_then(|f| f.name.clone()))
-        .unwrap_or_else(|| config_path.file_stem().map(|s| crate::rundir::name_from_file_stem(&s.to_string_lossy())).unwrap_or_default());
+    let name =
+        a.name.clone().or(spec.as_ref().and_then(|f| f.name.clone())).unwrap_or_else(|| {
+            config_path.file_stem().map(|s| crate::rundir::name_from_file_stem(&s.to_string_lossy())).unwrap_or_default()
+        });
 
     // Everything is checked before anything is queued: the base config with the shared
     // overrides, the axes, then each member's config.
@@ -128,7 +127,11 @@ pub fn run(a: SweepArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if members.len() > a.limit && !a.yes {
-        bail!("the sweep has {} tasks, more than --limit {}; add --yes to queue them all (or --dry-run to list them); nothing was queued", members.len(), a.limit);
+        bail!(
+            "the sweep has {} tasks, more than --limit {}; add --yes to queue them all (or --dry-run to list them); nothing was queued",
+            members.len(),
+            a.limit
+        );
     }
     let tasks = members
         .iter()

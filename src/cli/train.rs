@@ -31,6 +31,13 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
-    let code = train::main(&Options { cfg: args.cfg, run_dir: args.run_dir, resume: args.resume, clip: args.clip, dry_run: args.dry_run, overrides: args.set })?;
+    let code = train::main(&Options {
+        cfg: args.cfg,
+        run_dir: args.run_dir,
+        resume: args.resume,
+        clip: args.clip,
+        dry_run: args.dry_run,
+        overrides: args.set,
+    })?;
     Ok(ExitCode::from(code))
 }

@@ -212,7 +212,11 @@ pub fn parse_with(path: &Path, text: &str, base_dir: PathBuf, overrides: &[Strin
         }
         config = serde_yaml_ng::from_value(doc.clone()).map_err(|e| {
             let args: Vec<&str> = parsed.iter().map(|o| o.arg.as_str()).collect();
-            ConfigError(vec![err(None, None, format!("with --set {}: {}", args.join(" --set "), crate::util::cut(&explain_serde_error(&e.to_string()), 600)))])
+            ConfigError(vec![err(
+                None,
+                None,
+                format!("with --set {}: {}", args.join(" --set "), crate::util::cut(&explain_serde_error(&e.to_string()), 600)),
+            )])
         })?;
     }
     seed_schedule_defaults(&mut config, &doc);
@@ -332,7 +336,13 @@ impl LoadedConfig {
 
     fn diag(&self, severity: Severity, key_path: &[&str], message: String) -> Diagnostic {
         if let Some(o) = self.override_of(key_path) {
-            return Diagnostic { file: self.path.clone(), line: None, column: None, severity, message: format!("--set {}: {message}", o.arg) };
+            return Diagnostic {
+                file: self.path.clone(),
+                line: None,
+                column: None,
+                severity,
+                message: format!("--set {}: {message}", o.arg),
+            };
         }
         let pos = locate_key(&self.text, key_path);
         Diagnostic {
@@ -703,7 +713,12 @@ impl Override {
             }
         }
         if matches!(node, Value::Mapping(_)) {
-            return Err(fail(format!("{} is a section; set one of its keys (such as {}.{})", key.join("."), key.join("."), first_key(node))));
+            return Err(fail(format!(
+                "{} is a section; set one of its keys (such as {}.{})",
+                key.join("."),
+                key.join("."),
+                first_key(node)
+            )));
         }
         if let Some((line, column)) = too_deep(value) {
             return Err(fail(format!("the value nests deeper than {MAX_FLOW_DEPTH} levels (at {line}:{column})")));

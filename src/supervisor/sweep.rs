@@ -85,7 +85,9 @@ fn split_top(s: &str) -> Vec<String> {
 
 /// Check `KEY=VALUE` against the schema (key and the value's type).
 fn check(key: &str, value: &str, flag: &str) -> Result<(), String> {
-    Override::parse(&format!("{key}={value}")).map(|_| ()).map_err(|e| format!("{flag} {key}: {}", e.split_once(": ").map_or(e.as_str(), |x| x.1)))
+    Override::parse(&format!("{key}={value}"))
+        .map(|_| ())
+        .map_err(|e| format!("{flag} {key}: {}", e.split_once(": ").map_or(e.as_str(), |x| x.1)))
 }
 
 /// Parse `--grid KEY=v1,v2,...`; every value is checked against the schema.
@@ -260,7 +262,10 @@ impl Axes {
         let seeds = self.seeds.max(1) as u64;
         let mut combos: Vec<Vec<(String, String)>> = vec![Vec::new()];
         for g in &self.grid {
-            combos = combos.into_iter().flat_map(|c| g.values.iter().map(move |v| [c.clone(), vec![(g.key.clone(), v.clone())]].concat())).collect();
+            combos = combos
+                .into_iter()
+                .flat_map(|c| g.values.iter().map(move |v| [c.clone(), vec![(g.key.clone(), v.clone())]].concat()))
+                .collect();
         }
         let mut out = Vec::with_capacity(count as usize);
         for combo in &combos {
@@ -345,7 +350,8 @@ impl SweepFile {
     /// Read a sweep file; errors name it.
     pub fn load(path: &Path) -> Result<SweepFile, String> {
         let text = crate::config::read_text(path).map_err(|e| e.to_string())?;
-        let mut f: SweepFile = serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {}", path.display(), crate::util::cut(&e.to_string(), 600)))?;
+        let mut f: SweepFile =
+            serde_yaml_ng::from_str(&text).map_err(|e| format!("{}: {}", path.display(), crate::util::cut(&e.to_string(), 600)))?;
         let base = path.parent().unwrap_or(Path::new("."));
         f.config = f.config.map(|c| if c.is_absolute() { c } else { base.join(c) });
         Ok(f)
@@ -410,7 +416,12 @@ mod tests {
 
     #[test]
     fn random_is_reproducible_within_bounds_and_changes_with_the_seed() {
-        let a = axes(&["GAN.GF_DIM=32,64"], &["TRAIN.GENERATOR_LR=loguniform(1e-5,1e-3)", "TRAIN.SMOOTH.GAMMA1=uniform(4,6)", "CLIPGAN.CAPTION_FORM=choice(raw,words)"], 5, 0);
+        let a = axes(
+            &["GAN.GF_DIM=32,64"],
+            &["TRAIN.GENERATOR_LR=loguniform(1e-5,1e-3)", "TRAIN.SMOOTH.GAMMA1=uniform(4,6)", "CLIPGAN.CAPTION_FORM=choice(raw,words)"],
+            5,
+            0,
+        );
         let m1 = a.expand(0).unwrap();
         assert_eq!(m1.len(), 10);
         assert_eq!(m1, a.expand(0).unwrap());

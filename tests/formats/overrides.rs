@@ -78,7 +78,9 @@ fn values_of_the_wrong_type_are_refused_like_in_the_file() {
         let e = with(FILE, &[arg]).unwrap_err();
         assert!(e.contains(&format!("--set {arg}:")) && e.contains(what), "{arg}: {e}");
     }
-    assert!(with(FILE, &["TRAIN.SMOOTH.LAMBDA=[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"]).unwrap_err().contains("nests deeper"));
+    assert!(with(FILE, &["TRAIN.SMOOTH.LAMBDA=[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]"])
+        .unwrap_err()
+        .contains("nests deeper"));
     // Checked alone too, as the sweep's axes are.
     assert!(Override::parse("GAN.Z_DIM=64").is_ok());
     assert!(Override::parse("GAN.Z_DIM=x").is_err());

@@ -7,7 +7,8 @@ use clipgan::supervisor::protocol::*;
 use clipgan::supervisor::state::{self, TaskState};
 use std::collections::{BTreeMap, BTreeSet};
 
-const CFG: &str = "CONFIG_NAME: t\nDATASET_NAME: birds\nTRAIN:\n  FLAG: true\n  BATCH_SIZE: 4\n  SMOOTH:\n    LAMBDA: 1.0\nCLIPGAN:\n  SEED: 100\n";
+const CFG: &str =
+    "CONFIG_NAME: t\nDATASET_NAME: birds\nTRAIN:\n  FLAG: true\n  BATCH_SIZE: 4\n  SMOOTH:\n    LAMBDA: 1.0\nCLIPGAN:\n  SEED: 100\n";
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -24,8 +25,26 @@ fn a_sweep_of_12_fake_runs_on_3_slots_runs_each_member_exactly_once() {
     let hook_out = h.path().join("ended.txt");
     h.ok(&["groups", "add", "w", "--slots", "3", "--on-finish", &format!("echo \"$1 $2\" >> {}", hook_out.display())]);
     let out = h.ok(&[
-        "sweep", "cfg/t.yml", "--job", "fake-run", "--group", "w", "--grid", "TRAIN.SMOOTH.LAMBDA=0.1,1,10", "--grid", "GAN.GF_DIM=32,64",
-        "--seeds", "2", "--json", "--", "--steps", "6", "--step-ms", "40", "--sample-every", "0",
+        "sweep",
+        "cfg/t.yml",
+        "--job",
+        "fake-run",
+        "--group",
+        "w",
+        "--grid",
+        "TRAIN.SMOOTH.LAMBDA=0.1,1,10",
+        "--grid",
+        "GAN.GF_DIM=32,64",
+        "--seeds",
+        "2",
+        "--json",
+        "--",
+        "--steps",
+        "6",
+        "--step-ms",
+        "40",
+        "--sample-every",
+        "0",
     ]);
     let answer: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     let sweep = answer["sweep"].as_str().unwrap().to_string();
@@ -88,11 +107,18 @@ fn a_sweep_of_12_fake_runs_on_3_slots_runs_each_member_exactly_once() {
 
     // status groups the sweep under one line with its progress.
     let status = h.ok(&["status"]);
-    assert!(status.contains(&format!("{sweep} t: 12/12 ended, 100% done (12 finished); varies TRAIN.SMOOTH.LAMBDA, GAN.GF_DIM, CLIPGAN.SEED")), "{status}");
+    assert!(
+        status.contains(&format!("{sweep} t: 12/12 ended, 100% done (12 finished); varies TRAIN.SMOOTH.LAMBDA, GAN.GF_DIM, CLIPGAN.SEED")),
+        "{status}"
+    );
     // plot takes the sweep id: one curve per member, named by its values.
     h.ok(&["plot", &sweep, "--tag", "loss/g_total", "--out", "s.csv"]);
     let csv = read(h.path().join("s.csv"));
-    assert!(csv.contains("LAMBDA=10 GF_DIM=64 seed=101") && csv.contains("LAMBDA=0.1 GF_DIM=32 seed=100"), "{}", &csv[..csv.len().min(400)]);
+    assert!(
+        csv.contains("LAMBDA=10 GF_DIM=64 seed=101") && csv.contains("LAMBDA=0.1 GF_DIM=32 seed=100"),
+        "{}",
+        &csv[..csv.len().min(400)]
+    );
 
     // state.json keeps the sweep; a state file from before sweeps still loads.
     let saved = state::load(&h.paths.state).unwrap();
@@ -158,8 +184,19 @@ fn sweep_errors_and_limits_queue_nothing() {
     // --dry-run lists; random draws are the same for the same --random-seed.
     let dry = |seed: &str| {
         h.ok(&[
-            "sweep", "cfg/t.yml", "--job", "fake-run", "--random", "TRAIN.GENERATOR_LR=loguniform(1e-5,1e-3)", "--trials", "3",
-            "--grid", "GAN.GF_DIM=32,64", "--random-seed", seed, "--dry-run",
+            "sweep",
+            "cfg/t.yml",
+            "--job",
+            "fake-run",
+            "--random",
+            "TRAIN.GENERATOR_LR=loguniform(1e-5,1e-3)",
+            "--trials",
+            "3",
+            "--grid",
+            "GAN.GF_DIM=32,64",
+            "--random-seed",
+            seed,
+            "--dry-run",
         ])
     };
     let a = dry("1");
@@ -168,10 +205,7 @@ fn sweep_errors_and_limits_queue_nothing() {
     assert_eq!(a, dry("1"));
     assert_ne!(a, dry("2"));
     // A sweep file with the same content as the flags; flags add to it.
-    write(
-        h.path().join("cfg/s.yml"),
-        "config: t.yml\nname: lam\ngrid:\n  TRAIN.SMOOTH.LAMBDA: [0.1, 1, 10]\nseeds: 2\njob: fake-run\n",
-    );
+    write(h.path().join("cfg/s.yml"), "config: t.yml\nname: lam\ngrid:\n  TRAIN.SMOOTH.LAMBDA: [0.1, 1, 10]\nseeds: 2\njob: fake-run\n");
     let f = h.ok(&["sweep", "cfg/s.yml", "--grid", "GAN.GF_DIM=32,64", "--dry-run"]);
     assert!(f.starts_with("sweep lam: 12 task(s) over TRAIN.SMOOTH.LAMBDA, GAN.GF_DIM, CLIPGAN.SEED"), "{f}");
     assert!(f.contains("--set TRAIN.SMOOTH.LAMBDA=10 --set GAN.GF_DIM=64 --set CLIPGAN.SEED=101"), "{f}");

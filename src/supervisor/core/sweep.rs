@@ -13,7 +13,10 @@ impl Core {
             return err("the sweep has no tasks; nothing was queued");
         }
         if s.tasks.len() > MAX_SWEEP_TASKS {
-            return err(format!("the sweep has {} tasks, more than the {MAX_SWEEP_TASKS} one request may queue; nothing was queued", s.tasks.len()));
+            return err(format!(
+                "the sweep has {} tasks, more than the {MAX_SWEEP_TASKS} one request may queue; nothing was queued",
+                s.tasks.len()
+            ));
         }
         if let Err(e) = crate::rundir::check_name("sweep name", &s.name) {
             return err(format!("{e}; nothing was queued"));
