@@ -436,27 +436,6 @@ fn print_status(s: &Snapshot) {
     }
 }
 
-/// Progress of a sweep as a whole: ended tasks count whole, running ones by their steps.
-pub fn sweep_progress(members: &[&TaskView]) -> f64 {
-    if members.is_empty() {
-        return 0.0;
-    }
-    let done: f64 = members
-        .iter()
-        .map(|m| {
-            if m.task.state.is_final() {
-                1.0
-            } else {
-                m.status
-                    .as_ref()
-                    .and_then(|st| st.total_steps.filter(|t| *t > 0).map(|t| (st.step as f64 / t as f64).min(1.0)))
-                    .unwrap_or(0.0)
-            }
-        })
-        .sum();
-    done / members.len() as f64
-}
-
 fn sweep_line(id: &str, sweep: Option<&crate::supervisor::state::Sweep>, members: &[&TaskView]) -> String {
     let mut counts: Vec<(&str, usize)> = Vec::new();
     for m in members {
@@ -472,7 +451,7 @@ fn sweep_line(id: &str, sweep: Option<&crate::supervisor::state::Sweep>, members
     format!(
         "{id} {name}: {ended}/{} ended, {:.0}% done ({}){}",
         members.len(),
-        100.0 * sweep_progress(members),
+        100.0 * crate::supervisor::sweep::progress(members),
         counts.join(", "),
         if keys.is_empty() { String::new() } else { format!("; varies {keys}") }
     )

@@ -378,6 +378,28 @@ impl SweepFile {
     }
 }
 
+/// Progress of a sweep as a whole, in [0, 1]: ended members count whole, running ones by
+/// their steps, the rest as nothing.
+pub fn progress(members: &[&super::protocol::TaskView]) -> f64 {
+    if members.is_empty() {
+        return 0.0;
+    }
+    let done: f64 = members
+        .iter()
+        .map(|m| {
+            if m.task.state.is_final() {
+                1.0
+            } else {
+                m.status
+                    .as_ref()
+                    .and_then(|st| st.total_steps.filter(|t| *t > 0).map(|t| (st.step as f64 / t as f64).min(1.0)))
+                    .unwrap_or(0.0)
+            }
+        })
+        .sum();
+    done / members.len() as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
