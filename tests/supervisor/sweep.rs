@@ -64,7 +64,7 @@ fn a_sweep_of_12_fake_runs_on_3_slots_runs_each_member_exactly_once() {
         assert!(std::time::Instant::now() < deadline, "the sweep did not end: {}", serde_json::to_string_pretty(&s).unwrap());
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    assert!(most <= 3 && most >= 2, "at most 3 ran at once (saw {most})");
+    assert!((2..=3).contains(&most), "at most 3 ran at once (saw {most})");
 
     let info = &s.sweeps[&sweep];
     assert_eq!(info.keys, vec!["TRAIN.SMOOTH.LAMBDA", "GAN.GF_DIM", "CLIPGAN.SEED"]);
