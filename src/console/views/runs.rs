@@ -105,8 +105,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                     let p = crate::supervisor::sweep::progress(&members);
                     let name = app.sweep_name(s);
                     cells[2] = Cell::from(format!("{ended}/{} ended", members.len())).style(Style::new().fg(t.text));
-                    cells[3] =
-                        Cell::from(format!("▸ {s} {name} ({} runs)", members.len())).style(Style::new().add_modifier(Modifier::BOLD));
+                    cells[3] = Cell::from(format!("▸ {s} {name}")).style(Style::new().add_modifier(Modifier::BOLD));
                     progress = format!("{} {:>3.0}%", bar(p, 10), p * 100.0);
                 }
                 Some(_) => cells[3] = Cell::from(format!("│ {} ({})", App::task_name(tv), task.job)),
