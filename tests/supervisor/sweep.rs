@@ -93,6 +93,12 @@ fn a_sweep_of_12_fake_runs_on_3_slots_runs_each_member_exactly_once() {
         assert!(covers(&metric_steps(&t.run_dir, "loss/g_total"), 6));
     }
     assert_eq!(combos.len(), 12);
+    // The console's config diff of two members shows exactly the keys they differ in.
+    let cfg_of =
+        |id: u64| -> serde_yaml_ng::Value { serde_yaml_ng::from_str(&read(task(&s, id).task.run_dir.join("config.yml"))).unwrap() };
+    let diff = clipgan::console::config_diff::config_diff(&cfg_of(ids[0]), &cfg_of(ids[3]));
+    let keys: Vec<&str> = diff.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(keys, ["CLIPGAN.SEED", "GAN.GF_DIM"], "{diff:?}");
     // The finish hook saw each run end exactly once.
     let hook_deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while read(&hook_out).lines().count() < 12 && std::time::Instant::now() < hook_deadline {
