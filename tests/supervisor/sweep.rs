@@ -227,3 +227,51 @@ fn sweep_errors_and_limits_queue_nothing() {
     }
     assert!(c.status().unwrap().sweeps.is_empty());
 }
+
+#[test]
+fn queue_add_and_config_check_take_overrides_and_restart_keeps_them() {
+    let h = Home::new();
+    write(h.path().join("cfg/t.yml"), CFG);
+    let o = h.run(&["config", "check", "-q", "cfg/t.yml", "--set", "GAN.GF_DIM=32.5"]);
+    assert!(!o.status.success() && stderr(&o).contains("--set GAN.GF_DIM=32.5"), "{}", stderr(&o));
+    assert!(h.ok(&["config", "check", "cfg/t.yml", "--set", "GAN.GF_DIM=48"]).contains("GF_DIM: 48"));
+    let o = h.run(&["queue", "add", "cfg/t.yml", "--job", "fake-run", "--set", "TRAIN.NOPE=1"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--set TRAIN.NOPE=1") && stderr(&o).contains("nothing was queued"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(run_folders(&h), 0);
+    let args = [
+        "queue",
+        "add",
+        "cfg/t.yml",
+        "--job",
+        "fake-run",
+        "--set",
+        "TRAIN.SMOOTH.LAMBDA=0.5",
+        "--json",
+        "--",
+        "--steps",
+        "2",
+        "--step-ms",
+        "10",
+    ];
+    let added: serde_json::Value = serde_json::from_str(h.ok(&args).trim()).unwrap();
+    let id = added["id"].as_u64().unwrap();
+    let lambda_of = |run_dir: &std::path::Path| -> f64 {
+        let v: serde_yaml_ng::Value = serde_yaml_ng::from_str(&read(run_dir.join("config.yml"))).unwrap();
+        v["TRAIN"]["SMOOTH"]["LAMBDA"].as_f64().unwrap()
+    };
+    let s = h.wait_for(30, "the task to finish", |s| task(s, id).task.state == TaskState::Finished);
+    let first = task(&s, id).task.clone();
+    assert_eq!(first.overrides, vec!["TRAIN.SMOOTH.LAMBDA=0.5"]);
+    assert_eq!(lambda_of(&first.run_dir), 0.5);
+    // A restart runs with the same overrides, in a new run folder.
+    h.ok(&["restart", &id.to_string()]);
+    let s = h.wait_for(30, "the restarted task to finish", |s| {
+        let t = &task(s, id).task;
+        t.state == TaskState::Finished && t.run_dir != first.run_dir
+    });
+    assert_eq!(lambda_of(&task(&s, id).task.run_dir), 0.5);
+}
