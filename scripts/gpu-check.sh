@@ -519,10 +519,14 @@ fi
 if wanted 6; then
     ok=1
     logged slots-group 60 "$BINARY" groups add gpucheck --slots 2 --gpus 0,1 || ok=0
+    # Both tasks are queued before either starts (a busy machine once let the first
+    # finish before the second was queued, so both ran in slot 0).
+    [ "$ok" = 1 ] && { logged slots-pause 60 "$BINARY" pause --group gpucheck --wait || ok=0; }
     for _ in 1 2; do
         [ "$ok" = 1 ] || break
         logged slots-add 60 "$BINARY" queue add --job fake-run --group gpucheck -- --steps 10 --step-ms 50 --sample-every 0 || ok=0
     done
+    [ "$ok" = 1 ] && { logged slots-resume 60 "$BINARY" resume --group gpucheck || ok=0; }
     if [ "$ok" = 0 ]; then
         record 6 FAIL "queueing on the daemon failed: $(tail -n 2 "$LOGS"/slots-*.log | tr '\n' ' ')"
     else

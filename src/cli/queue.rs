@@ -106,6 +106,11 @@ pub enum SupervisorCommand {
         attempt: u32,
         #[arg(long)]
         log_cap: u64,
+        /// As a Slurm job's batch step (docs/slurm.md).
+        #[arg(long)]
+        slurm: bool,
+        #[arg(long, default_value_t = 3)]
+        max_stalls: u32,
         #[arg(last = true, required = true)]
         argv: Vec<String>,
     },
@@ -216,12 +221,33 @@ pub struct GroupOpts {
     /// code, and CLIPGAN_* variables ("" removes it).
     #[arg(long)]
     on_finish: Option<String>,
+    /// Where the group's tasks run: `local` (this machine's slots) or `slurm` (submitted
+    /// with sbatch; docs/slurm.md).
+    #[arg(long, value_parser = ["local", "slurm"])]
+    executor: Option<String>,
+    /// An sbatch option for the group's jobs, as sbatch takes it (repeatable; replaces the
+    /// group's list): --slurm-arg=--partition=gpu --slurm-arg=--gres=gpu:1.
+    #[arg(long = "slurm-arg", allow_hyphen_values = true)]
+    slurm_arg: Vec<String>,
+    /// A Slurm group: how many of its tasks may be in Slurm (pending or running) at once.
+    #[arg(long, conflicts_with = "slots")]
+    max_submitted: Option<usize>,
+    /// A Slurm group: the signal the worker gets before the time limit and on preemption
+    /// (it saves a checkpoint and the job is requeued); default TERM.
+    #[arg(long)]
+    slurm_signal: Option<String>,
+    /// A Slurm group: seconds before the time limit that the signal comes (default 120).
+    #[arg(long)]
+    slurm_signal_before: Option<u32>,
+    /// A Slurm group: requeues in a row without progress after which a task fails (default 3).
+    #[arg(long)]
+    slurm_max_stalls: Option<u32>,
 }
 
 impl GroupOpts {
     fn change(&self) -> GroupChange {
         GroupChange {
-            slots: self.slots,
+            slots: self.slots.or(self.max_submitted),
             gpus: self.gpus.as_ref().map(|g| {
                 if g.trim().eq_ignore_ascii_case("none") {
                     Vec::new()
@@ -231,6 +257,11 @@ impl GroupOpts {
             }),
             pause_on_failure: self.pause_on_failure,
             on_finish: self.on_finish.clone(),
+            executor: self.executor.clone(),
+            slurm_args: (!self.slurm_arg.is_empty()).then(|| self.slurm_arg.clone()),
+            slurm_signal: self.slurm_signal.clone(),
+            slurm_signal_before_s: self.slurm_signal_before,
+            slurm_max_stalls: self.slurm_max_stalls,
         }
     }
 }
@@ -352,6 +383,15 @@ pub fn run(cmd: SupervisorCommand) -> Result<ExitCode> {
                         println!("{:<16} {:>5} {:>7} {:>6}  {:<10} {:<7} NOTES", "GROUP", "SLOTS", "RUNNING", "QUEUED", "GPUS", "STATE");
                         for g in &snap.groups {
                             let mut notes = Vec::new();
+                            if let Some(o) = &g.group.slurm {
+                                notes.push(format!(
+                                    "Slurm: at most {} submitted; sbatch {}; {} {} s before the time limit",
+                                    g.group.slots,
+                                    o.args.join(" "),
+                                    o.signal,
+                                    o.signal_before_s
+                                ));
+                            }
                             if g.group.pause_on_failure {
                                 notes.push("pauses on failure".to_string());
                             }
@@ -395,8 +435,8 @@ pub fn run(cmd: SupervisorCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        SupervisorCommand::Shim { run_dir, attempt, log_cap, argv } => {
-            let code = shim::run(shim::ShimArgs { run_dir, attempt, log_cap, argv })?;
+        SupervisorCommand::Shim { run_dir, attempt, log_cap, slurm, max_stalls, argv } => {
+            let code = shim::run(shim::ShimArgs { run_dir, attempt, log_cap, argv, slurm, max_stalls })?;
             Ok(ExitCode::from(code))
         }
     }
@@ -404,6 +444,9 @@ pub fn run(cmd: SupervisorCommand) -> Result<ExitCode> {
 
 fn state_label(t: &Task) -> String {
     match t.state {
+        TaskState::Running if t.kill.is_none() && t.slurm.as_ref().is_some_and(|j| j.state == "PENDING" || j.state.is_empty()) => {
+            "pending".into()
+        }
         TaskState::Running if t.kill.is_some() => "stopping".into(),
         TaskState::Running if t.procs.as_ref().is_some_and(|p| p.worker.is_none()) => "starting".into(),
         s => s.name().into(),
@@ -480,7 +523,9 @@ fn task_line(v: &TaskView, indent: &str) -> String {
         if !t.after_any.is_empty() {
             notes.push(format!("after-any {:?}", t.after_any));
         }
-        if let Some(slot) = t.slot {
+        if let Some(job) = &t.slurm {
+            notes.push(job.describe());
+        } else if let Some(slot) = t.slot {
             notes.push(format!("slot {slot}{}", t.gpus.as_ref().map(|g| format!(" gpu {g}")).unwrap_or_default()));
         }
         if v.config_changed == Some(true) {

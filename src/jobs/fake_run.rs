@@ -86,7 +86,15 @@ pub fn main(a: &Options) -> Result<u8> {
         if w.stop.is_raised() {
             return stop_now(w, step - 1, seed);
         }
-        std::thread::sleep(Duration::from_millis(a.step_ms));
+        // A long step is abandoned when the stop comes during it (as a real step's
+        // partial work is lost): the run stops at the last step it completed.
+        let step_end = std::time::Instant::now() + Duration::from_millis(a.step_ms);
+        while let Some(left) = step_end.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero()) {
+            if w.stop.is_raised() {
+                return stop_now(w, step - 1, a.seed);
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
         if a.fail_at == Some(step) {
             eprintln!("fake-run: failing at step {step} as asked (--fail-at)");
             w.run.flush()?;

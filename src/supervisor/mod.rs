@@ -8,7 +8,9 @@
 //! `schedule` for the processes), `daemon` (the tokio loop around the core: socket, timers, signals), `client`
 //! (connect-or-spawn and typed requests), `shim` (the small process that supervises one
 //! worker), `procs` (process identity and signals), `logcap` (size-capped logs),
-//! `cfgindex` (the watched index of `cfg/`), `sweep` (sweep axes and their expansion). The `fake-run` worker is `jobs::fake_run`.
+//! `cfgindex` (the watched index of `cfg/`), `slurm` (Slurm's commands and job scripts, for
+//! groups that run their tasks on a cluster), `sweep` (sweep axes and their expansion). The
+//! `fake-run` worker is `jobs::fake_run`.
 pub mod cfgindex;
 pub mod client;
 pub mod core;
@@ -18,6 +20,7 @@ pub mod pipeline;
 pub mod procs;
 pub mod protocol;
 pub mod shim;
+pub mod slurm;
 pub mod state;
 pub mod sweep;
 

@@ -72,6 +72,16 @@ pub struct GroupChange {
     pub pause_on_failure: Option<bool>,
     /// `Some("")` removes the hook.
     pub on_finish: Option<String>,
+    /// `"local"` or `"slurm"` (docs/slurm.md).
+    pub executor: Option<String>,
+    /// The Slurm group's `sbatch` options (replacing the old list).
+    pub slurm_args: Option<Vec<String>>,
+    /// The signal before the time limit and on preemption (`TERM`, `USR1`, ...).
+    pub slurm_signal: Option<String>,
+    /// Seconds before the time limit that the signal comes.
+    pub slurm_signal_before_s: Option<u32>,
+    /// Requeues without progress after which a task fails.
+    pub slurm_max_stalls: Option<u32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

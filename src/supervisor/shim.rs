@@ -51,6 +51,13 @@ pub struct ShimArgs {
     pub attempt: u32,
     pub log_cap: u64,
     pub argv: Vec<String>,
+    /// Run as a Slurm job's batch step (docs/slurm.md): continue from the run's
+    /// checkpoint when the job was requeued, and requeue the job when a signal (the time
+    /// limit's, or preemption's) stopped the worker and the daemon did not ask for it.
+    pub slurm: bool,
+    /// In Slurm mode: starts in a row without a step of progress after which the shim
+    /// records a failure instead of running the worker again.
+    pub max_stalls: u32,
 }
 
 pub fn run(a: ShimArgs) -> Result<u8> {
@@ -64,6 +71,12 @@ pub fn run(a: ShimArgs) -> Result<u8> {
             return Ok(EXIT_BUSY);
         }
     };
+    let mut a = a;
+    if a.slurm {
+        if let Some(code) = slurm_prepare(&mut a)? {
+            return Ok(code);
+        }
+    }
     eprintln!("clipgan shim: starting attempt {} at {}: {}", a.attempt, chrono::Utc::now().to_rfc3339(), a.argv.join(" "));
     let mut cmd = Command::new(&a.argv[0]);
     cmd.args(&a.argv[1..]).process_group(0).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -87,15 +100,30 @@ pub fn run(a: ShimArgs) -> Result<u8> {
 
     // Signals sent to the shim itself go to the worker's group (the daemon signals the
     // group directly); the shim stays to record the outcome. SIGHUP is ignored.
-    let mut signals = signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT])
-        .context("cannot install the shim's signal handlers")?;
-    std::thread::spawn(move || {
-        for sig in signals.forever() {
-            if sig != libc::SIGHUP {
-                let _ = procs::signal_group(pid as i32, sig);
+    // Slurm's warning signal may be another one (USR1, ...): the worker hears SIGTERM,
+    // its "checkpoint and exit".
+    let signalled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut signals =
+        signal_hook::iterator::Signals::new([libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2])
+            .context("cannot install the shim's signal handlers")?;
+    {
+        let signalled = signalled.clone();
+        std::thread::spawn(move || {
+            for sig in signals.forever() {
+                match sig {
+                    libc::SIGHUP => {}
+                    libc::SIGUSR1 | libc::SIGUSR2 => {
+                        signalled.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let _ = procs::signal_group(pid as i32, libc::SIGTERM);
+                    }
+                    _ => {
+                        signalled.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let _ = procs::signal_group(pid as i32, sig);
+                    }
+                }
             }
-        }
-    });
+        });
+    }
 
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let mut copiers = Vec::new();
@@ -137,7 +165,84 @@ pub fn run(a: ShimArgs) -> Result<u8> {
     };
     write_exit(&a.run_dir, &x)?;
     eprintln!("clipgan shim: attempt {} ended: code {:?}, signal {:?}", a.attempt, x.code, x.signal.map(procs::signal_name));
+    if a.slurm && x.code == Some(crate::rundir::exit::STOPPED as i32) && signalled.load(std::sync::atomic::Ordering::SeqCst) {
+        slurm_requeue(&a.run_dir);
+    }
     Ok(0)
+}
+
+/// Slurm mode, before the worker starts: continue from the run's checkpoint (a requeued
+/// job runs the same script again), and refuse to loop when the job keeps being stopped
+/// without progress. `Some(code)` when the shim ends here.
+fn slurm_prepare(a: &mut ShimArgs) -> Result<Option<u8>> {
+    use crate::supervisor::slurm;
+    let status = crate::rundir::RunDir::open(&a.run_dir).ok().and_then(|d| d.status().ok().flatten());
+    let checkpoint = status.as_ref().and_then(|s| s.last_checkpoint.clone()).filter(|c| a.run_dir.join(c).is_file());
+    if checkpoint.is_some() && !a.argv.iter().any(|x| x == "--resume") && a.argv.len() >= 2 {
+        a.argv.splice(2..2, ["--resume".to_string(), a.run_dir.display().to_string()]);
+    }
+    // Progress between starts: the step the run had reached at each start.
+    let path = slurm::dir(&a.run_dir).join("progress.json");
+    let step = status.as_ref().map(|s| s.step);
+    let mut p: StartProgress = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let restarted = std::env::var("SLURM_RESTART_COUNT").ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(0) > 0;
+    if restarted && p.step.is_some() && step <= p.step {
+        p.stalls += 1;
+    } else {
+        p.stalls = 0;
+    }
+    p.step = step;
+    fsx::create_dir_all(&slurm::dir(&a.run_dir))?;
+    write_json(&path, &p)?;
+    if p.stalls >= a.max_stalls.max(1) {
+        let msg = format!(
+            "the Slurm job was stopped {} times in a row without progress (still at step {}): not starting it again; raise its time limit (--slurm-arg=--time=...) or look at logs/slurm-*.out",
+            p.stalls,
+            step.unwrap_or(0)
+        );
+        eprintln!("clipgan shim: {msg}");
+        let _ = CappedLog::open(&a.run_dir.join(STDERR_LOG), a.log_cap).and_then(|mut l| l.write(format!("clipgan: {msg}\n").as_bytes()));
+        write_exit(
+            &a.run_dir,
+            &ExitRecord {
+                attempt: a.attempt,
+                code: Some(crate::rundir::exit::FAILED as i32),
+                signal: None,
+                core_dumped: false,
+                ended: unix_now(),
+            },
+        )?;
+        return Ok(Some(0));
+    }
+    Ok(None)
+}
+
+/// The worker saved its checkpoint after Slurm's signal: put the job back in the queue
+/// (keeping its id) unless the daemon asked for the stop.
+fn slurm_requeue(run_dir: &Path) {
+    if crate::supervisor::slurm::stop_request(run_dir).exists() {
+        eprintln!("clipgan shim: stopped on the user's request; the job is not requeued");
+        return;
+    }
+    let Ok(job) = std::env::var("SLURM_JOB_ID") else {
+        eprintln!("clipgan shim: no SLURM_JOB_ID in the environment; the job cannot be requeued");
+        return;
+    };
+    eprintln!("clipgan shim: stopped by a signal (time limit or preemption): requeueing Slurm job {job}");
+    match crate::supervisor::slurm::run("scontrol", &["requeue".into(), job]) {
+        Ok(_) => {}
+        // Preemption or `scontrol requeue` from outside: Slurm requeues it already.
+        Err(e) if format!("{e:#}").contains("pending") => eprintln!("clipgan shim: Slurm requeues the job already"),
+        Err(e) => eprintln!("clipgan shim: {e:#}; the run stays stopped and resumable (`clipgan resume-run`)"),
+    }
+}
+
+/// `slurm/progress.json`: the run's step at the last start, and how many starts in a row
+/// found no progress.
+#[derive(Default, Serialize, Deserialize)]
+struct StartProgress {
+    step: Option<u64>,
+    stalls: u32,
 }
 
 fn copy_capped(pipe: &mut dyn Read, path: &Path, cap: u64) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The daemon's persisted state (`<home>/.clipgan/state.json`): tasks, groups, settings.
 //! Saved atomically after every change; a failed save keeps the previous file.
 use super::procs::ProcId;
+use super::slurm::{SlurmJob, SlurmOptions};
 use crate::rundir::JobKind;
 use crate::util::fsx;
 use anyhow::{bail, Context, Result};
@@ -93,11 +94,22 @@ pub struct Group {
     pub pause_on_failure: bool,
     /// A shell command run when a task of the group ends for good (docs/supervisor.md).
     pub on_finish: Option<String>,
+    /// Run the group's tasks through Slurm (`sbatch`) instead of on this machine; its
+    /// `slots` then count the tasks submitted at once (docs/slurm.md).
+    pub slurm: Option<SlurmOptions>,
 }
 
 impl Default for Group {
     fn default() -> Group {
-        Group { slots: 1, gpus: Vec::new(), paused: false, paused_reason: String::new(), pause_on_failure: false, on_finish: None }
+        Group {
+            slots: 1,
+            gpus: Vec::new(),
+            paused: false,
+            paused_reason: String::new(),
+            pause_on_failure: false,
+            on_finish: None,
+            slurm: None,
+        }
     }
 }
 
@@ -270,6 +282,9 @@ pub struct Task {
     /// A one-line explanation of the state (why it failed, was lost, is waiting...).
     #[serde(default)]
     pub message: String,
+    /// Its job in Slurm, for a task of a Slurm group that was submitted.
+    #[serde(default)]
+    pub slurm: Option<SlurmJob>,
 }
 
 impl Task {

@@ -3,5 +3,6 @@
 mod common;
 mod daemon;
 mod hardening;
+mod slurm;
 mod sweep;
 mod unit;

@@ -1,7 +1,8 @@
 //! `clipgan bench supervisor`: the queue under load. N fake-runs across S slots in a
 //! temporary home: all must finish, none lost or run twice. Reports the wall time per
 //! scheduled run, the scheduling gap (a slot freeing -> the next start), and the
-//! daemon's own CPU time and peak RSS next to the CPU of the processes it ran.
+//! daemon's own CPU time and peak RSS next to the CPU of the processes it ran. With
+//! `--slurm` the runs go through a Slurm group: the submission overhead per task.
 use super::timing::median;
 use crate::rundir::JobKind;
 use crate::supervisor::client::Client;
@@ -29,6 +30,13 @@ pub struct SupervisorBench {
     /// Home to use (default: a new temporary folder, removed afterwards).
     #[arg(long)]
     home: Option<PathBuf>,
+    /// Run them through Slurm (a Slurm group with `--slots` as its most submitted at once;
+    /// the cluster of `scripts/slurm-local.sh`, or the one `SLURM_CONF` names).
+    #[arg(long)]
+    slurm: bool,
+    /// sbatch options for `--slurm` (repeatable).
+    #[arg(long = "slurm-arg", allow_hyphen_values = true)]
+    slurm_arg: Vec<String>,
 }
 
 /// (utime + stime, cutime + cstime) in seconds, and VmHWM in bytes, of a process.
@@ -65,8 +73,19 @@ pub fn run(b: SupervisorBench) -> Result<ExitCode> {
     let exe = std::env::current_exe()?;
     let mut c = Client::connect_or_spawn_with(&paths, &exe)?;
     let (pid, _) = c.hello()?;
-    c.call_ok(Request::GroupSet { name: "default".into(), change: GroupChange { slots: Some(b.slots), ..Default::default() } })?;
-    c.pause(Target::Group("default".into()), true)?;
+    let group = if b.slurm { "bench" } else { "default" };
+    if b.slurm {
+        let change = GroupChange {
+            slots: Some(b.slots),
+            executor: Some("slurm".into()),
+            slurm_args: Some(b.slurm_arg.clone()),
+            ..Default::default()
+        };
+        c.call_ok(Request::GroupAdd { name: group.into(), change })?;
+    } else {
+        c.call_ok(Request::GroupSet { name: group.into(), change: GroupChange { slots: Some(b.slots), ..Default::default() } })?;
+    }
+    c.pause(Target::Group(group.into()), true)?;
     let args: Vec<String> =
         ["--steps", &b.steps.to_string(), "--step-ms", &b.step_ms.to_string(), "--sample-every", "0", "--checkpoint-every", "0"]
             .iter()
@@ -75,13 +94,13 @@ pub fn run(b: SupervisorBench) -> Result<ExitCode> {
     let t_add = Instant::now();
     let mut ids = Vec::with_capacity(b.runs);
     for _ in 0..b.runs {
-        ids.push(c.add(AddTask { job: Some(JobKind::FakeRun), args: args.clone(), ..Default::default() })?.id);
+        ids.push(c.add(AddTask { job: Some(JobKind::FakeRun), args: args.clone(), group: Some(group.into()), ..Default::default() })?.id);
     }
     let add_s = t_add.elapsed().as_secs_f64();
     let (cpu0, _, _) = proc_usage(pid)?;
     eprintln!("queued {} runs in {add_s:.2} s; running them on {} slots...", b.runs, b.slots);
     let t0 = Instant::now();
-    c.resume(Target::Group("default".into()))?;
+    c.resume(Target::Group(group.into()))?;
     let mut rev = 0;
     let snap = loop {
         // A status of 1,000 tasks is about a megabyte of JSON: poll every 5 s so the
@@ -104,16 +123,31 @@ pub fn run(b: SupervisorBench) -> Result<ExitCode> {
     let mut bad = Vec::new();
     for v in &snap.tasks {
         let t = &v.task;
-        let starts = std::fs::read_to_string(t.run_dir.join(crate::rundir::SHIM_LOG))
-            .unwrap_or_default()
-            .matches("clipgan shim: starting attempt")
-            .count();
+        // The shim's own lines: logs/shim.log here, the job's output file under Slurm.
+        let shim_logs: Vec<PathBuf> = match &t.slurm {
+            Some(j) => vec![t.run_dir.join(format!("logs/slurm-{}.out", j.job_id))],
+            None => vec![t.run_dir.join(crate::rundir::SHIM_LOG)],
+        };
+        let starts: usize = shim_logs
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default().matches("clipgan shim: starting attempt").count())
+            .sum();
         if t.state != TaskState::Finished || t.attempts != 1 || starts != 1 {
             bad.push(format!("task {}: {} after {} attempt(s), {starts} shim start(s): {}", t.id, t.state.name(), t.attempts, t.message));
         }
     }
     let missing = ids.iter().filter(|id| !snap.tasks.iter().any(|t| t.task.id == **id)).count();
     let durations: Vec<f64> = snap.tasks.iter().filter_map(|t| Some(t.task.ended_at? - t.task.started_at?)).collect();
+    // Under Slurm: from the submission to the worker's start (worker.json, on the node).
+    let to_worker: Vec<f64> = snap
+        .tasks
+        .iter()
+        .filter_map(|t| {
+            let w: crate::supervisor::shim::WorkerRecord =
+                serde_json::from_slice(&std::fs::read(t.task.run_dir.join(crate::rundir::WORKER_FILE)).ok()?).ok()?;
+            Some(w.started - t.task.slurm.as_ref()?.submitted_at)
+        })
+        .collect();
     let mut starts: Vec<f64> = snap.tasks.iter().filter_map(|t| t.task.started_at).collect();
     let mut ends: Vec<f64> = snap.tasks.iter().filter_map(|t| t.task.ended_at).collect();
     starts.sort_by(f64::total_cmp);
@@ -134,7 +168,8 @@ pub fn run(b: SupervisorBench) -> Result<ExitCode> {
     }
     let state_bytes = std::fs::metadata(&paths.state).map(|m| m.len()).unwrap_or(0);
 
-    println!("supervisor load: {} fake-runs (--steps {} --step-ms {}) on {} slots", b.runs, b.steps, b.step_ms, b.slots);
+    let on = if b.slurm { format!("through Slurm, at most {} submitted", b.slots) } else { format!("on {} slots", b.slots) };
+    println!("supervisor load: {} fake-runs (--steps {} --step-ms {}) {on}", b.runs, b.steps, b.step_ms);
     println!("  finished once each:      {}/{} (lost {missing}, wrong {})", b.runs - bad.len() - missing, b.runs, bad.len());
     println!("  queueing:                {:.2} ms per add ({add_s:.2} s in all)", add_s * 1000.0 / b.runs as f64);
     println!("  wall:                    {wall:.1} s = {:.1} ms per scheduled run", wall * 1000.0 / b.runs as f64);
@@ -153,7 +188,18 @@ pub fn run(b: SupervisorBench) -> Result<ExitCode> {
         state.tasks.len(),
         state_bytes / 1024
     );
-    println!("  shims + workers CPU:     {children_cpu:.1} s ({:.0} ms per run)", children_cpu * 1000.0 / b.runs as f64);
+    if b.slurm {
+        println!(
+            "  submission -> worker start (median): {:.0} ms (sbatch, Slurm's scheduling, slurmd, the shim)",
+            median(&to_worker) * 1000.0
+        );
+        println!(
+            "  daemon's Slurm commands CPU: {children_cpu:.2} s ({:.1} ms per run: sbatch, squeue polls, scancel)",
+            children_cpu * 1000.0 / b.runs as f64
+        );
+    } else {
+        println!("  shims + workers CPU:     {children_cpu:.1} s ({:.0} ms per run)", children_cpu * 1000.0 / b.runs as f64);
+    }
     for l in bad.iter().take(10) {
         println!("  ! {l}");
     }

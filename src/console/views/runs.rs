@@ -112,7 +112,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 None => {}
             }
             if wide {
-                let slot = task.slot.map(|s| format!("/{s}")).unwrap_or_default();
+                let slot = match &task.slurm {
+                    Some(job) if task.state.is_active() => format!(" #{}", job.job_id),
+                    _ => task.slot.map(|s| format!("/{s}")).unwrap_or_default(),
+                };
                 let speed = st.and_then(|s| s.steps_per_s).filter(|_| task.state.is_active()).map(num).unwrap_or_default();
                 let eta = st.and_then(|s| s.eta_s).filter(|_| task.state.is_active()).map(human_duration).unwrap_or_default();
                 cells.push(Cell::from(format!("{}{slot}", task.group)));
@@ -208,6 +211,9 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App) {
     }
     if !task.after_any.is_empty() {
         deps.push(format!("after-any {:?}", task.after_any));
+    }
+    if let Some(job) = &task.slurm {
+        deps.push(job.describe());
     }
     if let Some(s) = &tv.status {
         deps.push(format!("step {}{}", s.step, s.total_steps.map(|n| format!("/{n}")).unwrap_or_default()));

@@ -137,6 +137,7 @@ impl Core {
             exit: None,
             kill: None,
             message: String::new(),
+            slurm: None,
         };
         let run_id = task.run_id.clone();
         self.state.next_id += 1;

@@ -12,8 +12,19 @@ impl Core {
     pub fn tick(&mut self) {
         self.children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
         let now = unix_now();
+        let wanted = self.slurm_jobs();
+        let polled = (!wanted.is_empty()).then(|| self.slurm.poll(wanted));
         for i in 0..self.state.tasks.len() {
             if !self.state.tasks[i].state.is_active() {
+                continue;
+            }
+            if self.state.tasks[i].slurm.is_some() {
+                if let Some(p) = &polled {
+                    self.check_slurm(i, p);
+                }
+                if self.state.tasks[i].state.is_active() {
+                    self.escalate_slurm(i);
+                }
                 continue;
             }
             self.check(i);
@@ -104,7 +115,7 @@ impl Core {
     }
 
     /// Settle an attempt: its final state, a retry, the hook, pause-on-failure.
-    fn attempt_ended(&mut self, i: usize, x: ExitInfo, note: Option<&str>) {
+    pub(super) fn attempt_ended(&mut self, i: usize, x: ExitInfo, note: Option<&str>) {
         let t = &self.state.tasks[i];
         let by_user = t.kill.is_some();
         use crate::rundir::exit;

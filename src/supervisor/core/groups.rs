@@ -31,6 +31,44 @@ impl Core {
                 return err(format!("invalid GPU id {bad:?}"));
             }
         }
+        let slurm_fields =
+            c.slurm_args.is_some() || c.slurm_signal.is_some() || c.slurm_signal_before_s.is_some() || c.slurm_max_stalls.is_some();
+        let mut slurm = g.slurm.clone();
+        match c.executor.as_deref() {
+            None => {}
+            Some("local") => slurm = None,
+            Some("slurm") => slurm = Some(slurm.unwrap_or_default()),
+            Some(other) => return err(format!("unknown executor {other:?}: expected local or slurm")),
+        }
+        if slurm_fields {
+            let Some(o) = slurm.as_mut() else {
+                return err(format!("group {name} runs its tasks on this machine; `--executor slurm` makes it a Slurm group"));
+            };
+            if let Some(a) = &c.slurm_args {
+                o.args = a.clone();
+            }
+            if let Some(sig) = &c.slurm_signal {
+                o.signal = sig.trim().trim_start_matches("SIG").to_string();
+            }
+            if let Some(s) = c.slurm_signal_before_s {
+                o.signal_before_s = s;
+            }
+            if let Some(m) = c.slurm_max_stalls {
+                o.max_stalls = m.max(1);
+            }
+        }
+        if slurm != g.slurm {
+            if let Some(o) = &slurm {
+                // Slurm itself judges the options, so its own message reaches the user.
+                if let Err(e) = crate::supervisor::slurm::check_options(o) {
+                    return err(format!("{e:#}"));
+                }
+            }
+            if slurm.is_some() && !g.gpus.is_empty() && c.gpus.is_none() {
+                return err("a Slurm group asks Slurm for GPUs (--slurm-arg=--gres=gpu:N); clear its GPU list with --gpus none");
+            }
+            g.slurm = slurm;
+        }
         if let Some(s) = c.slots {
             g.slots = s;
         }
@@ -44,7 +82,10 @@ impl Core {
             g.on_finish = Some(h).filter(|h| !h.trim().is_empty());
         }
         self.dirty = true;
-        ok(format!("group {name}: {} slot(s)", g.slots))
+        match &g.slurm {
+            Some(o) => ok(format!("group {name}: Slurm, at most {} task(s) submitted at once, sbatch {}", g.slots, o.args.join(" "))),
+            None => ok(format!("group {name}: {} slot(s)", g.slots)),
+        }
     }
 
     pub(super) fn group_remove(&mut self, name: &str) -> Response {

@@ -19,6 +19,9 @@ impl Core {
             },
             None => (libc::SIGTERM, Some(unix_now() + timeout_s.unwrap_or(self.state.settings.stop_timeout_s).max(0.0))),
         };
+        if self.state.tasks[i].slurm.is_some() {
+            return self.kill_slurm(i, signal.map(|_| sig), escalate_at);
+        }
         self.state.tasks[i].kill = Some(KillRequest { signal: sig, sent: false, escalate_at });
         self.deliver(i);
         self.dirty = true;

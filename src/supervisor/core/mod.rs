@@ -7,8 +7,9 @@
 //! This file holds the `Core` itself: opening, dispatching requests, snapshots, saving.
 //! The handlers of the requests live one family per file (`add`, `kill`, `pause`,
 //! `restart`, `remove`, `groups`, `settings`, `sweep`); process handling in `recovery` (at open),
-//! `check` (each tick: workers, attempt outcomes, lost tasks), `hooks` (finish hooks)
-//! and `schedule` (dependencies, slots, starting workers).
+//! `check` (each tick: workers, attempt outcomes, lost tasks), `hooks` (finish hooks),
+//! `schedule` (dependencies, slots, starting workers) and `slurm` (tasks of Slurm groups:
+//! submission, job states, kills and pauses through Slurm's commands).
 mod add;
 mod check;
 mod groups;
@@ -20,6 +21,7 @@ mod remove;
 mod restart;
 mod schedule;
 mod settings;
+mod slurm;
 mod sweep;
 
 use super::cfgindex::CfgIndex;
@@ -54,6 +56,8 @@ pub struct Core {
     hashes: HashMap<PathBuf, ((u64, Option<SystemTime>), String)>,
     /// Set by a `shutdown` request.
     pub shutdown: bool,
+    /// The states of the Slurm tasks' jobs, polled off the loop.
+    slurm: crate::supervisor::slurm::Poller,
 }
 
 /// Hash of a config's text, to tell whether the file changed after queueing.
@@ -90,6 +94,7 @@ impl Core {
             children: Vec::new(),
             hashes: HashMap::new(),
             shutdown: false,
+            slurm: Default::default(),
         };
         core.recover();
         core.cfg.rescan();

@@ -13,6 +13,12 @@ impl Core {
                 match t.state {
                     TaskState::Queued => t.state = TaskState::Held,
                     TaskState::Running if t.kill.is_some() => return err(format!("task {id} is being stopped")),
+                    TaskState::Running if t.slurm.is_some() => {
+                        if let Err(e) = self.pause_slurm(i, true) {
+                            return err(format!("task {id}: {e:#}"));
+                        }
+                        self.state.tasks[i].state = TaskState::Paused;
+                    }
                     TaskState::Running => {
                         t.state = TaskState::Paused;
                         if let Some(pgid) = t.worker_pgid() {
@@ -34,11 +40,19 @@ impl Core {
                 g.paused_reason = "paused by the user".into();
                 let mut n = 0;
                 if !wait {
-                    for t in self.state.tasks.iter_mut().filter(|t| t.group == name && t.state == TaskState::Running && t.kill.is_none()) {
-                        t.state = TaskState::Paused;
-                        if let Some(pgid) = t.worker_pgid() {
+                    for i in 0..self.state.tasks.len() {
+                        let t = &self.state.tasks[i];
+                        if t.group != name || t.state != TaskState::Running || t.kill.is_some() {
+                            continue;
+                        }
+                        if t.slurm.is_some() {
+                            if self.pause_slurm(i, true).is_err() {
+                                continue;
+                            }
+                        } else if let Some(pgid) = t.worker_pgid() {
                             let _ = procs::signal_group(pgid, libc::SIGSTOP);
                         }
+                        self.state.tasks[i].state = TaskState::Paused;
                         n += 1;
                     }
                 }
@@ -55,6 +69,12 @@ impl Core {
                 let t = &mut self.state.tasks[i];
                 match t.state {
                     TaskState::Held => t.state = TaskState::Queued,
+                    TaskState::Paused if t.slurm.is_some() => {
+                        if let Err(e) = self.pause_slurm(i, false) {
+                            return err(format!("task {id}: {e:#}"));
+                        }
+                        self.state.tasks[i].state = TaskState::Running;
+                    }
                     TaskState::Paused => {
                         t.state = TaskState::Running;
                         if let Some(pgid) = t.worker_pgid() {
@@ -77,11 +97,19 @@ impl Core {
                 g.paused = false;
                 g.paused_reason.clear();
                 let mut n = 0;
-                for t in self.state.tasks.iter_mut().filter(|t| t.group == name && t.state == TaskState::Paused) {
-                    t.state = TaskState::Running;
-                    if let Some(pgid) = t.worker_pgid() {
+                for i in 0..self.state.tasks.len() {
+                    let t = &self.state.tasks[i];
+                    if t.group != name || t.state != TaskState::Paused {
+                        continue;
+                    }
+                    if t.slurm.is_some() {
+                        if self.pause_slurm(i, false).is_err() {
+                            continue;
+                        }
+                    } else if let Some(pgid) = t.worker_pgid() {
                         let _ = procs::signal_group(pgid, libc::SIGCONT);
                     }
+                    self.state.tasks[i].state = TaskState::Running;
                     n += 1;
                 }
                 self.dirty = true;

@@ -9,6 +9,10 @@ impl Core {
         for i in 0..self.state.tasks.len() {
             let t = &self.state.tasks[i];
             match t.state {
+                // Slurm tasks run elsewhere: the next tick asks Slurm about their job.
+                TaskState::Running | TaskState::Paused if t.slurm.is_some() => {
+                    self.state.tasks[i].message = "re-adopted after a daemon restart (Slurm job)".into();
+                }
                 TaskState::Running | TaskState::Paused => {
                     if self.state.tasks[i].procs.is_none() {
                         self.lost(i, "the daemon stopped before it recorded the worker's process");
@@ -23,6 +27,13 @@ impl Core {
                 // A start the last daemon did but did not save (it died in between): the
                 // shim's worker.json tells, and its worker is adopted, not started twice.
                 TaskState::Queued | TaskState::Held => {
+                    if t.state == TaskState::Queued {
+                        self.adopt_unsaved_submission(i);
+                        if self.state.tasks[i].state != TaskState::Queued {
+                            continue;
+                        }
+                    }
+                    let t = &self.state.tasks[i];
                     if let Some(w) = read_json::<WorkerRecord>(&t.run_dir.join(WORKER_FILE)) {
                         if w.attempt > t.attempts && (w.shim.alive() || w.worker.alive()) {
                             let t = &mut self.state.tasks[i];

@@ -39,6 +39,7 @@ impl Core {
         t.retried = 0;
         t.resume_next = false;
         t.exit = None;
+        t.slurm = None;
         t.state = TaskState::Queued;
         t.started_at = None;
         t.ended_at = None;
@@ -64,6 +65,7 @@ impl Core {
         let t = &mut self.state.tasks[i];
         t.resume_next = has_ckpt;
         t.retried = 0;
+        t.slurm = None;
         t.state = TaskState::Queued;
         t.ended_at = None;
         t.message = if has_ckpt { "queued to continue from its last checkpoint".into() } else { "queued again".into() };

@@ -29,7 +29,11 @@ impl Core {
             let used: Vec<usize> =
                 self.state.tasks.iter().filter(|t| t.group == group && t.state.is_active()).filter_map(|t| t.slot).collect();
             let Some(slot) = (0..slots).find(|s| !used.contains(s)) else { continue };
-            self.start(i, slot);
+            if self.state.groups[&group].slurm.is_some() {
+                self.submit(i, slot);
+            } else {
+                self.start(i, slot);
+            }
         }
     }
 
