@@ -91,7 +91,7 @@ pub fn main(a: &Options) -> Result<u8> {
         let step_end = std::time::Instant::now() + Duration::from_millis(a.step_ms);
         while let Some(left) = step_end.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero()) {
             if w.stop.is_raised() {
-                return stop_now(w, step - 1, a.seed);
+                return stop_now(w, step - 1, seed);
             }
             std::thread::sleep(left.min(Duration::from_millis(50)));
         }
