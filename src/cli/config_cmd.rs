@@ -16,22 +16,29 @@ pub enum ConfigCommand {
         /// Print only the findings, not the resolved configs.
         #[arg(short, long)]
         quiet: bool,
+        /// Override a setting in each file: a dotted key and a YAML value
+        /// (`--set TRAIN.SMOOTH.LAMBDA=0.5`); repeatable, checked like the file.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
     },
 }
 
 pub fn run(cmd: ConfigCommand) -> Result<ExitCode> {
     match cmd {
-        ConfigCommand::Check { files, quiet } => check(&files, quiet),
+        ConfigCommand::Check { files, quiet, set } => check(&files, quiet, &set),
     }
 }
 
-fn check(files: &[PathBuf], quiet: bool) -> Result<ExitCode> {
+fn check(files: &[PathBuf], quiet: bool, overrides: &[String]) -> Result<ExitCode> {
     let mut failed = 0;
     for file in files {
-        match config::load(file) {
+        match config::load_with(file, overrides) {
             Ok(loaded) => {
                 if !quiet {
                     println!("# {} (job: {}, paths relative to {})", file.display(), loaded.config.job(), loaded.base_dir.display());
+                    for o in &loaded.overrides {
+                        println!("# --set {}", o.arg);
+                    }
                     print!("{}", loaded.resolved_yaml());
                     println!();
                 }

@@ -155,9 +155,20 @@ pub struct EvalArgs {
     /// logged at each snapshot's training step); replaces --net-g.
     #[arg(long, conflicts_with = "net_g")]
     pub snapshots: Option<PathBuf>,
+    /// Override a setting of the config: a dotted key and a YAML value
+    /// (`--set TRAIN.SMOOTH.LAMBDA=0.5`); repeatable, checked like the file.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 pub fn eval(a: EvalArgs) -> Result<ExitCode> {
-    let opts = crate::jobs::eval::Options { cfg: Some(a.cfg), net_g: a.net_g, clip: a.clip, run_dir: a.run_dir, snapshots: a.snapshots };
+    let opts = crate::jobs::eval::Options {
+        cfg: Some(a.cfg),
+        net_g: a.net_g,
+        clip: a.clip,
+        run_dir: a.run_dir,
+        snapshots: a.snapshots,
+        overrides: a.set,
+    };
     Ok(ExitCode::from(crate::jobs::eval::main(&opts)?))
 }

@@ -34,8 +34,15 @@ pub struct FakeRunCmd {
     /// Extra bytes printed per step (to exercise log caps).
     #[arg(long, default_value_t = 0)]
     print_bytes: usize,
-    #[arg(long, default_value_t = 100)]
-    seed: u64,
+    /// Noise seed (default: the config's CLIPGAN.SEED, else 100).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// A config to record in the run folder (`config.yml`, resolved), as real jobs do.
+    #[arg(long)]
+    cfg: Option<PathBuf>,
+    /// Override a setting of --cfg: a dotted key and a YAML value; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "cfg")]
+    set: Vec<String>,
 }
 
 pub fn run(c: FakeRunCmd) -> Result<ExitCode> {
@@ -50,6 +57,8 @@ pub fn run(c: FakeRunCmd) -> Result<ExitCode> {
         checkpoint_every: c.checkpoint_every,
         print_bytes: c.print_bytes,
         seed: c.seed,
+        cfg: c.cfg,
+        overrides: c.set,
     })?;
     Ok(ExitCode::from(code))
 }

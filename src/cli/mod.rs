@@ -16,6 +16,7 @@ mod queue;
 mod report;
 mod resources;
 mod shell;
+mod sweep;
 mod train;
 
 use clap::{Parser, Subcommand};

@@ -9,7 +9,8 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct PlotArgs {
-    /// Run folders, or run names under the project's runs/.
+    /// Run folders, run names under the project's runs/, or sweep ids (`sweep-N`: every
+    /// run of the sweep, named by the values it varies).
     #[arg(required = true)]
     runs: Vec<String>,
     /// Metric tag to plot (repeatable); all of them go on one chart.
@@ -48,10 +49,16 @@ pub fn run(a: PlotArgs) -> Result<ExitCode> {
     if !matches!(ext.as_str(), "png" | "svg" | "csv") {
         bail!("{}: --out must end in .png, .svg or .csv", a.out.display());
     }
+    let runs = expand_sweeps(&a.runs)?;
     let mut curves = Vec::new();
-    for r in &a.runs {
+    for (r, label) in &runs {
         let dir = plot::resolve_run(r)?;
         let (mut c, corrupt) = plot::load_run_curves(&dir, &a.tags)?;
+        if let Some(l) = label {
+            for c in c.iter_mut() {
+                c.run = l.clone();
+            }
+        }
         if corrupt > 0 {
             eprintln!("clipgan plot: {}: skipped {corrupt} corrupt line(s) in metrics.jsonl", dir.display());
         }
@@ -75,7 +82,7 @@ pub fn run(a: PlotArgs) -> Result<ExitCode> {
         .with_context(|| format!("writing {}", a.out.display()))?;
     } else {
         let one_tag = a.tags.len() == 1;
-        let one_run = a.runs.len() == 1;
+        let one_run = runs.len() == 1;
         let series = curves
             .iter()
             .enumerate()
@@ -106,4 +113,35 @@ pub fn run(a: PlotArgs) -> Result<ExitCode> {
     }
     eprintln!("clipgan plot: wrote {} ({} curve(s), {points} points)", a.out.display(), curves.len());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The runs to plot: each argument as given, except a sweep id (`sweep-N`, a sweep of
+/// this home's daemon state), which stands for its tasks' run folders, labelled with the
+/// values each varies.
+fn expand_sweeps(args: &[String]) -> Result<Vec<(String, Option<String>)>> {
+    let mut out = Vec::new();
+    let mut state = None;
+    for r in args {
+        let is_sweep_id = r.strip_prefix("sweep-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_sweep_id || std::path::Path::new(r).exists() {
+            out.push((r.clone(), None));
+            continue;
+        }
+        if state.is_none() {
+            let paths = crate::supervisor::Paths::current();
+            state = Some(
+                crate::supervisor::state::load(&paths.state).with_context(|| format!("reading the sweeps of {}", paths.home.display()))?,
+            );
+        }
+        let st = state.as_ref().expect("loaded above");
+        let members: Vec<_> = st.tasks.iter().filter(|t| t.sweep.as_deref() == Some(r.as_str())).collect();
+        if members.is_empty() {
+            bail!("{r}: no such sweep in this project's queue (clipgan status lists them)");
+        }
+        for t in members {
+            let label = t.label.clone().unwrap_or_else(|| t.run_id.clone());
+            out.push((t.run_dir.display().to_string(), Some(label)));
+        }
+    }
+    Ok(out)
 }

@@ -17,9 +17,13 @@ pub struct PretrainArgs {
     /// its config.yml unless --cfg is given).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    /// Override a setting of the config: a dotted key and a YAML value
+    /// (`--set TRAIN.SMOOTH.LAMBDA=0.5`); repeatable, checked like the file.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 pub fn run(args: PretrainArgs) -> Result<ExitCode> {
-    let code = pretrain::main(&Options { cfg: args.cfg, run_dir: args.run_dir, resume: args.resume })?;
+    let code = pretrain::main(&Options { cfg: args.cfg, run_dir: args.run_dir, resume: args.resume, overrides: args.set })?;
     Ok(ExitCode::from(code))
 }

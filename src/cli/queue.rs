@@ -29,6 +29,9 @@ pub enum SupervisorCommand {
     /// Queue jobs, and daemon-wide settings.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Queue a sweep: every combination of grid values (and random draws, and seeds) as
+    /// its own task, labelled with its values, all sharing one sweep id.
+    Sweep(super::sweep::SweepArgs),
     /// The queue: every task with its state, group, progress.
     Status {
         /// Print the daemon's full snapshot as JSON.
@@ -166,6 +169,10 @@ pub enum QueueCommand {
         /// Print the answer as JSON.
         #[arg(long)]
         json: bool,
+        /// Override a setting of the config: a dotted key and a YAML value
+        /// (`--set TRAIN.SMOOTH.LAMBDA=0.5`); repeatable, validated with the config.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
         /// Arguments for the job.
         #[arg(last = true)]
         args: Vec<String>,
@@ -259,7 +266,7 @@ impl GroupOpts {
     }
 }
 
-fn client() -> Result<Client> {
+pub(super) fn client() -> Result<Client> {
     Client::connect_or_spawn(&Paths::current())
 }
 
@@ -314,13 +321,14 @@ pub fn run(cmd: SupervisorCommand) -> Result<ExitCode> {
             label,
             held,
             json,
+            set,
             args,
         }) => {
             let config = match config {
                 Some(c) => Some(std::path::absolute(&c).with_context(|| format!("cannot make {} absolute", c.display()))?),
                 None => None,
             };
-            let a = AddTask { job, config, args, group, priority, after, after_any, retries, label, held };
+            let a = AddTask { job, config, args, group, priority, after, after_any, retries, label, held, overrides: set };
             let added = client()?.add(a)?;
             if json {
                 println!(
@@ -335,6 +343,7 @@ pub fn run(cmd: SupervisorCommand) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        SupervisorCommand::Sweep(a) => super::sweep::run(a),
         SupervisorCommand::Queue(QueueCommand::Settings { stop_timeout, log_cap }) => {
             print_ok(client()?.call_ok(Request::Settings(SettingsChange { stop_timeout_s: stop_timeout, log_cap_bytes: log_cap }))?)
         }
@@ -452,7 +461,47 @@ fn print_status(s: &Snapshot) {
         eprintln!("group {} is paused: {}", g.name, g.group.paused_reason);
     }
     println!("{:>4}  {:<10} {:<8} {:>4} {:<9} {:<20} {:<18} NOTES", "ID", "STATE", "GROUP", "PRIO", "JOB", "LABEL", "PROGRESS");
+    // A sweep's tasks are listed together under a line for the sweep, where its first
+    // task would be.
+    let mut shown = std::collections::HashSet::new();
     for v in &s.tasks {
+        match &v.task.sweep {
+            None => println!("{}", task_line(v, "")),
+            Some(id) if shown.insert(id.clone()) => {
+                let members: Vec<&TaskView> = s.tasks.iter().filter(|m| m.task.sweep.as_ref() == Some(id)).collect();
+                println!("{}", sweep_line(id, s.sweeps.get(id), &members));
+                for m in members {
+                    println!("{}", task_line(m, "  "));
+                }
+            }
+            Some(_) => {}
+        }
+    }
+}
+
+fn sweep_line(id: &str, sweep: Option<&crate::supervisor::state::Sweep>, members: &[&TaskView]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for m in members {
+        let name = m.task.state.name();
+        match counts.iter_mut().find(|(n, _)| *n == name) {
+            Some(c) => c.1 += 1,
+            None => counts.push((name, 1)),
+        }
+    }
+    let counts: Vec<String> = counts.iter().map(|(n, c)| format!("{c} {n}")).collect();
+    let (name, keys) = sweep.map(|s| (s.name.as_str(), s.keys.join(", "))).unwrap_or_default();
+    let ended = members.iter().filter(|m| m.task.state.is_final()).count();
+    format!(
+        "{id} {name}: {ended}/{} ended, {:.0}% done ({}){}",
+        members.len(),
+        100.0 * crate::supervisor::sweep::progress(members),
+        counts.join(", "),
+        if keys.is_empty() { String::new() } else { format!("; varies {keys}") }
+    )
+}
+
+fn task_line(v: &TaskView, indent: &str) -> String {
+    {
         let t = &v.task;
         let progress = match &v.status {
             Some(st) => {
@@ -490,8 +539,8 @@ fn print_status(s: &Snapshot) {
             .label
             .clone()
             .unwrap_or_else(|| t.config.as_ref().and_then(|c| c.file_name()).map(|n| n.to_string_lossy().into_owned()).unwrap_or_default());
-        println!(
-            "{:>4}  {:<10} {:<8} {:>4} {:<9} {:<20} {:<18} {}",
+        format!(
+            "{indent}{:>4}  {:<10} {:<8} {:>4} {:<9} {:<20} {:<18} {}",
             t.id,
             state_label(t),
             t.group,
@@ -500,7 +549,7 @@ fn print_status(s: &Snapshot) {
             label,
             progress,
             notes.join("; ")
-        );
+        )
     }
 }
 

@@ -24,9 +24,20 @@ pub struct TrainArgs {
     /// and exit without training.
     #[arg(long)]
     pub dry_run: bool,
+    /// Override a setting of the config: a dotted key and a YAML value
+    /// (`--set TRAIN.SMOOTH.LAMBDA=0.5`); repeatable, checked like the file.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
-    let code = train::main(&Options { cfg: args.cfg, run_dir: args.run_dir, resume: args.resume, clip: args.clip, dry_run: args.dry_run })?;
+    let code = train::main(&Options {
+        cfg: args.cfg,
+        run_dir: args.run_dir,
+        resume: args.resume,
+        clip: args.clip,
+        dry_run: args.dry_run,
+        overrides: args.set,
+    })?;
     Ok(ExitCode::from(code))
 }

@@ -71,6 +71,8 @@ pub struct LoadedConfig {
     /// The file's text, kept to locate keys in later messages and to snapshot it.
     pub text: String,
     pub config: Config,
+    /// The `--set KEY=VALUE` overrides applied on top of the file, in order.
+    pub overrides: Vec<Override>,
     /// Non-fatal findings (unused keys, suspicious values). Missing paths are checked
     /// separately: see [`LoadedConfig::path_warnings`].
     pub warnings: Vec<Diagnostic>,
@@ -102,8 +104,13 @@ pub const MAX_FLOW_DEPTH: usize = 32;
 
 /// Read and validate a config file.
 pub fn load(path: &Path) -> Result<LoadedConfig, ConfigError> {
+    load_with(path, &[])
+}
+
+/// Read a config file, apply `--set KEY=VALUE` overrides (see [`parse_with`]) and validate.
+pub fn load_with(path: &Path, overrides: &[String]) -> Result<LoadedConfig, ConfigError> {
     let text = read_text(path)?;
-    parse(path, &text, base_dir_for(path))
+    parse_with(path, &text, base_dir_for(path), overrides)
 }
 
 /// A config file's text, at most [`MAX_CONFIG_BYTES`] of UTF-8; errors name the file.
@@ -152,6 +159,14 @@ fn too_deep(text: &str) -> Option<(usize, usize)> {
 
 /// Parse and validate config text (the file name is used in messages only).
 pub fn parse(path: &Path, text: &str, base_dir: PathBuf) -> Result<LoadedConfig, ConfigError> {
+    parse_with(path, text, base_dir, &[])
+}
+
+/// Parse config text, apply `--set KEY=VALUE` overrides in order (a later one wins), and
+/// validate the result exactly as a file: the file's own errors keep their
+/// `file:line:column`; an override with an unknown key, a value of the wrong type or a
+/// value out of range is an error naming the `--set` argument.
+pub fn parse_with(path: &Path, text: &str, base_dir: PathBuf, overrides: &[String]) -> Result<LoadedConfig, ConfigError> {
     let err = |line, column, message: String| Diagnostic { file: path.to_path_buf(), line, column, severity: Severity::Error, message };
     if text.trim().lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
         return Err(ConfigError(vec![err(None, None, "the file holds no settings".into())]));
@@ -178,9 +193,35 @@ pub fn parse(path: &Path, text: &str, base_dir: PathBuf) -> Result<LoadedConfig,
         // Cut: the message can quote the input (a 10 MB key once made a 10 MB message).
         ConfigError(vec![err(line, column, crate::util::cut(&explain_serde_error(&e.to_string()), 600))])
     })?;
+    let mut doc = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text).unwrap_or(serde_yaml_ng::Value::Null);
     let mut config = config;
-    seed_schedule_defaults(&mut config, text);
-    let mut loaded = LoadedConfig { path: path.to_path_buf(), base_dir, text: text.to_string(), config, warnings: Vec::new() };
+    let mut parsed = Vec::new();
+    if !overrides.is_empty() {
+        let mut errors = Vec::new();
+        for arg in overrides {
+            match Override::parse(arg) {
+                Ok(o) => parsed.push(o),
+                Err(message) => errors.push(err(None, None, message)),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigError(errors));
+        }
+        for o in &parsed {
+            o.apply(&mut doc);
+        }
+        config = serde_yaml_ng::from_value(doc.clone()).map_err(|e| {
+            let args: Vec<&str> = parsed.iter().map(|o| o.arg.as_str()).collect();
+            ConfigError(vec![err(
+                None,
+                None,
+                format!("with --set {}: {}", args.join(" --set "), crate::util::cut(&explain_serde_error(&e.to_string()), 600)),
+            )])
+        })?;
+    }
+    seed_schedule_defaults(&mut config, &doc);
+    let mut loaded =
+        LoadedConfig { path: path.to_path_buf(), base_dir, text: text.to_string(), config, overrides: parsed, warnings: Vec::new() };
     let (errors, warnings): (Vec<_>, Vec<_>) = loaded.semantic_checks().into_iter().partition(|d| d.severity == Severity::Error);
     if !errors.is_empty() {
         return Err(ConfigError(errors));
@@ -237,8 +278,7 @@ pub fn seed_schedule(dataset_name: &str) -> (u32, u32) {
 /// When a config sets neither CLIPGAN.WARMUP_EPOCHS nor CYCLE_EPOCHS (the seed's own
 /// DAMSM files), the schedule is the seed's for its DATASET_NAME; setting either one
 /// keeps the plain defaults for the other.
-fn seed_schedule_defaults(config: &mut Config, text: &str) {
-    let Ok(doc) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text) else { return };
+fn seed_schedule_defaults(config: &mut Config, doc: &serde_yaml_ng::Value) {
     let clipgan = doc.get("CLIPGAN");
     let set = |key: &str| clipgan.is_some_and(|c| c.get(key).is_some());
     if !set("WARMUP_EPOCHS") && !set("CYCLE_EPOCHS") {
@@ -289,7 +329,21 @@ pub enum DeviceChoice {
 }
 
 impl LoadedConfig {
+    /// The override that set this key (the last one, as it wins).
+    pub fn override_of(&self, key_path: &[&str]) -> Option<&Override> {
+        self.overrides.iter().rev().find(|o| o.key.len() == key_path.len() && o.key.iter().zip(key_path).all(|(a, b)| a == b))
+    }
+
     fn diag(&self, severity: Severity, key_path: &[&str], message: String) -> Diagnostic {
+        if let Some(o) = self.override_of(key_path) {
+            return Diagnostic {
+                file: self.path.clone(),
+                line: None,
+                column: None,
+                severity,
+                message: format!("--set {}: {message}", o.arg),
+            };
+        }
         let pos = locate_key(&self.text, key_path);
         Diagnostic {
             file: self.path.clone(),
@@ -517,7 +571,10 @@ impl LoadedConfig {
             .map(|(_, v)| v)
             .ok_or_else(|| anyhow::anyhow!("internal: {key} is not a path setting"))?;
         let key_path: Vec<&str> = key.split('.').collect();
-        let pos = locate_key(&self.text, &key_path).map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default();
+        let pos = match self.override_of(&key_path) {
+            Some(o) => format!(" (--set {})", o.arg),
+            None => locate_key(&self.text, &key_path).map(|(l, c)| format!(":{l}:{c}")).unwrap_or_default(),
+        };
         let Some(p) = self.resolve(value) else {
             anyhow::bail!("{}{pos}: {key} is not set, and this job needs it", self.path.display());
         };
@@ -609,4 +666,96 @@ fn normalize(p: &Path) -> PathBuf {
         }
     }
     out
+}
+
+/// The longest `--set` argument accepted (a value is a scalar or a short list).
+pub const MAX_OVERRIDE_CHARS: usize = 4096;
+
+/// One `--set KEY=VALUE`: a dotted key of the schema (`TRAIN.SMOOTH.LAMBDA`) and a value
+/// read as YAML (`0.5`, `true`, `cuda:0`, `''`), checked on its own against the schema.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Override {
+    /// The argument as given (for messages and to pass it on).
+    pub arg: String,
+    pub key: Vec<String>,
+    pub value: serde_yaml_ng::Value,
+}
+
+impl Override {
+    /// Parse and check one argument: the key must be a setting of the schema (not a
+    /// section) and the value must have its type. Errors start with `--set ARG:`.
+    pub fn parse(arg: &str) -> Result<Override, String> {
+        use serde_yaml_ng::Value;
+        let shown = crate::util::cut(arg, 200);
+        let fail = |m: String| format!("--set {shown}: {m}");
+        if arg.chars().count() > MAX_OVERRIDE_CHARS {
+            return Err(fail(format!("longer than {MAX_OVERRIDE_CHARS} characters")));
+        }
+        let Some((key, value)) = arg.split_once('=') else {
+            return Err(fail("expected KEY=VALUE (a dotted key such as TRAIN.SMOOTH.LAMBDA=0.5)".into()));
+        };
+        let key: Vec<String> = key.trim().split('.').map(|k| k.trim().to_string()).collect();
+        if key.iter().any(String::is_empty) {
+            return Err(fail("expected KEY=VALUE (a dotted key such as TRAIN.SMOOTH.LAMBDA=0.5)".into()));
+        }
+        let schema = serde_yaml_ng::to_value(Config::default()).expect("the default config serialises");
+        let mut node = &schema;
+        for (i, k) in key.iter().enumerate() {
+            let section = if i == 0 { "the top level".to_string() } else { key[..i].join(".") };
+            let Value::Mapping(m) = node else {
+                return Err(fail(format!("{section} is a setting, not a section")));
+            };
+            match m.get(k.as_str()) {
+                Some(v) => node = v,
+                None => {
+                    let expected: Vec<&str> = m.keys().filter_map(Value::as_str).collect();
+                    let mut msg = format!("unknown key `{k}` in {section}");
+                    if let Some(best) = closest(k, &expected) {
+                        msg.push_str(&format!(" (did you mean `{best}`?)"));
+                    }
+                    msg.push_str(&format!("; expected one of: {}", expected.join(", ")));
+                    return Err(fail(msg));
+                }
+            }
+        }
+        if matches!(node, Value::Mapping(_)) {
+            return Err(fail(format!(
+                "{} is a section; set one of its keys (such as {}.{})",
+                key.join("."),
+                key.join("."),
+                first_key(node)
+            )));
+        }
+        if let Some((line, column)) = too_deep(value) {
+            return Err(fail(format!("the value nests deeper than {MAX_FLOW_DEPTH} levels (at {line}:{column})")));
+        }
+        let value: Value = serde_yaml_ng::from_str(value)
+            .map_err(|e| fail(format!("the value is not YAML: {}", crate::util::cut(&explain_serde_error(&e.to_string()), 300))))?;
+        let o = Override { arg: arg.to_string(), key, value };
+        // The type, checked alone: a document holding just this key.
+        let mut doc = Value::Mapping(Default::default());
+        o.apply(&mut doc);
+        if let Err(e) = serde_yaml_ng::from_value::<Config>(doc) {
+            return Err(fail(crate::util::cut(&explain_serde_error(&e.to_string()), 600)));
+        }
+        Ok(o)
+    }
+
+    /// Set this key in a YAML document, making the sections on the way as needed.
+    pub fn apply(&self, doc: &mut serde_yaml_ng::Value) {
+        use serde_yaml_ng::Value;
+        let mut node = doc;
+        for k in &self.key {
+            if !matches!(node, Value::Mapping(_)) {
+                *node = Value::Mapping(Default::default());
+            }
+            let Value::Mapping(m) = node else { unreachable!("made a mapping above") };
+            node = m.entry(Value::String(k.clone())).or_insert(Value::Null);
+        }
+        *node = self.value.clone();
+    }
+}
+
+fn first_key(node: &serde_yaml_ng::Value) -> String {
+    node.as_mapping().and_then(|m| m.keys().next()).and_then(|k| k.as_str()).unwrap_or("KEY").to_string()
 }

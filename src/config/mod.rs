@@ -4,8 +4,8 @@ mod load;
 mod schema;
 
 pub use load::{
-    base_dir_for, load, locate_key, parse, parse_device_string, read_text, resolve_against, seed_schedule, ConfigError, DeviceChoice,
-    Diagnostic, LoadedConfig, Severity,
+    base_dir_for, load, load_with, locate_key, parse, parse_device_string, parse_with, read_text, resolve_against, seed_schedule,
+    ConfigError, DeviceChoice, Diagnostic, LoadedConfig, Override, Severity, MAX_OVERRIDE_CHARS,
 };
 pub use schema::{Clipgan, Config, Eval, Gan, Job, Smooth, Text, Train, Tree};
 

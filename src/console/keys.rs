@@ -50,6 +50,7 @@ pub enum Action {
     ShowCurves,
     Baseline,
     ConfigDiff,
+    ToggleSweep,
     // logs
     Search,
     NextMatch,
@@ -116,6 +117,7 @@ impl Action {
             ShowCurves => "curves of the marked (else selected) runs",
             Baseline => "pin / unpin the selected run as the baseline (always shown)",
             ConfigDiff => "diff the configs of the two marked runs",
+            ToggleSweep => "collapse / expand the selected run's sweep",
             Search => "search",
             NextMatch => "next match",
             PrevMatch => "previous match",
@@ -183,6 +185,7 @@ pub const DEFAULTS: &[(&str, &str, Action)] = &[
     ("runs", "enter", Action::ShowCurves),
     ("runs", "b", Action::Baseline),
     ("runs", "D", Action::ConfigDiff),
+    ("runs", "z", Action::ToggleSweep),
     ("logs", "/", Action::Search),
     ("logs", "n", Action::NextMatch),
     ("logs", "N", Action::PrevMatch),

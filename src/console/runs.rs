@@ -1,7 +1,8 @@
 //! The runs view's state and actions: the daemon's tasks filtered and sorted, the
 //! selection and the marks (which the curves, logs and samples views follow), the
 //! baseline, the task commands (kill, pause, resume, restart, remove; the dangerous ones
-//! ask first) and the config diff of two runs. Drawn by `views::runs`.
+//! ask first), the config diff of two runs, and sweeps (their runs listed together,
+//! collapsible to one row). Drawn by `views::runs`.
 use super::app::{moved, App, InputPurpose, Popup, View};
 use super::event::Cmd;
 use super::keys::Action;
@@ -45,6 +46,8 @@ pub struct RunsState {
     pub marked: BTreeSet<u64>,
     /// A run pinned as the baseline: always among the curves, drawn bold.
     pub baseline: Option<u64>,
+    /// Sweeps shown as one row (their first visible member stands for them).
+    pub collapsed: BTreeSet<String>,
 }
 
 impl App {
@@ -72,7 +75,27 @@ impl App {
                 p(b).total_cmp(&p(a)).then(a.task.id.cmp(&b.task.id))
             }),
         }
-        v
+        group_sweeps(v, &self.runs.collapsed)
+    }
+
+    /// Every task of a sweep (unfiltered), by id.
+    pub fn sweep_members(&self, sweep: &str) -> Vec<&TaskView> {
+        self.tasks().iter().filter(|t| t.task.sweep.as_deref() == Some(sweep)).collect()
+    }
+
+    /// A sweep's name (empty when the daemon's snapshot does not know it).
+    pub fn sweep_name(&self, sweep: &str) -> String {
+        self.snapshot.as_ref().and_then(|s| s.sweeps.get(sweep)).map(|s| s.name.clone()).unwrap_or_default()
+    }
+
+    /// Collapse or expand the selected run's sweep; the selection stays on it.
+    fn toggle_sweep(&mut self, sweep: String) {
+        if !self.runs.collapsed.remove(&sweep) {
+            self.runs.collapsed.insert(sweep.clone());
+        }
+        if let Some(i) = self.visible_tasks().iter().position(|t| t.task.sweep.as_ref() == Some(&sweep)) {
+            self.runs.selected = i;
+        }
     }
 
     pub fn selected_task(&self) -> Option<&TaskView> {
@@ -131,6 +154,10 @@ impl App {
                 self.runs.baseline = if self.runs.baseline == Some(id) { None } else { Some(id) };
             }
             Action::ConfigDiff => self.open_config_diff(),
+            Action::ToggleSweep => match t.task.sweep.clone() {
+                Some(s) => self.toggle_sweep(s),
+                None => self.message = format!("task {id} is not part of a sweep"),
+            },
             _ => {}
         }
         Vec::new()
@@ -184,4 +211,29 @@ fn state_rank(s: TaskState) -> u8 {
         TaskState::Held => 3,
         _ => 4,
     }
+}
+
+/// A sweep's members together, where its first one is in `v`'s order; a collapsed sweep
+/// keeps only that first one (drawn as the sweep's row).
+fn group_sweeps<'a>(v: Vec<&'a TaskView>, collapsed: &BTreeSet<String>) -> Vec<&'a TaskView> {
+    if v.iter().all(|t| t.task.sweep.is_none()) {
+        return v;
+    }
+    let mut out = Vec::with_capacity(v.len());
+    let mut seen = BTreeSet::new();
+    for t in &v {
+        match &t.task.sweep {
+            None => out.push(*t),
+            Some(s) if seen.insert(s.clone()) => {
+                let mut members = v.iter().filter(|m| m.task.sweep.as_ref() == Some(s)).copied();
+                if collapsed.contains(s) {
+                    out.extend(members.next());
+                } else {
+                    out.extend(members);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+    out
 }

@@ -42,6 +42,8 @@ pub struct Options {
     pub run_dir: Option<PathBuf>,
     /// Evaluate every netG snapshot of this train run.
     pub snapshots: Option<PathBuf>,
+    /// `--set KEY=VALUE` overrides of the config (recorded in the run's `config.yml`).
+    pub overrides: Vec<String>,
 }
 
 /// One generator to evaluate: its file, the training step it was saved at, a label.
@@ -107,7 +109,7 @@ pub fn main(opts: &Options) -> Result<u8> {
 pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
     device::init_torch();
     let cfg_path = opts.cfg.clone().context("a config is needed: --cfg FILE")?;
-    let loaded = config::load(&cfg_path)?;
+    let loaded = config::load_with(&cfg_path, &opts.overrides)?;
     for w in &loaded.warnings {
         eprintln!("{w}");
     }

@@ -27,7 +27,12 @@ pub struct Options {
     pub checkpoint_every: u64,
     /// Extra bytes of output per step (to exercise log caps).
     pub print_bytes: usize,
-    pub seed: u64,
+    /// The noise seed; default: the config's CLIPGAN.SEED, else 100.
+    pub seed: Option<u64>,
+    /// A config to record (its resolved `config.yml`, with `overrides` applied), as a real
+    /// job does: so sweeps and config diffs can be tried with fake runs.
+    pub cfg: Option<PathBuf>,
+    pub overrides: Vec<String>,
 }
 
 /// `checkpoints/latest.json`.
@@ -45,8 +50,19 @@ pub fn main(a: &Options) -> Result<u8> {
     if a.steps == 0 {
         bail!("--steps must be at least 1");
     }
+    if a.cfg.is_none() && !a.overrides.is_empty() {
+        bail!("--set needs a config (--cfg FILE)");
+    }
+    let loaded = match &a.cfg {
+        Some(c) => Some(crate::config::load_with(c, &a.overrides)?),
+        None => None,
+    };
+    let seed = a.seed.or(loaded.as_ref().map(|l| l.config.clipgan.seed)).unwrap_or(100);
     let dir_arg = a.resume.clone().or(a.run_dir.clone());
-    let mut w = Worker::start(dir_arg.as_deref(), &a.name, "fake-run", None)?;
+    let mut w = Worker::start(dir_arg.as_deref(), &a.name, "fake-run", a.cfg.as_deref())?;
+    if let Some(l) = &loaded {
+        w.run.dir().write_config(&l.resolved_yaml())?;
+    }
     let mut start = 0;
     if a.resume.is_some() {
         let rel = w.run.status().last_checkpoint.clone();
@@ -68,14 +84,14 @@ pub fn main(a: &Options) -> Result<u8> {
     let mut out = std::io::stdout().lock();
     for step in start + 1..=a.steps {
         if w.stop.is_raised() {
-            return stop_now(w, step - 1, a.seed);
+            return stop_now(w, step - 1, seed);
         }
         // A long step is abandoned when the stop comes during it (as a real step's
         // partial work is lost): the run stops at the last step it completed.
         let step_end = std::time::Instant::now() + Duration::from_millis(a.step_ms);
         while let Some(left) = step_end.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero()) {
             if w.stop.is_raised() {
-                return stop_now(w, step - 1, a.seed);
+                return stop_now(w, step - 1, seed);
             }
             std::thread::sleep(left.min(Duration::from_millis(50)));
         }
@@ -85,7 +101,7 @@ pub fn main(a: &Options) -> Result<u8> {
             w.run.finish(RunState::Failed, format!("failed at step {step} as asked (--fail-at)"))?;
             return Ok(exit::FAILED);
         }
-        let v = curves(step, a.steps, a.seed);
+        let v = curves(step, a.steps, seed);
         w.run.scalars(step, &[("loss/g_total", v[0]), ("loss/d_total", v[1]), ("loss/damsm", v[2]), ("lr/generator", v[3])])?;
         if step % 10 == 0 || step == a.steps {
             w.run.scalar(step, "val/r_precision", v[4])?;
@@ -99,10 +115,10 @@ pub fn main(a: &Options) -> Result<u8> {
             w.run.sample(step, "grid/64", &img, &caps, 2, 2)?;
         }
         if a.checkpoint_every > 0 && step % a.checkpoint_every == 0 {
-            save_latest(&mut w, step, a.seed)?;
+            save_latest(&mut w, step, seed)?;
         }
     }
-    save_latest(&mut w, a.steps, a.seed)?;
+    save_latest(&mut w, a.steps, seed)?;
     w.run.finish(RunState::Finished, "done")?;
     Ok(exit::FINISHED)
 }

@@ -107,15 +107,15 @@ impl Worker {
     }
 }
 
-/// A training job's config: `cfg`, else (resuming) the run folder's `config.yml`; its
-/// warnings go to stderr (the worker's log).
-pub fn load_job_config(cfg: Option<&Path>, resume: Option<&Path>) -> Result<(LoadedConfig, PathBuf)> {
+/// A training job's config: `cfg`, else (resuming) the run folder's `config.yml`, with
+/// the `--set` overrides applied; its warnings go to stderr (the worker's log).
+pub fn load_job_config(cfg: Option<&Path>, resume: Option<&Path>, overrides: &[String]) -> Result<(LoadedConfig, PathBuf)> {
     let path = match (cfg, resume) {
         (Some(c), _) => c.to_path_buf(),
         (None, Some(r)) => r.join(crate::rundir::CONFIG_FILE),
         (None, None) => anyhow::bail!("a config is needed: --cfg FILE (or --resume RUN_DIR, which reuses the run's config.yml)"),
     };
-    let loaded = config::load(&path)?;
+    let loaded = config::load_with(&path, overrides)?;
     for w in &loaded.warnings {
         eprintln!("{w}");
     }

@@ -48,6 +48,8 @@ pub struct Options {
     pub run_dir: Option<PathBuf>,
     /// A run folder to continue from its `checkpoints/latest.safetensors`.
     pub resume: Option<PathBuf>,
+    /// `--set KEY=VALUE` overrides of the config (recorded in the run's `config.yml`).
+    pub overrides: Vec<String>,
 }
 
 /// `clipgan pretrain`; returns the process exit code.
@@ -61,7 +63,7 @@ pub fn main(opts: &Options) -> Result<u8> {
 /// `failed` with the message).
 pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
     device::init_torch();
-    let (loaded, cfg_path) = jobs::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref())?;
+    let (loaded, cfg_path) = jobs::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref(), &opts.overrides)?;
     if loaded.config.job() != config::Job::Pretrain {
         eprintln!(
             "clipgan: note: {} has CONFIG_NAME {:?} (the seed's finetuning configs say 'DAMSM'); finetuning CLIP with it anyway",

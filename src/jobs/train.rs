@@ -43,6 +43,8 @@ pub struct Options {
     pub run_dir: Option<PathBuf>,
     /// A run folder to continue from its `checkpoints/latest.safetensors`.
     pub resume: Option<PathBuf>,
+    /// `--set KEY=VALUE` overrides of the config (recorded in the run's `config.yml`).
+    pub overrides: Vec<String>,
     /// Overrides TRAIN.CLIP_MODEL_CHECKPOINT.
     pub clip: Option<PathBuf>,
     /// Check everything and print the model summary; train nothing.
@@ -64,7 +66,7 @@ pub fn main(opts: &Options) -> Result<u8> {
 /// `failed` with the message).
 pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
     device::init_torch();
-    let (loaded, cfg_path) = jobs::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref())?;
+    let (loaded, cfg_path) = jobs::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref(), &opts.overrides)?;
     let mut worker = jobs::start_job(opts.resume.as_deref(), opts.run_dir.as_deref(), &cfg_path, config::Job::Train.name())?;
     let dir = worker.run.dir().clone();
     let result = catch_out_of_memory(|| {
@@ -104,7 +106,7 @@ fn check_widths(gcfg: &GanConfig, ccfg: &ClipConfig, clip_file: &Path) -> Result
 /// `--dry-run`: check config, data, CLIP checkpoint and output folder; print the summary.
 pub fn dry_run(opts: &Options) -> Result<()> {
     device::init_torch();
-    let (loaded, cfg_path) = jobs::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref())?;
+    let (loaded, cfg_path) = jobs::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref(), &opts.overrides)?;
     let c = &loaded.config;
     let gcfg = GanConfig::from_config(c).with_context(|| format!("{}", cfg_path.display()))?;
     let spec = DatasetSpec::from_config(&loaded)?;

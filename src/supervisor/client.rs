@@ -181,6 +181,14 @@ impl Client {
         }
     }
 
+    /// Queue a sweep (all its tasks or none); returns its id and its tasks' ids.
+    pub fn add_sweep(&mut self, sweep: AddSweep) -> Result<SweepAdded> {
+        match self.call(Request::AddSweep(sweep))? {
+            Response::SweepAdded { sweep, ids, run_ids, warnings } => Ok(SweepAdded { sweep, ids, run_ids, warnings }),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     pub fn kill(&mut self, id: u64, signal: Option<&str>, timeout_s: Option<f64>) -> Result<(String, Vec<String>)> {
         self.call_ok(Request::Kill { id, signal: signal.map(str::to_string), timeout_s })
     }
@@ -253,6 +261,14 @@ pub struct Added {
     pub id: u64,
     pub run_id: String,
     pub run_dir: PathBuf,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SweepAdded {
+    pub sweep: String,
+    pub ids: Vec<u64>,
+    pub run_ids: Vec<String>,
     pub warnings: Vec<String>,
 }
 

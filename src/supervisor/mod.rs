@@ -9,7 +9,8 @@
 //! (connect-or-spawn and typed requests), `shim` (the small process that supervises one
 //! worker), `procs` (process identity and signals), `logcap` (size-capped logs),
 //! `cfgindex` (the watched index of `cfg/`), `slurm` (Slurm's commands and job scripts, for
-//! groups that run their tasks on a cluster). The `fake-run` worker is `jobs::fake_run`.
+//! groups that run their tasks on a cluster), `sweep` (sweep axes and their expansion). The
+//! `fake-run` worker is `jobs::fake_run`.
 pub mod cfgindex;
 pub mod client;
 pub mod core;
@@ -21,6 +22,7 @@ pub mod protocol;
 pub mod shim;
 pub mod slurm;
 pub mod state;
+pub mod sweep;
 
 use std::path::{Path, PathBuf};
 

@@ -59,6 +59,7 @@ pub fn queue(client: &mut Client, p: &Pipeline) -> Result<QueuedPipeline> {
         retries: 0,
         label: p.label.clone(),
         held: false,
+        overrides: Vec::new(),
     };
     let pretrain = client
         .add(task(JobKind::Pretrain, &p.pretrain, Vec::new(), Vec::new()))

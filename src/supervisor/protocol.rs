@@ -46,6 +46,21 @@ pub struct AddTask {
     pub label: Option<String>,
     /// Queue it held (it starts only after `resume ID`).
     pub held: bool,
+    /// `--set KEY=VALUE` overrides of the config (validated with it).
+    pub overrides: Vec<String>,
+}
+
+/// Many tasks queued at once as one sweep: every one is validated before any is
+/// queued, so a sweep is queued whole or not at all.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AddSweep {
+    pub name: String,
+    /// The config the members start from (absolute); each member's `config` too.
+    pub config: Option<PathBuf>,
+    /// The dotted keys the members vary.
+    pub keys: Vec<String>,
+    pub tasks: Vec<AddTask>,
 }
 
 /// Changes to a group; absent fields stay as they are.
@@ -90,6 +105,8 @@ pub enum Request {
         timeout_ms: u64,
     },
     Add(AddTask),
+    /// Queue a sweep: all its tasks or none.
+    AddSweep(AddSweep),
     /// Kill a running task: graceful (SIGTERM, SIGKILL after the stop timeout) when no
     /// signal is given, else send that signal once.
     Kill {
@@ -176,6 +193,14 @@ pub enum Response {
         #[serde(default)]
         warnings: Vec<String>,
     },
+    /// A sweep was queued: its id and its tasks' ids and run ids, in request order.
+    SweepAdded {
+        sweep: String,
+        ids: Vec<u64>,
+        run_ids: Vec<String>,
+        #[serde(default)]
+        warnings: Vec<String>,
+    },
     Configs(ConfigIndex),
     Logs {
         run_dir: PathBuf,
@@ -193,6 +218,9 @@ pub struct Snapshot {
     pub settings: Settings,
     pub groups: Vec<GroupView>,
     pub tasks: Vec<TaskView>,
+    /// Sweeps by id (their tasks name them in `sweep`).
+    #[serde(default)]
+    pub sweeps: std::collections::BTreeMap<String, super::state::Sweep>,
     /// The last failed save of state.json, if the latest save failed.
     pub save_error: Option<String>,
 }

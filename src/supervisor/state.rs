@@ -20,14 +20,47 @@ pub struct State {
     pub settings: Settings,
     pub groups: BTreeMap<String, Group>,
     pub tasks: Vec<Task>,
+    /// Sweeps by id (`sweep-N`): tasks queued together by `clipgan sweep`. Absent in
+    /// state files written before sweeps existed.
+    #[serde(default)]
+    pub sweeps: BTreeMap<String, Sweep>,
+    /// The number of the next sweep id.
+    #[serde(default = "one")]
+    pub next_sweep: u64,
+}
+
+fn one() -> u64 {
+    1
 }
 
 impl Default for State {
     fn default() -> State {
         let mut groups = BTreeMap::new();
         groups.insert(DEFAULT_GROUP.to_string(), Group::default());
-        State { version: STATE_VERSION, next_id: 1, settings: Settings::default(), groups, tasks: Vec::new() }
+        State {
+            version: STATE_VERSION,
+            next_id: 1,
+            settings: Settings::default(),
+            groups,
+            tasks: Vec::new(),
+            sweeps: BTreeMap::new(),
+            next_sweep: 1,
+        }
     }
+}
+
+/// What a sweep is: its tasks carry its id (`Task::sweep`) and their own overrides.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Sweep {
+    /// A name for people (`--name`, else the config file's stem).
+    pub name: String,
+    /// The config every member starts from (absolute).
+    pub config: Option<PathBuf>,
+    /// The dotted keys the members vary (`CLIPGAN.SEED` included when seeds vary).
+    pub keys: Vec<String>,
+    /// Unix seconds when it was queued.
+    pub created: f64,
 }
 
 /// Daemon-wide settings (`clipgan queue settings`).
@@ -198,6 +231,12 @@ pub struct Task {
     /// Extra arguments for the job (after `--`).
     #[serde(default)]
     pub args: Vec<String>,
+    /// `--set KEY=VALUE` overrides of the config, passed on to the worker.
+    #[serde(default)]
+    pub overrides: Vec<String>,
+    /// The sweep this task belongs to (a key of `State::sweeps`).
+    #[serde(default)]
+    pub sweep: Option<String>,
     pub group: String,
     #[serde(default)]
     pub priority: i32,

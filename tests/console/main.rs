@@ -5,4 +5,5 @@ mod eval_results;
 mod images;
 mod resources;
 mod samples;
+mod sweeps;
 mod views;

@@ -2,6 +2,7 @@
 //! One test binary per area (each links libtorch once); one module per topic.
 mod config;
 mod fuzz;
+mod overrides;
 mod plot_export;
 mod report;
 mod rundir;

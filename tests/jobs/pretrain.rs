@@ -74,7 +74,8 @@ fn tiny_run_learns_and_writes_the_run_folder() {
     let cfg = write_cfg(tmp.path(), "learn.yml", 4, 2e-3, "");
     let run_dir = tmp.path().join("run");
     let t0 = Instant::now();
-    let (outcome, dir) = pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(run_dir.clone()), resume: None }).unwrap();
+    let (outcome, dir) =
+        pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(run_dir.clone()), resume: None, ..Default::default() }).unwrap();
     eprintln!("tiny 4-epoch run: {:.1} s", t0.elapsed().as_secs_f64());
     assert_eq!(outcome, Outcome::Finished);
     assert_eq!(dir.path(), run_dir);
@@ -194,7 +195,8 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let tmp = tempfile::tempdir().unwrap();
     let run_dir = tmp.path().join("run");
     let good = write_cfg(tmp.path(), "good.yml", 1, 2e-3, "");
-    let (outcome, _) = pretrain::run(&Options { cfg: Some(good), run_dir: Some(run_dir.clone()), resume: None }).unwrap();
+    let (outcome, _) =
+        pretrain::run(&Options { cfg: Some(good), run_dir: Some(run_dir.clone()), resume: None, ..Default::default() }).unwrap();
     assert_eq!(outcome, Outcome::Finished);
     let latest = run_dir.join("checkpoints/latest.safetensors");
     let before = std::fs::read(&latest).unwrap();
@@ -221,24 +223,33 @@ fn bad_inputs_are_refused_with_clear_errors() {
     let text = std::fs::read_to_string(&cfg).unwrap().replace(&data_dir().display().to_string(), "/nonexistent/synth");
     std::fs::write(&cfg, text).unwrap();
     let run_dir = tmp.path().join("nodata_run");
-    let e = format!("{:#}", pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(run_dir.clone()), resume: None }).unwrap_err());
+    let e = format!(
+        "{:#}",
+        pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(run_dir.clone()), resume: None, ..Default::default() }).unwrap_err()
+    );
     assert!(e.contains("DATA_DIR") && e.contains("/nonexistent/synth"), "{e}");
     let s = status(&run_dir);
     assert_eq!(s.state, RunState::Failed);
     assert!(s.message.contains("DATA_DIR"), "{}", s.message);
 
     // Resuming a folder without a checkpoint.
-    let e = format!("{:#}", pretrain::run(&Options { cfg: None, run_dir: None, resume: Some(tmp.path().join("nowhere")) }).unwrap_err());
+    let e = format!(
+        "{:#}",
+        pretrain::run(&Options { cfg: None, run_dir: None, resume: Some(tmp.path().join("nowhere")), ..Default::default() }).unwrap_err()
+    );
     assert!(e.contains("nowhere"), "{e}");
 
     // A truncated latest checkpoint: refused with its name, nothing overwritten.
     let cfg = write_cfg(tmp.path(), "short.yml", 1, 2e-3, "  MAX_STEPS: 3\n");
     let run_dir = tmp.path().join("short_run");
-    pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(run_dir.clone()), resume: None }).unwrap();
+    pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(run_dir.clone()), resume: None, ..Default::default() }).unwrap();
     let latest = run_dir.join("checkpoints/latest.safetensors");
     let bytes = std::fs::read(&latest).unwrap();
     std::fs::write(&latest, &bytes[..bytes.len() - 100]).unwrap();
-    let e = format!("{:#}", pretrain::run(&Options { cfg: None, run_dir: None, resume: Some(run_dir.clone()) }).unwrap_err());
+    let e = format!(
+        "{:#}",
+        pretrain::run(&Options { cfg: None, run_dir: None, resume: Some(run_dir.clone()), ..Default::default() }).unwrap_err()
+    );
     assert!(e.contains("latest.safetensors") && e.contains("truncated"), "{e}");
     assert_eq!(std::fs::read(&latest).unwrap().len(), bytes.len() - 100);
     assert_eq!(status(&run_dir).state, RunState::Failed);
@@ -248,7 +259,10 @@ fn bad_inputs_are_refused_with_clear_errors() {
     let cfg = write_cfg(tmp.path(), "nete.yml", 1, 2e-3, "");
     let text = std::fs::read_to_string(&cfg).unwrap().replace("TRAIN:\n", &format!("TRAIN:\n  NET_E: '{}'\n", hf.display()));
     std::fs::write(&cfg, text).unwrap();
-    let e =
-        format!("{:#}", pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(tmp.path().join("nete_run")), resume: None }).unwrap_err());
+    let e = format!(
+        "{:#}",
+        pretrain::run(&Options { cfg: Some(cfg), run_dir: Some(tmp.path().join("nete_run")), resume: None, ..Default::default() })
+            .unwrap_err()
+    );
     assert!(e.contains("model.safetensors") && e.contains("clipgan checkpoint"), "{e}");
 }

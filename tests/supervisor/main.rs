@@ -4,4 +4,5 @@ mod common;
 mod daemon;
 mod hardening;
 mod slurm;
+mod sweep;
 mod unit;

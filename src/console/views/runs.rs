@@ -96,6 +96,21 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 Cell::from(task.state.name()).style(Style::new().fg(state_color(app, task.state))),
                 Cell::from(format!("{} ({})", App::task_name(tv), task.job)),
             ];
+            // A sweep's runs: `│ ` before each; a collapsed sweep is one row for all.
+            let mut progress = progress;
+            match &task.sweep {
+                Some(s) if app.runs.collapsed.contains(s) => {
+                    let members = app.sweep_members(s);
+                    let ended = members.iter().filter(|m| m.task.state.is_final()).count();
+                    let p = crate::supervisor::sweep::progress(&members);
+                    let name = app.sweep_name(s);
+                    cells[2] = Cell::from(format!("{ended}/{} ended", members.len())).style(Style::new().fg(t.text));
+                    cells[3] = Cell::from(format!("▸ {s} {name}")).style(Style::new().add_modifier(Modifier::BOLD));
+                    progress = format!("{} {:>3.0}%", bar(p, 10), p * 100.0);
+                }
+                Some(_) => cells[3] = Cell::from(format!("│ {} ({})", App::task_name(tv), task.job)),
+                None => {}
+            }
             if wide {
                 let slot = match &task.slurm {
                     Some(job) if task.state.is_active() => format!(" #{}", job.job_id),

@@ -1,5 +1,8 @@
 //! `add`: validate a task, make its run folder with the config snapshot, queue it.
+//! Validation ([`Core::prepare`]) and queueing ([`Core::enqueue`]) are apart so that a
+//! sweep (`sweep.rs`) validates all its tasks before it queues any.
 use super::{err, text_hash, Core};
+use crate::config::LoadedConfig;
 use crate::rundir::{JobKind, Manifest, RunDir, CONFIG_SNAPSHOT_FILE, MANIFEST_FILE};
 use crate::supervisor::protocol::*;
 use crate::supervisor::state::*;
@@ -7,37 +10,66 @@ use crate::util::{fsx, unix_now};
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 
+/// A task that passed validation, ready for its run folder.
+pub(super) struct Prepared {
+    pub a: AddTask,
+    pub group: String,
+    pub job: JobKind,
+    pub loaded: Option<LoadedConfig>,
+    /// The run folder's name.
+    pub name: String,
+    pub warnings: Vec<String>,
+}
+
 impl Core {
     pub(super) fn add(&mut self, a: AddTask) -> Response {
+        let p = match self.prepare(a) {
+            Ok(p) => p,
+            Err(e) => return e,
+        };
+        let (run_dir, config_hash) = match self.make_run_dir_for(&p) {
+            Ok(x) => x,
+            Err(e) => return err(format!("{e:#}; nothing was queued")),
+        };
+        let warnings = p.warnings.clone();
+        let (id, run_id) = self.enqueue(p, run_dir.clone(), config_hash, None);
+        Response::Added { id, run_id, run_dir, warnings }
+    }
+
+    /// Check a task to queue: label, group, dependencies, config (with its overrides), job.
+    pub(super) fn prepare(&self, a: AddTask) -> Result<Prepared, Response> {
         if let Some(label) = &a.label {
             if let Err(e) = crate::rundir::check_name("label", label) {
-                return err(format!("{e}; nothing was queued"));
+                return Err(err(format!("{e}; nothing was queued")));
             }
         }
         let group = a.group.clone().unwrap_or_else(|| DEFAULT_GROUP.to_string());
         if !self.state.groups.contains_key(&group) {
             let group = crate::util::cut(&group, 40);
-            return err(format!("no group {group:?}; create it with `clipgan groups add {group} --slots N`"));
+            return Err(err(format!("no group {group:?}; create it with `clipgan groups add {group} --slots N`")));
         }
         for d in a.after.iter().chain(&a.after_any) {
             if self.idx(*d).is_none() {
-                return err(format!("no task {d} to depend on"));
+                return Err(err(format!("no task {d} to depend on")));
             }
+        }
+        if a.config.is_none() && !a.overrides.is_empty() {
+            return Err(err("--set overrides a config: give a config file; nothing was queued"));
         }
         let mut warnings = Vec::new();
         let mut loaded = None;
         if let Some(path) = &a.config {
             let text = match crate::config::read_text(path) {
                 Ok(t) => t,
-                Err(e) => return err(format!("cannot read the config: {e}; nothing was queued")),
+                Err(e) => return Err(err(format!("cannot read the config: {e}; nothing was queued"))),
             };
-            match crate::config::parse(path, &text, crate::config::base_dir_for(path)) {
+            match crate::config::parse_with(path, &text, crate::config::base_dir_for(path), &a.overrides) {
                 Ok(c) => loaded = Some(c),
                 Err(e) => {
-                    return Response::Error {
+                    return Err(Response::Error {
                         message: format!("{} is not a valid config; nothing was queued", path.display()),
                         details: e.0.iter().map(|d| d.to_string()).collect(),
-                    }
+                    })
                 }
             }
         }
@@ -49,10 +81,10 @@ impl Core {
             }
             (Some(j), _) => j,
             (None, Some(i)) => i,
-            (None, None) => return err("give a config file, or --job fake-run"),
+            (None, None) => return Err(err("give a config file, or --job fake-run")),
         };
         if job != JobKind::FakeRun && loaded.is_none() {
-            return err(format!("the {job} job needs a config file"));
+            return Err(err(format!("the {job} job needs a config file")));
         }
         if let Some(c) = &loaded {
             warnings.extend(c.warnings.iter().filter(|d| d.severity == crate::config::Severity::Warning).map(|d| d.to_string()));
@@ -64,19 +96,27 @@ impl Core {
             .or_else(|| loaded.as_ref().map(|c| c.config.config_name.clone()).filter(|n| !n.is_empty()))
             .or_else(|| a.config.as_ref().and_then(|p| p.file_stem()).map(|s| crate::rundir::name_from_file_stem(&s.to_string_lossy())))
             .unwrap_or_else(|| "fake".into());
+        Ok(Prepared { a, group, job, loaded, name, warnings })
+    }
+
+    pub(super) fn make_run_dir_for(&self, p: &Prepared) -> Result<(PathBuf, Option<String>)> {
+        self.make_run_dir(&p.name, p.job, p.a.config.as_deref(), p.loaded.as_ref().map(|c| c.text.as_str()), &p.a.overrides)
+    }
+
+    /// Put a prepared task on the list; returns its id and run id.
+    pub(super) fn enqueue(&mut self, p: Prepared, run_dir: PathBuf, config_hash: Option<String>, sweep: Option<String>) -> (u64, String) {
+        let a = p.a;
         let id = self.state.next_id;
-        let (run_dir, config_hash) = match self.make_run_dir(&name, job, a.config.as_deref(), loaded.as_ref().map(|c| c.text.as_str())) {
-            Ok(x) => x,
-            Err(e) => return err(format!("{e:#}; nothing was queued")),
-        };
         let task = Task {
             id,
             label: a.label,
-            job,
+            job: p.job,
             config: a.config,
             config_hash,
             args: a.args,
-            group,
+            overrides: a.overrides,
+            sweep,
+            group: p.group,
             priority: a.priority,
             after: a.after,
             after_any: a.after_any,
@@ -85,7 +125,7 @@ impl Core {
             state: if a.held { TaskState::Held } else { TaskState::Queued },
             attempts: 0,
             run_id: run_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
-            run_dir: run_dir.clone(),
+            run_dir,
             previous_runs: Vec::new(),
             resume_next: false,
             queued_at: unix_now(),
@@ -103,7 +143,7 @@ impl Core {
         self.state.next_id += 1;
         self.state.tasks.push(task);
         self.dirty = true;
-        Response::Added { id, run_id, run_dir, warnings }
+        (id, run_id)
     }
 
     /// A new run folder with the config snapshot; returns it and the config's hash.
@@ -113,6 +153,7 @@ impl Core {
         job: JobKind,
         config: Option<&Path>,
         text: Option<&str>,
+        overrides: &[String],
     ) -> Result<(PathBuf, Option<String>)> {
         let dir = RunDir::create(&self.paths.runs, name, job.as_str(), config)?;
         // run.json names the worker's command, not the daemon's.
@@ -120,6 +161,9 @@ impl Core {
         m.command = vec!["clipgan".into(), job.as_str().into()];
         if let Some(c) = config {
             m.command.extend(["--cfg".into(), c.display().to_string()]);
+        }
+        for o in overrides {
+            m.command.extend(["--set".into(), o.clone()]);
         }
         dir.write_json_atomic(MANIFEST_FILE, &m)?;
         let hash = match text {

@@ -6,7 +6,7 @@
 //!
 //! This file holds the `Core` itself: opening, dispatching requests, snapshots, saving.
 //! The handlers of the requests live one family per file (`add`, `kill`, `pause`,
-//! `restart`, `remove`, `groups`, `settings`); process handling in `recovery` (at open),
+//! `restart`, `remove`, `groups`, `settings`, `sweep`); process handling in `recovery` (at open),
 //! `check` (each tick: workers, attempt outcomes, lost tasks), `hooks` (finish hooks),
 //! `schedule` (dependencies, slots, starting workers) and `slurm` (tasks of Slurm groups:
 //! submission, job states, kills and pauses through Slurm's commands).
@@ -22,6 +22,7 @@ mod restart;
 mod schedule;
 mod settings;
 mod slurm;
+mod sweep;
 
 use super::cfgindex::CfgIndex;
 use super::protocol::*;
@@ -130,6 +131,7 @@ impl Core {
             // Answered by the connection itself (it must not block the core).
             Request::Wait { .. } => Response::Rev { rev: self.rev },
             Request::Add(a) => self.add(a),
+            Request::AddSweep(s) => self.add_sweep(s),
             Request::Kill { id, signal, timeout_s } => self.kill(id, signal.as_deref(), timeout_s),
             Request::Pause { target, wait } => self.pause(target, wait),
             Request::Resume { target } => self.resume(target),
@@ -187,6 +189,7 @@ impl Core {
             settings: self.state.settings.clone(),
             groups,
             tasks,
+            sweeps: self.state.sweeps.clone(),
             save_error: self.save_error.clone(),
         }
     }

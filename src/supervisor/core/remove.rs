@@ -36,6 +36,12 @@ impl Core {
             d.after_any.retain(|x| *x != id);
         }
         let t = self.state.tasks.remove(i);
+        // A sweep goes with its last task.
+        if let Some(s) = &t.sweep {
+            if !self.state.tasks.iter().any(|o| o.sweep.as_ref() == Some(s)) {
+                self.state.sweeps.remove(s);
+            }
+        }
         self.dirty = true;
         ok(format!("task {id} removed; its run folder {} stays", t.run_dir.display()))
     }

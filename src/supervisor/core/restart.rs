@@ -11,10 +11,10 @@ impl Core {
         if !t.state.is_final() {
             return err(format!("task {id} is {}; kill it first to restart it", t.state.name()));
         }
-        let (name, job, config) = (t.label.clone(), t.job, t.config.clone());
+        let (name, job, config, overrides) = (t.label.clone(), t.job, t.config.clone(), t.overrides.clone());
         let mut text = None;
         if let Some(path) = &config {
-            match crate::config::load(path) {
+            match crate::config::load_with(path, &overrides) {
                 Ok(c) => text = Some(c.text),
                 Err(e) => {
                     return Response::Error {
@@ -26,7 +26,7 @@ impl Core {
         }
         let manifest_name = RunDir::open(&t.run_dir).and_then(|d| d.manifest()).map(|m| m.name).ok();
         let name = name.or(manifest_name).unwrap_or_else(|| "run".into());
-        let (run_dir, hash) = match self.make_run_dir(&name, job, config.as_deref(), text.as_deref()) {
+        let (run_dir, hash) = match self.make_run_dir(&name, job, config.as_deref(), text.as_deref(), &overrides) {
             Ok(x) => x,
             Err(e) => return err(format!("{e:#}")),
         };

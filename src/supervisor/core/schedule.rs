@@ -71,6 +71,9 @@ impl Core {
         if t.resume_next {
             argv.extend(["--resume".into(), t.run_dir.display().to_string()]);
         }
+        for o in &t.overrides {
+            argv.extend(["--set".into(), o.clone()]);
+        }
         argv.extend(t.args.iter().cloned());
         argv
     }
