@@ -45,7 +45,9 @@ pub struct Series {
     pub raw_blocks: Blocks,
     pub smooth_blocks: Blocks,
     /// Whether steps / wall times never decreased so far (decimation then binary-searches
-    /// the visible range); a resumed run that repeats steps clears it.
+    /// the visible range). Steps always stay sorted: a resumed run that repeats steps
+    /// replaces the points from the repeated step on (one value per step, see
+    /// `rundir::rewind_len`), so it stays on the block-summary fast path.
     pub steps_sorted: bool,
     pub walls_sorted: bool,
     /// Finite x bounds (step min/max, wall min/max).
@@ -62,6 +64,9 @@ impl Series {
     }
     pub fn push(&mut self, e: &MetricEvent) {
         let (step, wall) = (e.step as f64, e.wall);
+        if let Some(k) = crate::rundir::rewind_len(&self.steps, step) {
+            self.truncate(k);
+        }
         if self.values.is_empty() {
             self.steps_sorted = true;
             self.walls_sorted = true;
@@ -74,6 +79,26 @@ impl Series {
         self.steps.push(step);
         self.walls.push(wall);
         self.values.push(e.value);
+    }
+    /// Keep the first `k` points (a resumed run rewound to step `steps[k]`): the block
+    /// summaries of the points kept stay, the smoothing is recomputed, the bounds and
+    /// the wall order are found again over what is kept (rare, so a pass is fine).
+    fn truncate(&mut self, k: usize) {
+        self.steps.truncate(k);
+        self.walls.truncate(k);
+        self.values.truncate(k);
+        self.raw_blocks.truncate(k / BLOCK);
+        self.smoothed.clear();
+        self.smooth_blocks = Blocks::default();
+        self.smoothed_for = None;
+        self.steps_sorted = true;
+        self.walls_sorted = self.walls.windows(2).all(|w| w[0] <= w[1]);
+        self.step_bounds = None;
+        self.wall_bounds = None;
+        for i in 0..k {
+            grow(&mut self.step_bounds, self.steps[i]);
+            grow(&mut self.wall_bounds, self.walls[i]);
+        }
     }
     pub fn sorted(&self, axis: XAxis) -> bool {
         match axis {
@@ -268,6 +293,14 @@ impl Blocks {
             self.max_v.push(mx_v);
             self.nonfinite.push(nf);
         }
+    }
+    /// Keep the summaries of the first `blocks` blocks.
+    pub fn truncate(&mut self, blocks: usize) {
+        self.min.truncate(blocks);
+        self.max.truncate(blocks);
+        self.min_v.truncate(blocks);
+        self.max_v.truncate(blocks);
+        self.nonfinite.truncate(blocks);
     }
     pub fn of(ys: &[f64]) -> Blocks {
         let mut b = Blocks::default();

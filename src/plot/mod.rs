@@ -64,7 +64,8 @@ impl Curve {
 
 /// The curves of a run folder's `metrics.jsonl` for `tags` (all tags when empty), in
 /// the order of `tags` (else of first appearance), and how many corrupt lines were
-/// skipped. A tag the run never wrote gives no curve.
+/// skipped. A tag the run never wrote gives no curve. One value per step: where a
+/// resumed run repeats steps, its later events replace the earlier ones from there on.
 pub fn load_run_curves(run_dir: &Path, tags: &[String]) -> Result<(Vec<Curve>, u64)> {
     // A folder with a run.json is read only when that file is valid and of a format this
     // clipgan knows (docs/run-format.md); a bare metrics.jsonl is accepted as it is.
@@ -86,6 +87,12 @@ pub fn load_run_curves(run_dir: &Path, tags: &[String]) -> Result<(Vec<Curve>, u
             None => continue,
         };
         let c = &mut curves[i];
+        // One value per step: a resumed run's repeated steps replace the earlier ones.
+        if let Some(k) = rundir::rewind_len(&c.step, e.step) {
+            c.step.truncate(k);
+            c.wall.truncate(k);
+            c.value.truncate(k);
+        }
         c.step.push(e.step);
         c.wall.push(e.wall);
         c.value.push(e.value);

@@ -6,5 +6,5 @@ mod reader;
 mod writer;
 
 pub use format::*;
-pub use reader::{config_file, list_run_dirs, read_metrics, read_samples, read_status, JsonlTail, MetricsRead, MetricsTail, SamplesTail};
+pub use reader::{config_file, list_run_dirs, read_metrics, read_samples, read_status, rewind_len, one_value_per_step, JsonlTail, MetricsRead, MetricsTail, SamplesTail};
 pub use writer::{JsonlWriter, RunDir, RunWriter};

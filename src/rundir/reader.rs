@@ -118,6 +118,45 @@ pub fn read_metrics(run_dir: &Path) -> std::io::Result<MetricsRead> {
     Ok(MetricsRead { events, corrupt: tail.corrupt, torn_last_line: tail.has_partial_line() })
 }
 
+/// One value per step (docs/run-format.md): where an event at `step` cuts a tag's
+/// series whose steps so far are `steps` (non-decreasing, as this rule keeps them).
+/// `None` when the step comes after the last one (the event is appended); else the
+/// length to cut the series to before appending: a resumed run that writes a step at or
+/// below the last one replaces the points from that step on, as TensorBoard purges the
+/// orphaned events of a restarted run.
+pub fn rewind_len<T: PartialOrd + Copy>(steps: &[T], step: T) -> Option<usize> {
+    match steps.last() {
+        Some(&last) if step <= last => Some(steps.partition_point(|&s| s < step)),
+        _ => None,
+    }
+}
+
+/// Apply [`rewind_len`] to a whole event list, per tag, keeping the order of the events
+/// that remain: the events a reader that wants one value per step keeps.
+pub fn one_value_per_step(events: Vec<MetricEvent>) -> Vec<MetricEvent> {
+    // Per tag, the steps and positions in `events` of the points kept so far.
+    let mut gone = vec![false; events.len()];
+    {
+        let mut kept: std::collections::HashMap<&str, (Vec<u64>, Vec<usize>)> = std::collections::HashMap::new();
+        for (i, e) in events.iter().enumerate() {
+            let (steps, at) = kept.entry(e.tag.as_str()).or_default();
+            if let Some(k) = rewind_len(steps, e.step) {
+                for &j in &at[k..] {
+                    gone[j] = true;
+                }
+                steps.truncate(k);
+                at.truncate(k);
+            }
+            steps.push(e.step);
+            at.push(i);
+        }
+    }
+    if !gone.contains(&true) {
+        return events;
+    }
+    events.into_iter().zip(gone).filter(|(_, g)| !g).map(|(e, _)| e).collect()
+}
+
 /// Read a run folder's sample index (missing = empty); corrupt lines are skipped.
 pub fn read_samples(run_dir: &Path) -> std::io::Result<Vec<SampleEvent>> {
     SamplesTail::new(&run_dir.join(SAMPLES_INDEX)).poll()
@@ -178,6 +217,29 @@ mod tests {
         std::fs::write(d.path().join(STATUS_FILE), b"{\"state\": \"runn").unwrap();
         let e = format!("{:#}", read_status(d.path()).unwrap_err());
         assert!(e.contains(STATUS_FILE) && e.contains("not valid"), "{e}");
+    }
+
+    fn ev(tag: &str, step: u64, value: f64) -> MetricEvent {
+        MetricEvent { step, epoch: 0, wall: step as f64, tag: tag.into(), value }
+    }
+
+    #[test]
+    fn rewind_len_cuts_at_the_first_step_not_below() {
+        assert_eq!(rewind_len::<u64>(&[], 3), None);
+        assert_eq!(rewind_len(&[1u64, 2, 5], 6), None);
+        assert_eq!(rewind_len(&[1u64, 2, 5], 5), Some(2));
+        assert_eq!(rewind_len(&[1u64, 2, 5], 2), Some(1));
+        assert_eq!(rewind_len(&[1u64, 2, 5], 0), Some(0));
+        assert_eq!(rewind_len(&[1.0f64, 2.0, 5.0], 3.0), Some(2));
+    }
+
+    #[test]
+    fn one_value_per_step_keeps_the_resumed_attempt() {
+        // Killed after step 4 (checkpoint at 2), resumed at 3; tag b has no rewind.
+        let evs = vec![ev("a", 1, 1.0), ev("b", 1, 9.0), ev("a", 2, 2.0), ev("a", 3, 3.0), ev("a", 4, 4.0), ev("a", 3, 30.0), ev("b", 2, 8.0), ev("a", 4, 40.0), ev("a", 5, 50.0)];
+        let kept: Vec<(String, u64, f64)> = one_value_per_step(evs).into_iter().map(|e| (e.tag, e.step, e.value)).collect();
+        let want = [("a", 1, 1.0), ("b", 1, 9.0), ("a", 2, 2.0), ("a", 3, 30.0), ("b", 2, 8.0), ("a", 4, 40.0), ("a", 5, 50.0)];
+        assert_eq!(kept, want.map(|(t, s, v)| (t.to_string(), s, v)));
     }
 
     #[test]

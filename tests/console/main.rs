@@ -4,5 +4,6 @@ mod e2e;
 mod eval_results;
 mod images;
 mod resources;
+mod resume;
 mod samples;
 mod views;
