@@ -9,9 +9,15 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct PlotArgs {
-    /// Run folders, or run names under the project's runs/.
-    #[arg(required = true)]
+    /// Run folders (clipgan's, or folders of TensorBoard event files), or run names
+    /// under the project's runs/.
+    #[arg(required_unless_present = "logdirs")]
     runs: Vec<String>,
+    /// Also plot every run in this folder (repeatable): clipgan run folders and
+    /// TensorBoard runs (nested folders of events.out.tfevents.* files), as the console's
+    /// --logdir lists them.
+    #[arg(long = "logdir", value_name = "DIR")]
+    logdirs: Vec<PathBuf>,
     /// Metric tag to plot (repeatable); all of them go on one chart.
     #[arg(long = "tag", required = true)]
     tags: Vec<String>,
@@ -48,12 +54,26 @@ pub fn run(a: PlotArgs) -> Result<ExitCode> {
     if !matches!(ext.as_str(), "png" | "svg" | "csv") {
         bail!("{}: --out must end in .png, .svg or .csv", a.out.display());
     }
-    let mut curves = Vec::new();
+    let mut dirs = Vec::new();
     for r in &a.runs {
-        let dir = plot::resolve_run(r)?;
+        dirs.push(plot::resolve_run(r)?);
+    }
+    for d in &a.logdirs {
+        if !d.is_dir() {
+            bail!("--logdir {}: not a folder", d.display());
+        }
+        let found = crate::rundir::find_runs(d);
+        if found.is_empty() {
+            eprintln!("clipgan plot: --logdir {}: no runs found", d.display());
+        }
+        dirs.extend(found.into_iter().map(|(p, _)| p).filter(|p| !dirs.contains(p)).collect::<Vec<_>>());
+    }
+    let mut curves = Vec::new();
+    for dir in &dirs {
+        let dir = dir.clone();
         let (mut c, corrupt) = plot::load_run_curves(&dir, &a.tags)?;
         if corrupt > 0 {
-            eprintln!("clipgan plot: {}: skipped {corrupt} corrupt line(s) in metrics.jsonl", dir.display());
+            eprintln!("clipgan plot: {}: skipped {corrupt} corrupt line(s) or record(s)", dir.display());
         }
         for t in &a.tags {
             if !c.iter().any(|c| &c.tag == t) {
@@ -75,7 +95,7 @@ pub fn run(a: PlotArgs) -> Result<ExitCode> {
         .with_context(|| format!("writing {}", a.out.display()))?;
     } else {
         let one_tag = a.tags.len() == 1;
-        let one_run = a.runs.len() == 1;
+        let one_run = dirs.len() == 1;
         let series = curves
             .iter()
             .enumerate()

@@ -1,9 +1,11 @@
 //! Metric series per run, kept whole in memory (the curves view decimates what it draws,
-//! never the data) and grown by tailing each run's `metrics.jsonl`.
+//! never the data) and grown by tailing each run's `metrics.jsonl`, or its TensorBoard
+//! event files for a TensorBoard run folder (`rundir::tfevents::EventsTail`).
 //!
 //! A point costs 24 bytes: step, wall time and value as `f64`, in three column vectors
 //! (so a chart's x can be either column, relative time being wall minus the run's first
 //! wall time, with no copy).
+use crate::rundir::tfevents::EventsTail;
 use crate::rundir::{MetricEvent, MetricsTail, METRICS_FILE};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -133,9 +135,15 @@ fn grow(b: &mut Option<(f64, f64)>, x: f64) {
     }
 }
 
+/// Where a run's scalars come from.
+enum Source {
+    Jsonl(MetricsTail),
+    Events(EventsTail),
+}
+
 pub struct RunData {
     pub run_dir: PathBuf,
-    tail: MetricsTail,
+    tail: Source,
     pub tags: BTreeMap<String, Series>,
     /// Wall time of the first record (origin of relative time).
     pub first_wall: Option<f64>,
@@ -144,10 +152,17 @@ pub struct RunData {
 }
 
 impl RunData {
+    /// A clipgan run folder's `metrics.jsonl`; a folder that is no clipgan run folder but
+    /// holds event files is read as a TensorBoard run.
     pub fn new(run_dir: &Path) -> RunData {
+        let tail = if !crate::rundir::is_clipgan_run(run_dir) && crate::rundir::has_event_files(run_dir) {
+            Source::Events(EventsTail::new(run_dir))
+        } else {
+            Source::Jsonl(MetricsTail::new(&run_dir.join(METRICS_FILE)))
+        };
         RunData {
             run_dir: run_dir.to_path_buf(),
-            tail: MetricsTail::new(&run_dir.join(METRICS_FILE)),
+            tail,
             tags: BTreeMap::new(),
             first_wall: None,
             version: 0,
@@ -157,9 +172,19 @@ impl RunData {
     /// Read what was appended; returns how many records arrived. A file that was
     /// replaced (shorter than read) is read again from scratch.
     pub fn poll(&mut self) -> std::io::Result<usize> {
-        let resets = self.tail.resets;
-        let events = self.tail.poll()?;
-        if self.tail.resets != resets {
+        let (events, reset) = match &mut self.tail {
+            Source::Jsonl(t) => {
+                let resets = t.resets;
+                let events = t.poll()?;
+                (events, t.resets != resets)
+            }
+            Source::Events(t) => {
+                let resets = t.resets;
+                let events = t.poll()?;
+                (events, t.resets != resets)
+            }
+        };
+        if reset {
             self.tags.clear();
             self.first_wall = None;
             self.version += 1;
@@ -191,9 +216,17 @@ impl RunData {
         self.version += 1;
     }
 
-    /// Lines of `metrics.jsonl` skipped as corrupt.
+    /// Lines of `metrics.jsonl` (records of event files) skipped as corrupt.
     pub fn corrupt(&self) -> u64 {
-        self.tail.corrupt
+        match &self.tail {
+            Source::Jsonl(t) => t.corrupt,
+            Source::Events(t) => t.skipped.corrupt,
+        }
+    }
+
+    /// Whether the scalars come from TensorBoard event files.
+    pub fn is_tensorboard(&self) -> bool {
+        matches!(self.tail, Source::Events(_))
     }
 
     pub fn points(&self) -> usize {

@@ -3,8 +3,9 @@
 mod format;
 pub mod logs;
 mod reader;
+pub mod tfevents;
 mod writer;
 
 pub use format::*;
-pub use reader::{config_file, list_run_dirs, read_metrics, read_samples, read_status, rewind_len, one_value_per_step, JsonlTail, MetricsRead, MetricsTail, SamplesTail};
+pub use reader::{config_file, find_runs, has_event_files, is_clipgan_run, list_run_dirs, RunSource, read_metrics, read_samples, read_status, rewind_len, one_value_per_step, JsonlTail, MetricsRead, MetricsTail, SamplesTail};
 pub use writer::{JsonlWriter, RunDir, RunWriter};
