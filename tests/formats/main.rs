@@ -4,3 +4,4 @@ mod config;
 mod fuzz;
 mod plot_export;
 mod rundir;
+mod tensorboard;
