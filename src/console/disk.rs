@@ -108,9 +108,10 @@ fn describe(id: u64, dir: &Path, source: RunSource, name: &str, group: &str, now
             RunState::Stopped => (TaskState::Stopped, s.message.clone()),
             RunState::Failed => (TaskState::Failed, s.message.clone()),
             RunState::Diverged => (TaskState::Diverged, s.message.clone()),
-            _ if now - s.updated > STALE_STATUS_S => {
-                (TaskState::Lost, format!("{:?} but its status is {} s old: the worker is gone", s.state, (now - s.updated) as u64).to_lowercase())
-            }
+            _ if now - s.updated > STALE_STATUS_S => (
+                TaskState::Lost,
+                format!("{:?} but its status is {} s old: the worker is gone", s.state, (now - s.updated) as u64).to_lowercase(),
+            ),
             _ => (TaskState::Running, s.message.clone()),
         },
     };

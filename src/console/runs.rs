@@ -96,7 +96,8 @@ impl App {
             return Vec::new();
         };
         let (id, state, name) = (t.task.id, t.task.state, App::task_name(t));
-        let queue_action = matches!(a, Action::Kill | Action::Pause | Action::Resume | Action::Restart | Action::ResumeRun | Action::Remove);
+        let queue_action =
+            matches!(a, Action::Kill | Action::Pause | Action::Resume | Action::Restart | Action::ResumeRun | Action::Remove);
         if queue_action && self.is_disk_run(id) {
             self.message = format!("{name} is a run folder on disk, not a task of the queue: read-only, queue actions don't apply");
             return Vec::new();

@@ -160,13 +160,7 @@ impl RunData {
         } else {
             Source::Jsonl(MetricsTail::new(&run_dir.join(METRICS_FILE)))
         };
-        RunData {
-            run_dir: run_dir.to_path_buf(),
-            tail,
-            tags: BTreeMap::new(),
-            first_wall: None,
-            version: 0,
-        }
+        RunData { run_dir: run_dir.to_path_buf(), tail, tags: BTreeMap::new(), first_wall: None, version: 0 }
     }
 
     /// Read what was appended; returns how many records arrived. A file that was

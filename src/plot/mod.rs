@@ -74,7 +74,8 @@ pub fn load_run_curves(run_dir: &Path, tags: &[String]) -> Result<(Vec<Curve>, u
         rundir::RunDir::open(run_dir)?;
     }
     let (events, corrupt) = if !rundir::is_clipgan_run(run_dir) && rundir::has_event_files(run_dir) {
-        let (events, skipped) = rundir::tfevents::read_event_dir(run_dir).with_context(|| format!("reading the event files of {}", run_dir.display()))?;
+        let (events, skipped) =
+            rundir::tfevents::read_event_dir(run_dir).with_context(|| format!("reading the event files of {}", run_dir.display()))?;
         (events, skipped.corrupt)
     } else {
         let read = rundir::read_metrics(run_dir).with_context(|| format!("reading {}", run_dir.join(rundir::METRICS_FILE).display()))?;

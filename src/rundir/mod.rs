@@ -7,5 +7,8 @@ pub mod tfevents;
 mod writer;
 
 pub use format::*;
-pub use reader::{config_file, find_runs, has_event_files, is_clipgan_run, list_run_dirs, RunSource, read_metrics, read_samples, read_status, rewind_len, one_value_per_step, JsonlTail, MetricsRead, MetricsTail, SamplesTail};
+pub use reader::{
+    config_file, find_runs, has_event_files, is_clipgan_run, list_run_dirs, one_value_per_step, read_metrics, read_samples, read_status,
+    rewind_len, JsonlTail, MetricsRead, MetricsTail, RunSource, SamplesTail,
+};
 pub use writer::{JsonlWriter, RunDir, RunWriter};

@@ -217,9 +217,8 @@ pub fn is_clipgan_run(dir: &Path) -> bool {
 
 /// Whether a folder holds TensorBoard event files (`events.out.tfevents.*`).
 pub fn has_event_files(dir: &Path) -> bool {
-    std::fs::read_dir(dir).is_ok_and(|rd| {
-        rd.flatten().any(|e| e.file_name().to_str().is_some_and(super::tfevents::is_event_file_name) && e.path().is_file())
-    })
+    std::fs::read_dir(dir)
+        .is_ok_and(|rd| rd.flatten().any(|e| e.file_name().to_str().is_some_and(super::tfevents::is_event_file_name) && e.path().is_file()))
 }
 
 /// How deep [`find_runs`] looks below a root (TensorBoard nests run folders).
@@ -298,7 +297,17 @@ mod tests {
     #[test]
     fn one_value_per_step_keeps_the_resumed_attempt() {
         // Killed after step 4 (checkpoint at 2), resumed at 3; tag b has no rewind.
-        let evs = vec![ev("a", 1, 1.0), ev("b", 1, 9.0), ev("a", 2, 2.0), ev("a", 3, 3.0), ev("a", 4, 4.0), ev("a", 3, 30.0), ev("b", 2, 8.0), ev("a", 4, 40.0), ev("a", 5, 50.0)];
+        let evs = vec![
+            ev("a", 1, 1.0),
+            ev("b", 1, 9.0),
+            ev("a", 2, 2.0),
+            ev("a", 3, 3.0),
+            ev("a", 4, 4.0),
+            ev("a", 3, 30.0),
+            ev("b", 2, 8.0),
+            ev("a", 4, 40.0),
+            ev("a", 5, 50.0),
+        ];
         let kept: Vec<(String, u64, f64)> = one_value_per_step(evs).into_iter().map(|e| (e.tag, e.step, e.value)).collect();
         let want = [("a", 1, 1.0), ("b", 1, 9.0), ("a", 2, 2.0), ("a", 3, 30.0), ("b", 2, 8.0), ("a", 4, 40.0), ("a", 5, 50.0)];
         assert_eq!(kept, want.map(|(t, s, v)| (t.to_string(), s, v)));
@@ -317,7 +326,12 @@ mod tests {
         std::fs::write(r.join("tb/y/events.out.tfevents.3.host"), b"").unwrap();
         std::fs::write(r.join(".hidden/events.out.tfevents.4.host"), b"").unwrap();
         let found = find_runs(r);
-        let want = [("a", RunSource::Clipgan), ("tb/x", RunSource::TensorBoard), ("tb/x/inner", RunSource::TensorBoard), ("tb/y", RunSource::TensorBoard)];
+        let want = [
+            ("a", RunSource::Clipgan),
+            ("tb/x", RunSource::TensorBoard),
+            ("tb/x/inner", RunSource::TensorBoard),
+            ("tb/y", RunSource::TensorBoard),
+        ];
         assert_eq!(found, want.map(|(p, s)| (r.join(p), s)));
         assert_eq!(find_runs(&r.join("a")), vec![(r.join("a"), RunSource::Clipgan)]);
         assert!(find_runs(&r.join("missing")).is_empty());

@@ -399,7 +399,11 @@ impl EventWriter {
     /// One scalar event (a `simple_value`, float32 as TensorBoard stores scalars).
     pub fn scalar(&mut self, e: &MetricEvent) -> std::io::Result<()> {
         let v = SummaryValue { tag: e.tag.clone(), metadata: None, value: Some(Value::SimpleValue(e.value as f32)) };
-        self.write_event(&Event { wall_time: e.wall, step: e.step.min(i64::MAX as u64) as i64, what: Some(What::Summary(Summary { value: vec![v] })) })
+        self.write_event(&Event {
+            wall_time: e.wall,
+            step: e.step.min(i64::MAX as u64) as i64,
+            what: Some(What::Summary(Summary { value: vec![v] })),
+        })
     }
 
     pub fn flush(&mut self) -> std::io::Result<()> {
@@ -413,7 +417,11 @@ mod tests {
 
     fn scalar_event(step: i64, wall: f64, tag: &str, v: Value) -> Vec<u8> {
         use prost::Message;
-        let ev = Event { wall_time: wall, step, what: Some(What::Summary(Summary { value: vec![SummaryValue { tag: tag.into(), metadata: None, value: Some(v) }] })) };
+        let ev = Event {
+            wall_time: wall,
+            step,
+            what: Some(What::Summary(Summary { value: vec![SummaryValue { tag: tag.into(), metadata: None, value: Some(v) }] })),
+        };
         let mut out = Vec::new();
         frame_record(&ev.encode_to_vec(), &mut out);
         out
@@ -431,7 +439,13 @@ mod tests {
     fn simple_value_tensor_float_and_double_and_images() {
         let mut file = Vec::new();
         file.extend(scalar_event(1, 10.0, "a", Value::SimpleValue(0.5)));
-        let t = |dtype, f: Vec<f32>, d: Vec<f64>, content: Vec<u8>| TensorProto { dtype, tensor_shape: Some(TensorShape { dim: vec![] }), tensor_content: content, float_val: f, double_val: d };
+        let t = |dtype, f: Vec<f32>, d: Vec<f64>, content: Vec<u8>| TensorProto {
+            dtype,
+            tensor_shape: Some(TensorShape { dim: vec![] }),
+            tensor_content: content,
+            float_val: f,
+            double_val: d,
+        };
         file.extend(scalar_event(2, 11.0, "b", Value::Tensor(t(DT_FLOAT, vec![1.5], vec![], vec![]))));
         file.extend(scalar_event(3, 12.0, "c", Value::Tensor(t(DT_DOUBLE, vec![], vec![2.25], vec![]))));
         file.extend(scalar_event(4, 13.0, "d", Value::Tensor(t(DT_DOUBLE, vec![], vec![], 3.125f64.to_le_bytes().to_vec()))));
@@ -448,7 +462,11 @@ mod tests {
     fn torn_records_wait_and_bad_crcs_are_skipped() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("events.out.tfevents.1.h");
-        let (a, b, c) = (scalar_event(1, 1.0, "x", Value::SimpleValue(1.0)), scalar_event(2, 2.0, "x", Value::SimpleValue(2.0)), scalar_event(3, 3.0, "x", Value::SimpleValue(3.0)));
+        let (a, b, c) = (
+            scalar_event(1, 1.0, "x", Value::SimpleValue(1.0)),
+            scalar_event(2, 2.0, "x", Value::SimpleValue(2.0)),
+            scalar_event(3, 3.0, "x", Value::SimpleValue(3.0)),
+        );
         let mut bad = b.clone();
         let n = bad.len();
         bad[n - 6] ^= 0xff; // data byte: the data checksum fails
@@ -475,7 +493,9 @@ mod tests {
     fn writer_output_reads_back_and_files_are_read_in_order() {
         let d = tempfile::tempdir().unwrap();
         let mut w = EventWriter::create(d.path(), 1000.0, "host.name").unwrap();
-        let evs: Vec<MetricEvent> = (0..5).map(|s| MetricEvent { step: s, epoch: 0, wall: 1000.0 + s as f64, tag: "loss/g".into(), value: s as f64 * 0.5 }).collect();
+        let evs: Vec<MetricEvent> = (0..5)
+            .map(|s| MetricEvent { step: s, epoch: 0, wall: 1000.0 + s as f64, tag: "loss/g".into(), value: s as f64 * 0.5 })
+            .collect();
         for e in &evs {
             w.scalar(e).unwrap();
         }

@@ -335,7 +335,10 @@ impl RunWriter {
             *events = match super::tfevents::EventWriter::create(self.dir.path(), e.wall, &hostname()) {
                 Ok(w) => Events::Open(w),
                 Err(err) => {
-                    eprintln!("clipgan: cannot create a TensorBoard event file in {}: {err}; writing metrics.jsonl only", self.dir.path().display());
+                    eprintln!(
+                        "clipgan: cannot create a TensorBoard event file in {}: {err}; writing metrics.jsonl only",
+                        self.dir.path().display()
+                    );
                     Events::Off
                 }
             };

@@ -23,13 +23,15 @@ const NOW: f64 = 1_800_000_000.0;
 fn write_run(dir: &Path, job: &str, name: &str, state: &str, updated: f64, steps: u64) {
     std::fs::create_dir_all(dir).unwrap();
     let id = dir.file_name().unwrap().to_str().unwrap();
-    let manifest = json!({"format": 1, "id": id, "job": job, "name": name, "created": NOW - 3600.0, "host": "h", "clipgan_version": "0.1.0"});
+    let manifest =
+        json!({"format": 1, "id": id, "job": job, "name": name, "created": NOW - 3600.0, "host": "h", "clipgan_version": "0.1.0"});
     std::fs::write(dir.join("run.json"), manifest.to_string()).unwrap();
     let status = json!({"state": state, "started": NOW - 3500.0, "updated": updated, "step": steps, "total_steps": 100, "message": ""});
     std::fs::write(dir.join("status.json"), status.to_string()).unwrap();
     let mut m = std::fs::File::create(dir.join("metrics.jsonl")).unwrap();
     for s in 1..=steps {
-        writeln!(m, "{}", json!({"step": s, "wall": NOW - 3000.0 + s as f64, "tag": "loss/g_total", "value": 3.0 - s as f64 * 0.01})).unwrap();
+        writeln!(m, "{}", json!({"step": s, "wall": NOW - 3000.0 + s as f64, "tag": "loss/g_total", "value": 3.0 - s as f64 * 0.01}))
+            .unwrap();
     }
 }
 
@@ -38,7 +40,14 @@ fn write_tb(dir: &Path, steps: u64) {
     std::fs::create_dir_all(dir).unwrap();
     let mut w = EventWriter::create(dir, NOW - 2000.0, "seedhost").unwrap();
     for s in 0..steps {
-        w.scalar(&MetricEvent { step: s, epoch: 0, wall: NOW - 2000.0 + s as f64, tag: "loss/g_total".into(), value: 2.0 + s as f64 * 0.01 }).unwrap();
+        w.scalar(&MetricEvent {
+            step: s,
+            epoch: 0,
+            wall: NOW - 2000.0 + s as f64,
+            tag: "loss/g_total".into(),
+            value: 2.0 + s as f64 * 0.01,
+        })
+        .unwrap();
     }
     w.flush().unwrap();
 }

@@ -78,14 +78,24 @@ fn event_files() -> &'static [&'static [u8]] {
     FILES.get_or_init(|| {
         let mut out = Vec::new();
         let mut one = Vec::new();
-        let ev = |step, value| Event { wall_time: 1.5 + step as f64, step, what: Some(What::Summary(Summary { value: vec![SummaryValue { tag: "loss/g".into(), metadata: None, value: Some(value) }] })) };
+        let ev = |step, value| Event {
+            wall_time: 1.5 + step as f64,
+            step,
+            what: Some(What::Summary(Summary { value: vec![SummaryValue { tag: "loss/g".into(), metadata: None, value: Some(value) }] })),
+        };
         frame_record(&Event { wall_time: 1.0, step: 0, what: Some(What::FileVersion("brain.Event:2".into())) }.encode_to_vec(), &mut one);
         for s in 0..4 {
             frame_record(&ev(s, Value::SimpleValue(s as f32 * 0.5)).encode_to_vec(), &mut one);
         }
         out.push(&*one.leak());
         let mut two = Vec::new();
-        let t = |dtype, f: Vec<f32>, d: Vec<f64>| TensorProto { dtype, tensor_shape: Some(TensorShape { dim: vec![] }), tensor_content: vec![], float_val: f, double_val: d };
+        let t = |dtype, f: Vec<f32>, d: Vec<f64>| TensorProto {
+            dtype,
+            tensor_shape: Some(TensorShape { dim: vec![] }),
+            tensor_content: vec![],
+            float_val: f,
+            double_val: d,
+        };
         frame_record(&ev(1, Value::Tensor(t(DT_FLOAT, vec![1.5], vec![]))).encode_to_vec(), &mut two);
         frame_record(&ev(2, Value::Tensor(t(DT_DOUBLE, vec![], vec![2.5]))).encode_to_vec(), &mut two);
         frame_record(&ev(3, Value::Image(Image { height: 4, width: 4 })).encode_to_vec(), &mut two);

@@ -64,7 +64,14 @@ fn event_accumulator_reads_back_exactly_the_scalars_of_metrics_jsonl() {
     for (tag, w) in &want {
         let g = &got[tag];
         let first_diff = g.iter().zip(w).position(|(a, b)| a != b);
-        assert!(g.len() == w.len() && first_diff.is_none(), "{tag}: {} vs {} points, first difference at {first_diff:?}: {:?} vs {:?}", g.len(), w.len(), first_diff.map(|i| g[i]), first_diff.map(|i| w[i]));
+        assert!(
+            g.len() == w.len() && first_diff.is_none(),
+            "{tag}: {} vs {} points, first difference at {first_diff:?}: {:?} vs {:?}",
+            g.len(),
+            w.len(),
+            first_diff.map(|i| g[i]),
+            first_diff.map(|i| w[i])
+        );
     }
     // Our own reader agrees, with the exact float32 values.
     let (ours, skipped) = read_event_dir(&run).unwrap();

@@ -62,7 +62,12 @@ pub fn run(a: ConsoleBench) -> Result<ExitCode> {
             if rewind_at.contains(&s) {
                 // The resumed attempt repeats the 1,000 steps after its checkpoint.
                 for r in s.saturating_sub(1000)..s {
-                    writeln!(w, "{{\"step\":{r},\"epoch\":0,\"wall\":{:.3},\"tag\":\"loss/g_total\",\"value\":{}}}", 1.8e9 + r as f64 * 0.01 + 60.0, value(r))?;
+                    writeln!(
+                        w,
+                        "{{\"step\":{r},\"epoch\":0,\"wall\":{:.3},\"tag\":\"loss/g_total\",\"value\":{}}}",
+                        1.8e9 + r as f64 * 0.01 + 60.0,
+                        value(r)
+                    )?;
                 }
             }
             let wall = 1.8e9 + s as f64 * 0.01 + if rewind_at.iter().any(|&r| r <= s) { 60.0 } else { 0.0 };

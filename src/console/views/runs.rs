@@ -207,5 +207,12 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App) {
     }
     lines.push(Line::styled(deps.join(" · "), Style::new().fg(t.dim)));
     lines.push(Line::raw(key_metrics(app, tv, 8)));
-    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(block.title(format!(" {} {} ", if app.is_disk_run(task.id) { "run" } else { "task" }, crate::console::disk::id_label(task.id)))), area);
+    f.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: true }).block(block.title(format!(
+            " {} {} ",
+            if app.is_disk_run(task.id) { "run" } else { "task" },
+            crate::console::disk::id_label(task.id)
+        ))),
+        area,
+    );
 }
