@@ -194,7 +194,11 @@ impl App {
 
     /// Look for run folders again and rebuild the list.
     pub fn rescan(&mut self) {
-        let tasks: BTreeSet<PathBuf> = self.snapshot.iter().flat_map(|s| s.tasks.iter()).map(|t| t.task.run_dir.clone()).collect();
+        let mut tasks: BTreeSet<PathBuf> = BTreeSet::new();
+        for t in self.snapshot.iter().flat_map(|s| s.tasks.iter()) {
+            tasks.extend(std::fs::canonicalize(&t.task.run_dir).ok());
+            tasks.insert(t.task.run_dir.clone());
+        }
         self.disk.scan(&tasks, self.now);
         self.all = self.snapshot.iter().flat_map(|s| s.tasks.iter()).cloned().chain(self.disk.views().cloned()).collect();
         self.sync_store();

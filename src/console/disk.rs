@@ -51,13 +51,16 @@ impl DiskRuns {
     }
 
     /// Look for run folders again (new ones appear, removed ones go) and re-read the
-    /// status of those not final yet. `tasks` are the daemon's run folders, left out.
+    /// status of those not final yet. `tasks` are the daemon's run folders (as given and
+    /// canonical), left out.
     pub fn scan(&mut self, tasks: &BTreeSet<PathBuf>, now: f64) {
         let mut seen = BTreeSet::new();
         for (i, root) in self.roots.iter().enumerate() {
             let from_home = i == 0;
             for (dir, source) in rundir::find_runs(root) {
-                if tasks.contains(&dir) || !seen.insert(dir.clone()) {
+                // The daemon's paths may name the folder another way (a symlinked home).
+                let canonical = std::fs::canonicalize(&dir).unwrap_or_else(|_| dir.clone());
+                if tasks.contains(&dir) || tasks.contains(&canonical) || !seen.insert(dir.clone()) {
                     continue;
                 }
                 let next = DISK_ID_BASE + self.ids.len() as u64;
