@@ -146,3 +146,34 @@ fn our_reader_reads_what_pytorch_and_tensorboard_write() {
     let names: Vec<(&str, &str, usize)> = curves.iter().map(|c| (c.run.as_str(), c.tag.as_str(), c.len())).collect();
     assert_eq!(names, [("2026-12-01_seedhost", "loss/g", 20), ("run", "metric/double", 3)]);
 }
+
+#[test]
+fn import_tensorboard_makes_run_folders_and_keeps_the_originals() {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("tb/seed/finetune");
+    std::fs::create_dir_all(&src).unwrap();
+    let mut w = clipgan::rundir::tfevents::EventWriter::create(&src, 1000.0, "h").unwrap();
+    let evs: Vec<clipgan::rundir::MetricEvent> =
+        (0..10).map(|s| clipgan::rundir::MetricEvent { step: s, epoch: 0, wall: 1000.0 + s as f64, tag: "loss/g".into(), value: s as f64 * 0.25 }).collect();
+    for e in &evs {
+        w.scalar(e).unwrap();
+    }
+    w.flush().unwrap();
+    let before = std::fs::read(w.path()).unwrap();
+    let into = d.path().join("runs");
+    let out = Command::new(BIN).args(["import", "tensorboard", d.path().join("tb").to_str().unwrap(), "--into", into.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let runs = clipgan::rundir::list_run_dirs(&into).unwrap();
+    assert_eq!(runs.len(), 1);
+    let run = &runs[0];
+    assert!(run.file_name().unwrap().to_str().unwrap().ends_with("-tensorboard-seed_finetune"), "{run:?}");
+    assert_eq!(clipgan::rundir::read_metrics(run).unwrap().events, evs);
+    let status = clipgan::rundir::read_status(run).unwrap().unwrap();
+    assert_eq!((status.state, status.step), (clipgan::rundir::RunState::Finished, 9));
+    assert_eq!(std::fs::read(w.path()).unwrap(), before, "the original stays as it was");
+    // A folder without event files is an error naming it.
+    let out = Command::new(BIN).args(["import", "tensorboard", into.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no TensorBoard runs"));
+}
+
