@@ -35,7 +35,8 @@ pub fn run(c: ImportCmd) -> Result<ExitCode> {
         bail!("{}: no TensorBoard runs (folders holding events.out.tfevents.* files)", a.dir.display());
     }
     for src in runs {
-        let (events, skipped) = rundir::tfevents::read_event_dir(&src).with_context(|| format!("reading the event files of {}", src.display()))?;
+        let (events, skipped) =
+            rundir::tfevents::read_event_dir(&src).with_context(|| format!("reading the event files of {}", src.display()))?;
         let rel = src.strip_prefix(&a.dir).ok().filter(|r| !r.as_os_str().is_empty()).unwrap_or(&src);
         let name: String = rel.display().to_string().chars().map(|c| if c == '/' { '_' } else { c }).take(rundir::MAX_NAME_CHARS).collect();
         let name = if name.is_empty() { "tensorboard".to_string() } else { name };
@@ -45,7 +46,8 @@ pub fn run(c: ImportCmd) -> Result<ExitCode> {
             metrics.append(e)?;
         }
         metrics.flush()?;
-        let (first, last) = (events.iter().map(|e| e.wall).fold(f64::INFINITY, f64::min), events.iter().map(|e| e.wall).fold(f64::NEG_INFINITY, f64::max));
+        let (first, last) =
+            (events.iter().map(|e| e.wall).fold(f64::INFINITY, f64::min), events.iter().map(|e| e.wall).fold(f64::NEG_INFINITY, f64::max));
         let mut status = Status::new(RunState::Finished);
         status.started = if first.is_finite() { first } else { 0.0 };
         status.updated = if last.is_finite() { last } else { 0.0 };

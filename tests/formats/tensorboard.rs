@@ -153,15 +153,19 @@ fn import_tensorboard_makes_run_folders_and_keeps_the_originals() {
     let src = d.path().join("tb/seed/finetune");
     std::fs::create_dir_all(&src).unwrap();
     let mut w = clipgan::rundir::tfevents::EventWriter::create(&src, 1000.0, "h").unwrap();
-    let evs: Vec<clipgan::rundir::MetricEvent> =
-        (0..10).map(|s| clipgan::rundir::MetricEvent { step: s, epoch: 0, wall: 1000.0 + s as f64, tag: "loss/g".into(), value: s as f64 * 0.25 }).collect();
+    let evs: Vec<clipgan::rundir::MetricEvent> = (0..10)
+        .map(|s| clipgan::rundir::MetricEvent { step: s, epoch: 0, wall: 1000.0 + s as f64, tag: "loss/g".into(), value: s as f64 * 0.25 })
+        .collect();
     for e in &evs {
         w.scalar(e).unwrap();
     }
     w.flush().unwrap();
     let before = std::fs::read(w.path()).unwrap();
     let into = d.path().join("runs");
-    let out = Command::new(BIN).args(["import", "tensorboard", d.path().join("tb").to_str().unwrap(), "--into", into.to_str().unwrap()]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["import", "tensorboard", d.path().join("tb").to_str().unwrap(), "--into", into.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let runs = clipgan::rundir::list_run_dirs(&into).unwrap();
     assert_eq!(runs.len(), 1);
@@ -176,4 +180,3 @@ fn import_tensorboard_makes_run_folders_and_keeps_the_originals() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no TensorBoard runs"));
 }
-
