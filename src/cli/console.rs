@@ -16,6 +16,11 @@ pub struct ConsoleArgs {
     /// Select and follow these task ids.
     #[arg(long, value_delimiter = ',')]
     focus: Vec<u64>,
+    /// Also list the runs in this folder (repeatable): clipgan run folders and
+    /// TensorBoard runs (folders of events.out.tfevents.* files, nested ones too), as
+    /// read-only runs. The home's runs/ is always listed.
+    #[arg(long = "logdir", value_name = "DIR")]
+    logdirs: Vec<std::path::PathBuf>,
 }
 
 pub fn run(a: ConsoleArgs) -> Result<ExitCode> {
@@ -25,6 +30,11 @@ pub fn run(a: ConsoleArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    crate::console::run_on(&crate::home::home(), &a.focus)?;
+    for d in &a.logdirs {
+        if !d.is_dir() {
+            anyhow::bail!("--logdir {}: not a folder", d.display());
+        }
+    }
+    crate::console::run_with_logdirs(&crate::home::home(), &a.focus, &a.logdirs)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ mod demo;
 mod doctor;
 mod eval;
 mod fake_run;
+mod import;
 mod model;
 mod plot;
 mod pretrain;
@@ -78,6 +79,9 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Curves of runs to PNG, SVG or CSV (no TUI needed).
     Plot(plot::PlotArgs),
+    /// Convert runs logged by other tools (TensorBoard event files) to run folders.
+    #[command(subcommand)]
+    Import(import::ImportCmd),
     /// Shell completions to stdout (`make install` puts them where shells look).
     Completions(shell::CompletionsArgs),
     /// Man pages generated from this command line (`make install` puts them in man1/).
@@ -109,6 +113,7 @@ pub fn main() -> ExitCode {
         Command::Console(a) => console::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Plot(a) => plot::run(a),
+        Command::Import(c) => import::run(c),
         Command::Completions(a) => shell::completions(a),
         Command::Man(a) => shell::man(a),
         Command::Resources(a) => resources::run(a),

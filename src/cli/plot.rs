@@ -9,10 +9,16 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct PlotArgs {
-    /// Run folders, run names under the project's runs/, or sweep ids (`sweep-N`: every
-    /// run of the sweep, named by the values it varies).
-    #[arg(required = true)]
+    /// Run folders (clipgan's, or folders of TensorBoard event files), run names under
+    /// the project's runs/, or sweep ids (`sweep-N`: every run of the sweep, named by the
+    /// values it varies).
+    #[arg(required_unless_present = "logdirs")]
     runs: Vec<String>,
+    /// Also plot every run in this folder (repeatable): clipgan run folders and
+    /// TensorBoard runs (nested folders of events.out.tfevents.* files), as the console's
+    /// --logdir lists them.
+    #[arg(long = "logdir", value_name = "DIR")]
+    logdirs: Vec<PathBuf>,
     /// Metric tag to plot (repeatable); all of them go on one chart.
     #[arg(long = "tag", required = true)]
     tags: Vec<String>,
@@ -49,10 +55,28 @@ pub fn run(a: PlotArgs) -> Result<ExitCode> {
     if !matches!(ext.as_str(), "png" | "svg" | "csv") {
         bail!("{}: --out must end in .png, .svg or .csv", a.out.display());
     }
-    let runs = expand_sweeps(&a.runs)?;
+    // (folder, label): runs and sweep members as given, then the runs under each --logdir.
+    let mut dirs: Vec<(std::path::PathBuf, Option<String>)> = Vec::new();
+    for (r, label) in expand_sweeps(&a.runs)? {
+        dirs.push((plot::resolve_run(&r)?, label));
+    }
+    for d in &a.logdirs {
+        if !d.is_dir() {
+            bail!("--logdir {}: not a folder", d.display());
+        }
+        let found = crate::rundir::find_runs(d);
+        if found.is_empty() {
+            eprintln!("clipgan plot: --logdir {}: no runs found", d.display());
+        }
+        for (p, _) in found {
+            if !dirs.iter().any(|(q, _)| *q == p) {
+                dirs.push((p, None));
+            }
+        }
+    }
     let mut curves = Vec::new();
-    for (r, label) in &runs {
-        let dir = plot::resolve_run(r)?;
+    for (dir, label) in &dirs {
+        let dir = dir.clone();
         let (mut c, corrupt) = plot::load_run_curves(&dir, &a.tags)?;
         if let Some(l) = label {
             for c in c.iter_mut() {
@@ -60,7 +84,7 @@ pub fn run(a: PlotArgs) -> Result<ExitCode> {
             }
         }
         if corrupt > 0 {
-            eprintln!("clipgan plot: {}: skipped {corrupt} corrupt line(s) in metrics.jsonl", dir.display());
+            eprintln!("clipgan plot: {}: skipped {corrupt} corrupt line(s) or record(s)", dir.display());
         }
         for t in &a.tags {
             if !c.iter().any(|c| &c.tag == t) {
@@ -82,7 +106,7 @@ pub fn run(a: PlotArgs) -> Result<ExitCode> {
         .with_context(|| format!("writing {}", a.out.display()))?;
     } else {
         let one_tag = a.tags.len() == 1;
-        let one_run = runs.len() == 1;
+        let one_run = dirs.len() == 1;
         let series = curves
             .iter()
             .enumerate()

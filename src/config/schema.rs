@@ -159,6 +159,10 @@ pub struct Clipgan {
     pub tokenizer: String,
     /// Write scalar metrics every this many steps.
     pub log_every: u32,
+    /// Also write the scalars to a TensorBoard event file in the run folder
+    /// (docs/run-format.md); the environment variable `CLIPGAN_TENSORBOARD=0` turns it
+    /// off for every job, fake-run included.
+    pub tensorboard: bool,
     /// Write a sample image grid every this many steps (0 = once per epoch).
     pub sample_every: u32,
     /// Also write a resumable checkpoint at least this often (minutes; 0 = only at
@@ -300,6 +304,7 @@ impl Default for Clipgan {
             clip_from_scratch: false,
             tokenizer: "builtin".into(),
             log_every: 10,
+            tensorboard: true,
             sample_every: 0,
             checkpoint_minutes: 10.0,
             max_steps: 0,

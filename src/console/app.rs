@@ -9,6 +9,7 @@
 use super::config_diff::DiffLine;
 use super::configs::ConfigsState;
 use super::curves::CurvesState;
+use super::disk::DiskRuns;
 use super::event::{Cmd, Event};
 use super::keys::{Action, Keymap};
 use super::logs::LogsState;
@@ -95,6 +96,10 @@ pub struct App {
     pub now: f64,
     pub size: (u16, u16),
     pub snapshot: Option<Snapshot>,
+    /// Run folders on disk that are not the daemon's tasks (read-only runs).
+    pub disk: DiskRuns,
+    /// The daemon's tasks, then the runs on disk: what the runs view lists.
+    all: Vec<TaskView>,
     pub daemon_error: Option<String>,
     /// `cfg/` as the daemon watches it: every config file and its validation.
     pub config_index: Option<ConfigIndex>,
@@ -124,6 +129,8 @@ impl App {
             now: crate::util::unix_now(),
             size: (80, 24),
             snapshot: None,
+            disk: DiskRuns::new(vec![home.join("runs")]),
+            all: Vec::new(),
             daemon_error: None,
             config_index: None,
             store: Store::default(),
@@ -161,8 +168,40 @@ impl App {
         }
     }
 
+    /// Every run listed: the daemon's tasks, then the run folders on disk.
     pub fn tasks(&self) -> &[TaskView] {
-        self.snapshot.as_ref().map(|s| s.tasks.as_slice()).unwrap_or(&[])
+        &self.all
+    }
+
+    /// Also list the runs in this folder (`clipgan console --logdir`).
+    pub fn add_logdir(&mut self, dir: &Path) {
+        if !self.disk.roots.iter().any(|r| r == dir) {
+            self.disk.roots.push(dir.to_path_buf());
+        }
+        self.rescan();
+        self.store.poll();
+    }
+
+    /// Whether a run is a folder on disk rather than a daemon task (read-only).
+    pub fn is_disk_run(&self, id: u64) -> bool {
+        super::disk::is_disk_id(id)
+    }
+
+    /// What a run is: its job, or for runs on disk their kind (`tensorboard`, ...).
+    pub fn job_label(&self, t: &TaskView) -> String {
+        self.disk.kind(t.task.id).map(str::to_string).unwrap_or_else(|| t.task.job.to_string())
+    }
+
+    /// Look for run folders again and rebuild the list.
+    pub fn rescan(&mut self) {
+        let mut tasks: BTreeSet<PathBuf> = BTreeSet::new();
+        for t in self.snapshot.iter().flat_map(|s| s.tasks.iter()) {
+            tasks.extend(std::fs::canonicalize(&t.task.run_dir).ok());
+            tasks.insert(t.task.run_dir.clone());
+        }
+        self.disk.scan(&tasks, self.now);
+        self.all = self.snapshot.iter().flat_map(|s| s.tasks.iter()).cloned().chain(self.disk.views().cloned()).collect();
+        self.sync_store();
     }
 
     pub fn task(&self, id: u64) -> Option<&TaskView> {
@@ -198,12 +237,13 @@ impl App {
             Event::Resources(r) => self.resources = *r,
             Event::Tick(now) => {
                 self.now = now;
+                self.rescan();
                 self.poll_data();
             }
             Event::Snapshot(s) => {
                 self.daemon_error = None;
                 self.snapshot = Some(*s);
-                self.sync_store();
+                self.rescan();
                 self.poll_data();
             }
             Event::ConfigIndex(c) => self.config_index = Some(c),
@@ -213,7 +253,7 @@ impl App {
         Vec::new()
     }
 
-    /// Track the run folders of the daemon's tasks, forget the others.
+    /// Track the run folders listed, forget the others.
     pub fn sync_store(&mut self) {
         let dirs: BTreeSet<PathBuf> = self.tasks().iter().map(|t| t.task.run_dir.clone()).collect();
         for d in &dirs {
@@ -244,6 +284,10 @@ impl App {
             if let Ok(Some(s)) = crate::rundir::read_status(&t.task.run_dir) {
                 t.status = Some(s);
             }
+        }
+        // The list starts with the daemon's tasks, in the snapshot's order.
+        for (t, fresh) in self.all.iter_mut().zip(&snap.tasks) {
+            t.status = fresh.status.clone();
         }
     }
 

@@ -12,6 +12,7 @@ pub mod app;
 pub mod config_diff;
 pub mod configs;
 pub mod curves;
+pub mod disk;
 pub mod event;
 pub mod images;
 pub mod keys;
@@ -64,7 +65,16 @@ pub fn write_defaults(force: bool) -> Result<Vec<std::path::PathBuf>> {
 /// (marked for the curves, the first one's logs). Starts the daemon if none runs.
 /// Returns when the user quits; the daemon and its jobs keep running.
 pub fn run_on(home: &Path, focus: &[u64]) -> Result<()> {
+    run_with_logdirs(home, focus, &[])
+}
+
+/// [`run_on`], also listing the runs under `logdirs` (clipgan run folders and
+/// TensorBoard runs, read-only).
+pub fn run_with_logdirs(home: &Path, focus: &[u64], logdirs: &[std::path::PathBuf]) -> Result<()> {
     let mut app = new_app(home)?;
+    for d in logdirs {
+        app.add_logdir(d);
+    }
     let paths = Paths::for_home(home);
     let client = Client::connect_or_spawn(&paths).context("the console needs the daemon")?;
     // The first snapshot before drawing, so the focus applies to real rows.

@@ -64,6 +64,7 @@ impl App {
                     || t.task.state.name().contains(&f)
                     || t.task.group.to_lowercase().contains(&f)
                     || t.task.run_id.to_lowercase().contains(&f)
+                    || self.job_label(t).contains(&f)
             })
             .collect();
         match self.runs.sort {
@@ -118,6 +119,12 @@ impl App {
             return Vec::new();
         };
         let (id, state, name) = (t.task.id, t.task.state, App::task_name(t));
+        let queue_action =
+            matches!(a, Action::Kill | Action::Pause | Action::Resume | Action::Restart | Action::ResumeRun | Action::Remove);
+        if queue_action && self.is_disk_run(id) {
+            self.message = format!("{name} is a run folder on disk, not a task of the queue: read-only, queue actions don't apply");
+            return Vec::new();
+        }
         match a {
             Action::Kill => {
                 if state.is_active() {

@@ -1,9 +1,11 @@
 //! Metric series per run, kept whole in memory (the curves view decimates what it draws,
-//! never the data) and grown by tailing each run's `metrics.jsonl`.
+//! never the data) and grown by tailing each run's `metrics.jsonl`, or its TensorBoard
+//! event files for a TensorBoard run folder (`rundir::tfevents::EventsTail`).
 //!
 //! A point costs 24 bytes: step, wall time and value as `f64`, in three column vectors
 //! (so a chart's x can be either column, relative time being wall minus the run's first
 //! wall time, with no copy).
+use crate::rundir::tfevents::EventsTail;
 use crate::rundir::{MetricEvent, MetricsTail, METRICS_FILE};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,7 +47,9 @@ pub struct Series {
     pub raw_blocks: Blocks,
     pub smooth_blocks: Blocks,
     /// Whether steps / wall times never decreased so far (decimation then binary-searches
-    /// the visible range); a resumed run that repeats steps clears it.
+    /// the visible range). Steps always stay sorted: a resumed run that repeats steps
+    /// replaces the points from the repeated step on (one value per step, see
+    /// `rundir::rewind_len`), so it stays on the block-summary fast path.
     pub steps_sorted: bool,
     pub walls_sorted: bool,
     /// Finite x bounds (step min/max, wall min/max).
@@ -62,6 +66,9 @@ impl Series {
     }
     pub fn push(&mut self, e: &MetricEvent) {
         let (step, wall) = (e.step as f64, e.wall);
+        if let Some(k) = crate::rundir::rewind_len(&self.steps, step) {
+            self.truncate(k);
+        }
         if self.values.is_empty() {
             self.steps_sorted = true;
             self.walls_sorted = true;
@@ -74,6 +81,26 @@ impl Series {
         self.steps.push(step);
         self.walls.push(wall);
         self.values.push(e.value);
+    }
+    /// Keep the first `k` points (a resumed run rewound to step `steps[k]`): the block
+    /// summaries of the points kept stay, the smoothing is recomputed, the bounds and
+    /// the wall order are found again over what is kept (rare, so a pass is fine).
+    fn truncate(&mut self, k: usize) {
+        self.steps.truncate(k);
+        self.walls.truncate(k);
+        self.values.truncate(k);
+        self.raw_blocks.truncate(k / BLOCK);
+        self.smoothed.clear();
+        self.smooth_blocks = Blocks::default();
+        self.smoothed_for = None;
+        self.steps_sorted = true;
+        self.walls_sorted = self.walls.windows(2).all(|w| w[0] <= w[1]);
+        self.step_bounds = None;
+        self.wall_bounds = None;
+        for i in 0..k {
+            grow(&mut self.step_bounds, self.steps[i]);
+            grow(&mut self.wall_bounds, self.walls[i]);
+        }
     }
     pub fn sorted(&self, axis: XAxis) -> bool {
         match axis {
@@ -108,9 +135,15 @@ fn grow(b: &mut Option<(f64, f64)>, x: f64) {
     }
 }
 
+/// Where a run's scalars come from.
+enum Source {
+    Jsonl(MetricsTail),
+    Events(EventsTail),
+}
+
 pub struct RunData {
     pub run_dir: PathBuf,
-    tail: MetricsTail,
+    tail: Source,
     pub tags: BTreeMap<String, Series>,
     /// Wall time of the first record (origin of relative time).
     pub first_wall: Option<f64>,
@@ -119,22 +152,33 @@ pub struct RunData {
 }
 
 impl RunData {
+    /// A clipgan run folder's `metrics.jsonl`; a folder that is no clipgan run folder but
+    /// holds event files is read as a TensorBoard run.
     pub fn new(run_dir: &Path) -> RunData {
-        RunData {
-            run_dir: run_dir.to_path_buf(),
-            tail: MetricsTail::new(&run_dir.join(METRICS_FILE)),
-            tags: BTreeMap::new(),
-            first_wall: None,
-            version: 0,
-        }
+        let tail = if !crate::rundir::is_clipgan_run(run_dir) && crate::rundir::has_event_files(run_dir) {
+            Source::Events(EventsTail::new(run_dir))
+        } else {
+            Source::Jsonl(MetricsTail::new(&run_dir.join(METRICS_FILE)))
+        };
+        RunData { run_dir: run_dir.to_path_buf(), tail, tags: BTreeMap::new(), first_wall: None, version: 0 }
     }
 
     /// Read what was appended; returns how many records arrived. A file that was
     /// replaced (shorter than read) is read again from scratch.
     pub fn poll(&mut self) -> std::io::Result<usize> {
-        let resets = self.tail.resets;
-        let events = self.tail.poll()?;
-        if self.tail.resets != resets {
+        let (events, reset) = match &mut self.tail {
+            Source::Jsonl(t) => {
+                let resets = t.resets;
+                let events = t.poll()?;
+                (events, t.resets != resets)
+            }
+            Source::Events(t) => {
+                let resets = t.resets;
+                let events = t.poll()?;
+                (events, t.resets != resets)
+            }
+        };
+        if reset {
             self.tags.clear();
             self.first_wall = None;
             self.version += 1;
@@ -166,9 +210,17 @@ impl RunData {
         self.version += 1;
     }
 
-    /// Lines of `metrics.jsonl` skipped as corrupt.
+    /// Lines of `metrics.jsonl` (records of event files) skipped as corrupt.
     pub fn corrupt(&self) -> u64 {
-        self.tail.corrupt
+        match &self.tail {
+            Source::Jsonl(t) => t.corrupt,
+            Source::Events(t) => t.skipped.corrupt,
+        }
+    }
+
+    /// Whether the scalars come from TensorBoard event files.
+    pub fn is_tensorboard(&self) -> bool {
+        matches!(self.tail, Source::Events(_))
     }
 
     pub fn points(&self) -> usize {
@@ -268,6 +320,14 @@ impl Blocks {
             self.max_v.push(mx_v);
             self.nonfinite.push(nf);
         }
+    }
+    /// Keep the summaries of the first `blocks` blocks.
+    pub fn truncate(&mut self, blocks: usize) {
+        self.min.truncate(blocks);
+        self.max.truncate(blocks);
+        self.min_v.truncate(blocks);
+        self.max_v.truncate(blocks);
+        self.nonfinite.truncate(blocks);
     }
     pub fn of(ys: &[f64]) -> Blocks {
         let mut b = Blocks::default();

@@ -120,6 +120,7 @@ pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
     };
     let name = cfg_path.file_stem().map(|s| crate::rundir::name_from_file_stem(&s.to_string_lossy())).unwrap_or_else(|| "eval".into());
     let mut w = Worker::start(opts.run_dir.as_deref(), &name, "eval", Some(&cfg_path))?;
+    w.run.set_tensorboard(loaded.config.clipgan.tensorboard);
     let dir = w.run.dir().clone();
     let result = catch_out_of_memory(|| evaluate(&loaded, opts, &targets, &mut w.run, &w.stop));
     w.conclude(result).map(|outcome| (outcome, dir))

@@ -72,6 +72,7 @@ pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
         );
     }
     let mut worker = jobs::start_job(opts.resume.as_deref(), opts.run_dir.as_deref(), &cfg_path, config::Job::Pretrain.name())?;
+    worker.run.set_tensorboard(loaded.config.clipgan.tensorboard);
     let dir = worker.run.dir().clone();
     let result = catch_out_of_memory(|| {
         Job::start(&loaded, &mut worker.run).and_then(|(mut job, pos)| train_loop(&mut job, &mut worker.run, &worker.stop, pos))

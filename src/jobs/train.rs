@@ -68,6 +68,7 @@ pub fn run(opts: &Options) -> Result<(Outcome, RunDir)> {
     device::init_torch();
     let (loaded, cfg_path) = jobs::load_job_config(opts.cfg.as_deref(), opts.resume.as_deref(), &opts.overrides)?;
     let mut worker = jobs::start_job(opts.resume.as_deref(), opts.run_dir.as_deref(), &cfg_path, config::Job::Train.name())?;
+    worker.run.set_tensorboard(loaded.config.clipgan.tensorboard);
     let dir = worker.run.dir().clone();
     let result = catch_out_of_memory(|| {
         Job::start(&loaded, opts, &mut worker.run).and_then(|(mut job, pos)| train_loop(&mut job, &mut worker.run, &worker.stop, pos))

@@ -3,10 +3,12 @@
 mod format;
 pub mod logs;
 mod reader;
+pub mod tfevents;
 mod writer;
 
 pub use format::*;
 pub use reader::{
-    config_file, list_run_dirs, read_metrics, read_results, read_samples, read_status, JsonlTail, MetricsRead, MetricsTail, SamplesTail,
+    config_file, find_runs, has_event_files, is_clipgan_run, list_run_dirs, one_value_per_step, read_metrics, read_results, read_samples,
+    read_status, rewind_len, JsonlTail, MetricsRead, MetricsTail, RunSource, SamplesTail,
 };
 pub use writer::{JsonlWriter, RunDir, RunWriter};

@@ -120,6 +120,45 @@ pub fn read_metrics(run_dir: &Path) -> std::io::Result<MetricsRead> {
     Ok(MetricsRead { events, corrupt: tail.corrupt, torn_last_line: tail.has_partial_line() })
 }
 
+/// One value per step (docs/run-format.md): where an event at `step` cuts a tag's
+/// series whose steps so far are `steps` (non-decreasing, as this rule keeps them).
+/// `None` when the step comes after the last one (the event is appended); else the
+/// length to cut the series to before appending: a resumed run that writes a step at or
+/// below the last one replaces the points from that step on, as TensorBoard purges the
+/// orphaned events of a restarted run.
+pub fn rewind_len<T: PartialOrd + Copy>(steps: &[T], step: T) -> Option<usize> {
+    match steps.last() {
+        Some(&last) if step <= last => Some(steps.partition_point(|&s| s < step)),
+        _ => None,
+    }
+}
+
+/// Apply [`rewind_len`] to a whole event list, per tag, keeping the order of the events
+/// that remain: the events a reader that wants one value per step keeps.
+pub fn one_value_per_step(events: Vec<MetricEvent>) -> Vec<MetricEvent> {
+    // Per tag, the steps and positions in `events` of the points kept so far.
+    let mut gone = vec![false; events.len()];
+    {
+        let mut kept: std::collections::HashMap<&str, (Vec<u64>, Vec<usize>)> = std::collections::HashMap::new();
+        for (i, e) in events.iter().enumerate() {
+            let (steps, at) = kept.entry(e.tag.as_str()).or_default();
+            if let Some(k) = rewind_len(steps, e.step) {
+                for &j in &at[k..] {
+                    gone[j] = true;
+                }
+                steps.truncate(k);
+                at.truncate(k);
+            }
+            steps.push(e.step);
+            at.push(i);
+        }
+    }
+    if !gone.contains(&true) {
+        return events;
+    }
+    events.into_iter().zip(gone).filter(|(_, g)| !g).map(|(e, _)| e).collect()
+}
+
 /// Read a run folder's sample index (missing = empty); corrupt lines are skipped.
 pub fn read_samples(run_dir: &Path) -> std::io::Result<Vec<SampleEvent>> {
     SamplesTail::new(&run_dir.join(SAMPLES_INDEX)).poll()
@@ -178,6 +217,67 @@ pub fn list_run_dirs(runs_root: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// What kind of run folder [`find_runs`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RunSource {
+    /// A clipgan run folder (`run.json` and/or `metrics.jsonl`).
+    Clipgan,
+    /// A TensorBoard run: a folder holding `events.out.tfevents.*` files (read-only).
+    TensorBoard,
+}
+
+/// Whether a folder is a clipgan run folder (it has a `run.json` or a `metrics.jsonl`).
+pub fn is_clipgan_run(dir: &Path) -> bool {
+    dir.join(super::format::MANIFEST_FILE).is_file() || dir.join(METRICS_FILE).is_file()
+}
+
+/// Whether a folder holds TensorBoard event files (`events.out.tfevents.*`).
+pub fn has_event_files(dir: &Path) -> bool {
+    std::fs::read_dir(dir)
+        .is_ok_and(|rd| rd.flatten().any(|e| e.file_name().to_str().is_some_and(super::tfevents::is_event_file_name) && e.path().is_file()))
+}
+
+/// How deep [`find_runs`] looks below a root (TensorBoard nests run folders).
+pub const FIND_DEPTH: usize = 6;
+
+/// The runs at or below `root`, sorted by path: clipgan run folders (not looked into
+/// further) and folders holding TensorBoard event files (one run per folder, as
+/// TensorBoard counts them, nested ones included). Hidden folders, symbolic links to
+/// folders and unreadable folders are skipped; a missing root gives nothing.
+pub fn find_runs(root: &Path) -> Vec<(PathBuf, RunSource)> {
+    fn walk(dir: &Path, depth: usize, out: &mut Vec<(PathBuf, RunSource)>) {
+        if is_clipgan_run(dir) {
+            out.push((dir.to_path_buf(), RunSource::Clipgan));
+            return;
+        }
+        let Ok(rd) = std::fs::read_dir(dir) else { return };
+        let mut events = false;
+        let mut subdirs = Vec::new();
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() && !name.starts_with('.') {
+                subdirs.push(e.path());
+            } else if super::tfevents::is_event_file_name(name) {
+                events = true;
+            }
+        }
+        if events {
+            out.push((dir.to_path_buf(), RunSource::TensorBoard));
+        }
+        if depth < FIND_DEPTH {
+            for d in subdirs {
+                walk(&d, depth + 1, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, 0, &mut out);
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +294,63 @@ mod tests {
         std::fs::write(d.path().join(STATUS_FILE), b"{\"state\": \"runn").unwrap();
         let e = format!("{:#}", read_status(d.path()).unwrap_err());
         assert!(e.contains(STATUS_FILE) && e.contains("not valid"), "{e}");
+    }
+
+    fn ev(tag: &str, step: u64, value: f64) -> MetricEvent {
+        MetricEvent { step, epoch: 0, wall: step as f64, tag: tag.into(), value }
+    }
+
+    #[test]
+    fn rewind_len_cuts_at_the_first_step_not_below() {
+        assert_eq!(rewind_len::<u64>(&[], 3), None);
+        assert_eq!(rewind_len(&[1u64, 2, 5], 6), None);
+        assert_eq!(rewind_len(&[1u64, 2, 5], 5), Some(2));
+        assert_eq!(rewind_len(&[1u64, 2, 5], 2), Some(1));
+        assert_eq!(rewind_len(&[1u64, 2, 5], 0), Some(0));
+        assert_eq!(rewind_len(&[1.0f64, 2.0, 5.0], 3.0), Some(2));
+    }
+
+    #[test]
+    fn one_value_per_step_keeps_the_resumed_attempt() {
+        // Killed after step 4 (checkpoint at 2), resumed at 3; tag b has no rewind.
+        let evs = vec![
+            ev("a", 1, 1.0),
+            ev("b", 1, 9.0),
+            ev("a", 2, 2.0),
+            ev("a", 3, 3.0),
+            ev("a", 4, 4.0),
+            ev("a", 3, 30.0),
+            ev("b", 2, 8.0),
+            ev("a", 4, 40.0),
+            ev("a", 5, 50.0),
+        ];
+        let kept: Vec<(String, u64, f64)> = one_value_per_step(evs).into_iter().map(|e| (e.tag, e.step, e.value)).collect();
+        let want = [("a", 1, 1.0), ("b", 1, 9.0), ("a", 2, 2.0), ("a", 3, 30.0), ("b", 2, 8.0), ("a", 4, 40.0), ("a", 5, 50.0)];
+        assert_eq!(kept, want.map(|(t, s, v)| (t.to_string(), s, v)));
+    }
+
+    #[test]
+    fn find_runs_finds_clipgan_and_tensorboard_runs_nested() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        for sub in ["a", "tb/x", "tb/x/inner", "tb/y", ".hidden", "empty/deeper"] {
+            std::fs::create_dir_all(r.join(sub)).unwrap();
+        }
+        std::fs::write(r.join("a/run.json"), "{}").unwrap();
+        std::fs::write(r.join("tb/x/events.out.tfevents.1.host"), b"").unwrap();
+        std::fs::write(r.join("tb/x/inner/events.out.tfevents.2.host.v2"), b"").unwrap();
+        std::fs::write(r.join("tb/y/events.out.tfevents.3.host"), b"").unwrap();
+        std::fs::write(r.join(".hidden/events.out.tfevents.4.host"), b"").unwrap();
+        let found = find_runs(r);
+        let want = [
+            ("a", RunSource::Clipgan),
+            ("tb/x", RunSource::TensorBoard),
+            ("tb/x/inner", RunSource::TensorBoard),
+            ("tb/y", RunSource::TensorBoard),
+        ];
+        assert_eq!(found, want.map(|(p, s)| (r.join(p), s)));
+        assert_eq!(find_runs(&r.join("a")), vec![(r.join("a"), RunSource::Clipgan)]);
+        assert!(find_runs(&r.join("missing")).is_empty());
     }
 
     #[test]

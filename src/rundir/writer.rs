@@ -243,11 +243,30 @@ impl Drop for JsonlInner {
     }
 }
 
-/// Everything a worker writes into its run folder while it runs: metrics, samples,
-/// status with progress and ETA.
+/// The TensorBoard copy of the scalars (docs/run-format.md): opened at the first scalar
+/// (a new event file per attempt), flushed with the status (about once a second) and
+/// at the end. A failure to write it is reported once on stderr and turns it off: the
+/// run's record is `metrics.jsonl`.
+enum Events {
+    Off,
+    Pending,
+    Open(super::tfevents::EventWriter),
+}
+
+/// The environment variable that turns the event file off for every job (`0`, `false`,
+/// `off`, `no`).
+pub const TENSORBOARD_ENV: &str = "CLIPGAN_TENSORBOARD";
+
+fn tensorboard_env_allows() -> bool {
+    !std::env::var(TENSORBOARD_ENV).is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "0" | "false" | "off" | "no"))
+}
+
+/// Everything a worker writes into its run folder while it runs: metrics (and their
+/// TensorBoard copy), samples, status with progress and ETA.
 pub struct RunWriter {
     dir: RunDir,
     metrics: JsonlWriter,
+    events: std::sync::Mutex<Events>,
     samples: JsonlWriter,
     status: Status,
     last_status_write: Option<Instant>,
@@ -266,7 +285,8 @@ impl RunWriter {
             _ => Status::new(RunState::Starting),
         };
         status.started = unix_now();
-        let mut w = RunWriter { dir, metrics, samples, status, last_status_write: None, speed: SpeedMeter::default() };
+        let events = std::sync::Mutex::new(if tensorboard_env_allows() { Events::Pending } else { Events::Off });
+        let mut w = RunWriter { dir, metrics, events, samples, status, last_status_write: None, speed: SpeedMeter::default() };
         w.write_status_now()?;
         Ok(w)
     }
@@ -289,16 +309,69 @@ impl RunWriter {
         self.status.epoch = epoch;
     }
 
+    /// Whether to also write the scalars to a TensorBoard event file (on by default;
+    /// the config's `CLIPGAN.TENSORBOARD`; `CLIPGAN_TENSORBOARD=0` keeps it off).
+    pub fn set_tensorboard(&mut self, on: bool) {
+        let events = self.events.get_mut().unwrap_or_else(|e| e.into_inner());
+        match (on && tensorboard_env_allows(), &*events) {
+            (false, _) => *events = Events::Off,
+            (true, Events::Off) => *events = Events::Pending,
+            (true, _) => {}
+        }
+    }
+
+    /// The event file being written, if any.
+    pub fn event_file(&self) -> Option<PathBuf> {
+        match &*self.events.lock().unwrap_or_else(|e| e.into_inner()) {
+            Events::Open(w) => Some(w.path().to_path_buf()),
+            _ => None,
+        }
+    }
+
+    fn append_scalar(&self, e: &MetricEvent) -> Result<()> {
+        self.metrics.append(e)?;
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(*events, Events::Pending) {
+            *events = match super::tfevents::EventWriter::create(self.dir.path(), e.wall, &hostname()) {
+                Ok(w) => Events::Open(w),
+                Err(err) => {
+                    eprintln!(
+                        "clipgan: cannot create a TensorBoard event file in {}: {err}; writing metrics.jsonl only",
+                        self.dir.path().display()
+                    );
+                    Events::Off
+                }
+            };
+        }
+        if let Events::Open(w) = &mut *events {
+            if let Err(err) = w.scalar(e) {
+                eprintln!("clipgan: cannot write {}: {err}; writing metrics.jsonl only", w.path().display());
+                *events = Events::Off;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_events(&self) {
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        if let Events::Open(w) = &mut *events {
+            if let Err(err) = w.flush() {
+                eprintln!("clipgan: cannot write {}: {err}; writing metrics.jsonl only", w.path().display());
+                *events = Events::Off;
+            }
+        }
+    }
+
     /// Log one scalar.
     pub fn scalar(&self, step: u64, tag: &str, value: f64) -> Result<()> {
-        self.metrics.append(&MetricEvent { step, epoch: self.status.epoch, wall: unix_now(), tag: tag.to_string(), value })
+        self.append_scalar(&MetricEvent { step, epoch: self.status.epoch, wall: unix_now(), tag: tag.to_string(), value })
     }
 
     /// Log several scalars of one step.
     pub fn scalars(&self, step: u64, values: &[(&str, f64)]) -> Result<()> {
         let wall = unix_now();
         for (tag, value) in values {
-            self.metrics.append(&MetricEvent { step, epoch: self.status.epoch, wall, tag: tag.to_string(), value: *value })?;
+            self.append_scalar(&MetricEvent { step, epoch: self.status.epoch, wall, tag: tag.to_string(), value: *value })?;
         }
         Ok(())
     }
@@ -367,6 +440,7 @@ impl RunWriter {
     /// Flush everything and write the final state.
     pub fn finish(mut self, state: RunState, message: impl Into<String>) -> Result<()> {
         self.metrics.flush()?;
+        self.flush_events();
         self.samples.flush()?;
         self.status.state = state;
         self.status.message = message.into();
@@ -376,10 +450,13 @@ impl RunWriter {
 
     pub fn flush(&self) -> Result<()> {
         self.metrics.flush()?;
+        self.flush_events();
         self.samples.flush()
     }
 
     fn write_status_now(&mut self) -> Result<()> {
+        // The event file goes out with the status, about once a second.
+        self.flush_events();
         self.status.updated = unix_now();
         self.status.pid = Some(std::process::id());
         self.dir.write_status(&self.status)?;

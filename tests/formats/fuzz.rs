@@ -1,6 +1,6 @@
 //! Property tests over the parsers clipgan owns (issue 13, "keep it that way"): config
-//! YAML, metrics and sample-index JSONL, status.json, state.json, AttnGAN pickles and the
-//! daemon's socket protocol. Whatever the bytes, each parser returns a value or an error
+//! YAML, metrics and sample-index JSONL, status.json, state.json, AttnGAN pickles,
+//! TensorBoard event files (issue 19) and the daemon's socket protocol. Whatever the bytes, each parser returns a value or an error
 //! naming the file; none panics, overflows its stack or hangs.
 //!
 //! CI runs a few dozen cases of each (seconds). A longer campaign by hand:
@@ -69,8 +69,61 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
     p
 }
 
+/// Valid TensorBoard event files: what the jobs' writer writes (a file_version event and
+/// simple_value scalars), plus float and double scalar tensors and an image.
+fn event_files() -> &'static [&'static [u8]] {
+    use clipgan::rundir::tfevents::*;
+    use prost::Message;
+    static FILES: std::sync::OnceLock<Vec<&'static [u8]>> = std::sync::OnceLock::new();
+    FILES.get_or_init(|| {
+        let mut out = Vec::new();
+        let mut one = Vec::new();
+        let ev = |step, value| Event {
+            wall_time: 1.5 + step as f64,
+            step,
+            what: Some(What::Summary(Summary { value: vec![SummaryValue { tag: "loss/g".into(), metadata: None, value: Some(value) }] })),
+        };
+        frame_record(&Event { wall_time: 1.0, step: 0, what: Some(What::FileVersion("brain.Event:2".into())) }.encode_to_vec(), &mut one);
+        for s in 0..4 {
+            frame_record(&ev(s, Value::SimpleValue(s as f32 * 0.5)).encode_to_vec(), &mut one);
+        }
+        out.push(&*one.leak());
+        let mut two = Vec::new();
+        let t = |dtype, f: Vec<f32>, d: Vec<f64>| TensorProto {
+            dtype,
+            tensor_shape: Some(TensorShape { dim: vec![] }),
+            tensor_content: vec![],
+            float_val: f,
+            double_val: d,
+        };
+        frame_record(&ev(1, Value::Tensor(t(DT_FLOAT, vec![1.5], vec![]))).encode_to_vec(), &mut two);
+        frame_record(&ev(2, Value::Tensor(t(DT_DOUBLE, vec![], vec![2.5]))).encode_to_vec(), &mut two);
+        frame_record(&ev(3, Value::Image(Image { height: 4, width: 4 })).encode_to_vec(), &mut two);
+        out.push(&*two.leak());
+        out
+    })
+}
+
 proptest! {
     #![proptest_config(cases(64))]
+
+    /// Whatever the bytes, the event-file reader returns scalars and counts; reading the
+    /// file in two polls (a torn record waiting for its end) gives the same scalars as one.
+    #[test]
+    fn tensorboard_records_are_read_or_skipped_and_counted(bytes in mutated(event_files()), cut in any::<prop::sample::Index>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let whole = write(dir.path(), "events.out.tfevents.1.h", &bytes);
+        let (once, _) = clipgan::rundir::tfevents::read_event_dir(dir.path()).unwrap();
+        let dir2 = tempfile::tempdir().unwrap();
+        let at = if bytes.is_empty() { 0 } else { cut.index(bytes.len()) };
+        let part = write(dir2.path(), "events.out.tfevents.1.h", &bytes[..at]);
+        let mut tail = clipgan::rundir::tfevents::EventsTail::new(dir2.path());
+        let mut twice = tail.poll().unwrap();
+        std::fs::write(&part, &bytes).unwrap();
+        twice.extend(tail.poll().unwrap());
+        prop_assert_eq!(format!("{once:?}"), format!("{twice:?}"));
+        drop(whole);
+    }
 
     #[test]
     fn config_yaml_gives_a_config_or_errors_naming_the_file(bytes in mutated(CONFIGS)) {

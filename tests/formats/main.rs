@@ -6,3 +6,4 @@ mod overrides;
 mod plot_export;
 mod report;
 mod rundir;
+mod tensorboard;

@@ -26,6 +26,10 @@ pub struct ConsoleBench {
     /// Frames to time (median reported).
     #[arg(long, default_value_t = 30)]
     frames: usize,
+    /// Resumes in the file: each repeats the 1,000 steps before it with other values (as
+    /// a run killed after its last checkpoint and resumed), which the store replaces.
+    #[arg(long, default_value_t = 0)]
+    rewinds: u64,
     /// Terminal size.
     #[arg(long, default_value_t = 200)]
     width: u16,
@@ -48,11 +52,26 @@ pub fn run(a: ConsoleBench) -> Result<ExitCode> {
     let t = Instant::now();
     {
         let mut w = std::io::BufWriter::new(std::fs::File::create(&file).with_context(|| format!("cannot write {}", file.display()))?);
-        for s in 0..a.points {
-            // A noisy decaying loss with a spike every 100,000 steps.
+        // A noisy decaying loss with a spike every 100,000 steps.
+        let value = |s: u64| {
             let noise = ((s.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) as f64 / (1u64 << 24) as f64) - 0.5;
-            let v = 2.0 * (-(s as f64) / (a.points as f64 / 4.0)).exp() + 0.5 + 0.1 * noise + if s % 100_000 == 7 { 5.0 } else { 0.0 };
-            writeln!(w, "{{\"step\":{s},\"epoch\":0,\"wall\":{:.3},\"tag\":\"loss/g_total\",\"value\":{v}}}", 1.8e9 + s as f64 * 0.01)?;
+            2.0 * (-(s as f64) / (a.points as f64 / 4.0)).exp() + 0.5 + 0.1 * noise + if s % 100_000 == 7 { 5.0 } else { 0.0 }
+        };
+        let rewind_at: Vec<u64> = (1..=a.rewinds).map(|k| a.points * k / (a.rewinds + 1)).collect();
+        for s in 0..a.points {
+            if rewind_at.contains(&s) {
+                // The resumed attempt repeats the 1,000 steps after its checkpoint.
+                for r in s.saturating_sub(1000)..s {
+                    writeln!(
+                        w,
+                        "{{\"step\":{r},\"epoch\":0,\"wall\":{:.3},\"tag\":\"loss/g_total\",\"value\":{}}}",
+                        1.8e9 + r as f64 * 0.01 + 60.0,
+                        value(r)
+                    )?;
+                }
+            }
+            let wall = 1.8e9 + s as f64 * 0.01 + if rewind_at.iter().any(|&r| r <= s) { 60.0 } else { 0.0 };
+            writeln!(w, "{{\"step\":{s},\"epoch\":0,\"wall\":{wall:.3},\"tag\":\"loss/g_total\",\"value\":{}}}", value(s))?;
         }
     }
     let bytes = std::fs::metadata(&file)?.len();
@@ -78,6 +97,8 @@ pub fn run(a: ConsoleBench) -> Result<ExitCode> {
     let rss1 = rss_bytes();
     drop(one);
     let points: usize = app.store.runs.values().map(|r| r.points()).sum();
+    let sorted = app.store.runs.values().flat_map(|r| r.tags.values()).all(|s| s.sorted(crate::console::store::XAxis::Step));
+    println!("{} rewind(s) per run; {points} points held; every series sorted by step (fast path): {sorted}", a.rewinds);
     println!(
         "load: {n} lines of metrics.jsonl in {load_s:.3} s ({:.0} lines/s); RSS +{:.1} MB for that run",
         n as f64 / load_s,

@@ -13,6 +13,7 @@ mod eval;
 mod gan;
 mod inputs;
 mod supervisor;
+mod tfevents;
 mod timing;
 
 #[derive(Subcommand, Debug)]
@@ -35,6 +36,9 @@ pub enum BenchCommand {
     /// The console's curves view: 8 runs x 1,000,000 points: load time, memory per point,
     /// frame time.
     Console(console::ConsoleBench),
+    /// Reading a TensorBoard event file of 1,000,000 scalars into the console's store,
+    /// against the same scalars as metrics.jsonl: time (median) and peak memory.
+    Tfevents(tfevents::TfeventsBench),
 }
 
 pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
@@ -47,5 +51,6 @@ pub fn run(cmd: BenchCommand) -> Result<ExitCode> {
         BenchCommand::Frechet(a) => eval::frechet(a),
         BenchCommand::TrainStep(a) => gan::train_step(a),
         BenchCommand::Console(a) => console::run(a),
+        BenchCommand::Tfevents(a) => tfevents::run(a),
     }
 }

@@ -52,7 +52,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     for r in app.shown_runs() {
         spans.push(Span::styled("● ", Style::new().fg(t.run_color(r.task.id))));
         let pin = if app.runs.baseline == Some(r.task.id) { " (baseline)" } else { "" };
-        spans.push(Span::raw(format!("{} {}{pin}  ", r.task.id, App::task_name(r))));
+        spans.push(Span::raw(format!("{} {}{pin}  ", crate::console::disk::id_label(r.task.id), App::task_name(r))));
     }
     if c.group_mean {
         spans.push(Span::styled("group mean ", Style::new().fg(t.warn)));
@@ -211,7 +211,7 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, tag: &str, focused: bool) ->
         let o = run.x_origin(app.curves.x_axis);
         if let Some(i) = nearest(s.xs(app.curves.x_axis), cx + o, s.sorted(app.curves.x_axis)) {
             let sm = s.smoothed.get(i).map(|v| format!(" (smoothed {})", num(*v))).unwrap_or_default();
-            parts.push(format!("{} @{}={}{sm}", tv.task.id, num(s.steps[i]), num(s.values[i])));
+            parts.push(format!("{} @{}={}{sm}", crate::console::disk::id_label(tv.task.id), num(s.steps[i]), num(s.values[i])));
         }
     }
     parts.join("  ")

@@ -12,7 +12,13 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let l = &app.logs;
     let stream = if l.stderr { "stderr" } else { "stdout" };
     let title = match l.task.and_then(|id| app.task(id)) {
-        Some(tv) => format!(" task {} {} {} {}", tv.task.id, App::task_name(tv), stream, if l.follow { "(following) " } else { "" }),
+        Some(tv) => format!(
+            " task {} {} {} {}",
+            crate::console::disk::id_label(tv.task.id),
+            App::task_name(tv),
+            stream,
+            if l.follow { "(following) " } else { "" }
+        ),
         None => " logs: select a task in the runs view and press l ".into(),
     };
     let block = Block::new().borders(Borders::ALL).border_style(Style::new().fg(t.border)).title(title);

@@ -92,9 +92,9 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             let age = human_duration(task.ended_at.unwrap_or(app.now) - since);
             let mut cells = vec![
                 Cell::from(mark).style(Style::new().fg(t.run_color(task.id))),
-                Cell::from(task.id.to_string()),
+                Cell::from(crate::console::disk::id_label(task.id)),
                 Cell::from(task.state.name()).style(Style::new().fg(state_color(app, task.state))),
-                Cell::from(format!("{} ({})", App::task_name(tv), task.job)),
+                Cell::from(format!("{} ({})", App::task_name(tv), app.job_label(tv))),
             ];
             // A sweep's runs: `│ ` before each; a collapsed sweep is one row for all.
             let mut progress = progress;
@@ -228,5 +228,12 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App) {
     }
     lines.push(Line::styled(deps.join(" · "), Style::new().fg(t.dim)));
     lines.push(Line::raw(key_metrics(app, tv, 8)));
-    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }).block(block.title(format!(" task {} ", task.id))), area);
+    f.render_widget(
+        Paragraph::new(lines).wrap(Wrap { trim: true }).block(block.title(format!(
+            " {} {} ",
+            if app.is_disk_run(task.id) { "run" } else { "task" },
+            crate::console::disk::id_label(task.id)
+        ))),
+        area,
+    );
 }
