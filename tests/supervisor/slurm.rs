@@ -84,15 +84,19 @@ fn scontrol(args: &[&str]) {
 }
 
 /// A requeued job waits for its BeginTime (Slurm's requeue delay); the tests start it
-/// now, again while Slurm still holds it back, until it has run again.
+/// sooner, again while Slurm still holds it back, until it has run again. Not at once:
+/// a job started again while the node still cleans up its last run is refused by slurmd
+/// ("Job credential revoked") and fails, which is what the delay is for.
 fn start_now_when_pending(job: u64) {
     let mut pending = false;
+    let mut since = None;
     for _ in 0..240 {
         let out = Command::new("squeue").args(["-h", "-j", &job.to_string(), "-o", "%T %r"]).output().expect("squeue");
         let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
         if line.starts_with("PENDING") {
             pending = true;
-            if line.ends_with("BeginTime") {
+            let first = *since.get_or_insert_with(std::time::Instant::now);
+            if line.ends_with("BeginTime") && first.elapsed() > Duration::from_secs(3) {
                 let _ = Command::new("scontrol").args(["update", &format!("JobId={job}"), "StartTime=now"]).output();
             }
         } else if pending {
