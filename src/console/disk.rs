@@ -155,6 +155,9 @@ fn describe(id: u64, dir: &Path, source: RunSource, name: &str, group: &str, now
         exit: None,
         kill: None,
         message,
+        overrides: Vec::new(),
+        slurm: None,
+        sweep: None,
     };
     Found { view: TaskView { task, config_changed: None, status }, kind }
 }
