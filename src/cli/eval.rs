@@ -137,9 +137,12 @@ pub struct EvalArgs {
     /// logged at each snapshot's training step); replaces --net-g.
     #[arg(long, conflicts_with = "net_g")]
     pub snapshots: Option<PathBuf>,
+    #[command(flatten)]
+    pub progress: super::progress::ProgressArgs,
 }
 
 pub fn eval(a: EvalArgs) -> Result<ExitCode> {
+    a.progress.apply();
     let opts = crate::jobs::eval::Options { cfg: Some(a.cfg), net_g: a.net_g, clip: a.clip, run_dir: a.run_dir, snapshots: a.snapshots };
     Ok(ExitCode::from(crate::jobs::eval::main(&opts)?))
 }

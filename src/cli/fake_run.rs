@@ -36,9 +36,12 @@ pub struct FakeRunCmd {
     print_bytes: usize,
     #[arg(long, default_value_t = 100)]
     seed: u64,
+    #[command(flatten)]
+    progress: super::progress::ProgressArgs,
 }
 
 pub fn run(c: FakeRunCmd) -> Result<ExitCode> {
+    c.progress.apply();
     let code = fake_run::main(&Options {
         steps: c.steps,
         step_ms: c.step_ms,

@@ -12,6 +12,7 @@ mod fake_run;
 mod model;
 mod plot;
 mod pretrain;
+mod progress;
 mod queue;
 mod resources;
 mod shell;

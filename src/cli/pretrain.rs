@@ -17,9 +17,12 @@ pub struct PretrainArgs {
     /// its config.yml unless --cfg is given).
     #[arg(long)]
     pub resume: Option<PathBuf>,
+    #[command(flatten)]
+    pub progress: super::progress::ProgressArgs,
 }
 
 pub fn run(args: PretrainArgs) -> Result<ExitCode> {
+    args.progress.apply();
     let code = pretrain::main(&Options { cfg: args.cfg, run_dir: args.run_dir, resume: args.resume })?;
     Ok(ExitCode::from(code))
 }

@@ -24,9 +24,12 @@ pub struct TrainArgs {
     /// and exit without training.
     #[arg(long)]
     pub dry_run: bool,
+    #[command(flatten)]
+    pub progress: super::progress::ProgressArgs,
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
+    args.progress.apply();
     let code = train::main(&Options { cfg: args.cfg, run_dir: args.run_dir, resume: args.resume, clip: args.clip, dry_run: args.dry_run })?;
     Ok(ExitCode::from(code))
 }

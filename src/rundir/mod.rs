@@ -7,4 +7,4 @@ mod writer;
 
 pub use format::*;
 pub use reader::{config_file, list_run_dirs, read_metrics, read_samples, read_status, JsonlTail, MetricsRead, MetricsTail, SamplesTail};
-pub use writer::{JsonlWriter, RunDir, RunWriter};
+pub use writer::{JsonlWriter, Observer, RunDir, RunWriter};
