@@ -6,6 +6,9 @@
 //!   colour. `CLIPGAN_IMAGE_PROTOCOL=auto|sixel|kitty|iterm2|halfblocks|ascii` overrides
 //!   the detection. Inside tmux ratatui-image wraps sixel/kitty/iTerm2 output in tmux's
 //!   passthrough (tmux needs `set -g allow-passthrough on`).
+//! - Every image is scaled up or down to the largest size that fits its area for the
+//!   renderer's cell size in pixels, keeping its aspect ([`fit_pixels`]); a grid's one
+//!   image can be cut out first ([`Crop`], for the samples view's large image).
 //! - [`ImageLoader`] decodes, resizes and encodes on a background thread, so the input
 //!   loop never waits for an image; [`ImagePane`] draws the ready image, a "loading"
 //!   line, or the error (a corrupt PNG is a message in the pane, not a panic).
@@ -153,15 +156,88 @@ impl ImagePicker {
         }
     }
 
-    /// Decode nothing, just render `img` to fit `size` (cells). Runs on the loader's
-    /// thread; public for tests and one-off use.
+    /// A cell's size in pixels (width, height) for this renderer: the terminal's for
+    /// the graphics protocols, 10 x 20 for halfblocks and ASCII (one cell holds 1 x 2
+    /// image pixels there, so only the 1:2 ratio matters).
+    pub fn cell(&self) -> (u16, u16) {
+        match &self.picker {
+            None => (10, 20),
+            Some(p) => {
+                let f = p.font_size();
+                (f.width.max(1), f.height.max(1))
+            }
+        }
+    }
+
+    /// Decode nothing, just render `img` scaled (up or down) to the largest size that
+    /// fits `size` (cells), keeping its aspect. Runs on the loader's thread; public for
+    /// tests and one-off use.
     pub fn render(&self, img: DynamicImage, size: Size) -> Result<Rendered, String> {
         match &self.picker {
             None => Ok(Rendered::Ascii(ascii_lines(&img, size.width, size.height))),
             Some(p) => {
-                p.new_protocol(img, size, Resize::Fit(None)).map(|p| Rendered::Protocol(Box::new(p))).map_err(|e| format!("encoding: {e}"))
+                let (w, h) = fit_pixels((img.width(), img.height()), (size.width, size.height), self.cell());
+                if w == 0 || h == 0 {
+                    return Err("no room for the image".into());
+                }
+                // Smooth when shrinking; when enlarging, nearest keeps the generated pixels
+                // visible as they are (a 64 px sample blown up is not made to look sharper).
+                let filter = if w < img.width() { image::imageops::FilterType::Triangle } else { image::imageops::FilterType::Nearest };
+                let fitted = if (w, h) == (img.width(), img.height()) { img } else { img.resize_exact(w, h, filter) };
+                // Already at the fitted size: Fit leaves it as it is.
+                p.new_protocol(fitted, size, Resize::Fit(None)).map(|p| Rendered::Protocol(Box::new(p))).map_err(|e| format!("encoding: {e}"))
             }
         }
+    }
+}
+
+/// The size in pixels of an `img` (width, height) image scaled up or down to the largest
+/// size that fits `cells` (columns, rows) of `cell` pixels, keeping its aspect: the
+/// limiting side fills its cells exactly. (0, 0) when anything is empty.
+pub fn fit_pixels(img: (u32, u32), cells: (u16, u16), cell: (u16, u16)) -> (u32, u32) {
+    let (iw, ih) = (img.0 as u64, img.1 as u64);
+    let (aw, ah) = (cells.0 as u64 * cell.0 as u64, cells.1 as u64 * cell.1 as u64);
+    if iw == 0 || ih == 0 || aw == 0 || ah == 0 {
+        return (0, 0);
+    }
+    // Width-limited when the area is relatively narrower than the image.
+    if aw * ih <= ah * iw {
+        (aw as u32, ((aw * ih + iw / 2) / iw).clamp(1, ah) as u32)
+    } else {
+        (((ah * iw + ih / 2) / ih).clamp(1, aw) as u32, ah as u32)
+    }
+}
+
+/// The cells (columns, rows) that an image of `px` pixels takes with `cell`-pixel cells.
+pub fn cells_for(px: (u32, u32), cell: (u16, u16)) -> (u16, u16) {
+    let (cw, ch) = (cell.0.max(1) as u32, cell.1.max(1) as u32);
+    (px.0.div_ceil(cw).min(u16::MAX as u32) as u16, px.1.div_ceil(ch).min(u16::MAX as u32) as u16)
+}
+
+/// One image of a grid of `rows` x `cols` images: what is shown instead of the whole
+/// picture when the samples view opens one image large.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Crop {
+    pub rows: u32,
+    pub cols: u32,
+    pub index: u32,
+}
+
+impl Crop {
+    /// The crop's rectangle in a picture of `size` pixels, padded as `util::grid` lays
+    /// grids out (`padded`) or split evenly.
+    pub fn rect(&self, size: (u32, u32), padded: bool) -> Option<(u32, u32, u32, u32)> {
+        crate::util::grid::grid_cell(size, self.rows, self.cols, self.index, padded)
+    }
+
+    /// Cut the image out of `img`: as a `util::grid` grid when its corner has the grid's
+    /// border colour, else split evenly.
+    pub fn apply(&self, img: DynamicImage) -> Result<DynamicImage, String> {
+        let size = (img.width(), img.height());
+        let corner = img.as_rgb8().map(|i| *i.get_pixel(0, 0)).or_else(|| (size.0 > 0 && size.1 > 0).then(|| img.to_rgb8().get_pixel(0, 0).to_owned()));
+        let padded = corner == Some(crate::util::grid::PAD_COLOUR);
+        let (x, y, w, h) = self.rect(size, padded).ok_or_else(|| format!("no image {} in a {} x {} grid", self.index + 1, self.rows, self.cols))?;
+        Ok(img.crop_imm(x, y, w, h))
     }
 }
 
@@ -423,6 +499,7 @@ struct Job {
     ticket: u64,
     path: PathBuf,
     size: Size,
+    crop: Option<Crop>,
 }
 
 /// A finished job.
@@ -456,13 +533,13 @@ impl ImageLoader {
         ImageLoader { tx: Some(tx), done, next_ticket: 1, thread: Some(thread), picker_name }
     }
 
-    /// Ask for `path` drawn to fit `size` cells in `slot`; returns the ticket the result
-    /// will carry.
-    pub fn request(&mut self, slot: usize, path: &Path, size: Size) -> u64 {
+    /// Ask for `path` (or its `crop`) drawn to fit `size` cells in `slot`; returns the
+    /// ticket the result will carry.
+    pub fn request(&mut self, slot: usize, path: &Path, size: Size, crop: Option<Crop>) -> u64 {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         if let Some(tx) = &self.tx {
-            let _ = tx.send(Job { slot, ticket, path: path.to_path_buf(), size });
+            let _ = tx.send(Job { slot, ticket, path: path.to_path_buf(), size, crop });
         }
         ticket
     }
@@ -493,7 +570,7 @@ fn loader_thread(picker: ImagePicker, rx: Receiver<Job>, done: Arc<Mutex<HashMap
             }
         }
         for job in jobs {
-            let result = load(&picker, &job.path, job.size);
+            let result = load(&picker, &job.path, job.size, job.crop);
             if let Ok(mut d) = done.lock() {
                 d.insert(job.slot, Loaded { ticket: job.ticket, result });
             }
@@ -502,13 +579,17 @@ fn loader_thread(picker: ImagePicker, rx: Receiver<Job>, done: Arc<Mutex<HashMap
     }
 }
 
-fn load(picker: &ImagePicker, path: &Path, size: Size) -> Result<Rendered, String> {
+fn load(picker: &ImagePicker, path: &Path, size: Size, crop: Option<Crop>) -> Result<Rendered, String> {
     let img = image::ImageReader::open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?
         .with_guessed_format()
         .map_err(|e| format!("{}: {e}", path.display()))?
         .decode()
         .map_err(|e| format!("{}: not a readable image: {e}", path.display()))?;
+    let img = match crop {
+        Some(c) => c.apply(img).map_err(|e| format!("{}: {e}", path.display()))?,
+        None => img,
+    };
     // A panic inside an encoder must not take the console down.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| picker.render(img, size)))
         .unwrap_or_else(|_| Err(format!("{}: the image encoder failed", path.display())))
@@ -528,7 +609,7 @@ pub enum PaneState {
 #[derive(Debug)]
 pub struct ImagePane {
     slot: usize,
-    want: Option<(PathBuf, Size)>,
+    want: Option<(PathBuf, Size, Option<Crop>)>,
     ticket: u64,
     pub state: PaneState,
 }
@@ -538,13 +619,13 @@ impl ImagePane {
         ImagePane { slot, want: None, ticket: 0, state: PaneState::Empty }
     }
 
-    /// Show `path` fitted to `size`; requests it when the path or size changed.
-    pub fn show(&mut self, loader: &mut ImageLoader, path: &Path, size: Size) {
-        if self.want.as_ref().is_some_and(|(p, s)| p == path && *s == size) {
+    /// Show `path` (or its `crop`) fitted to `size`; requests it when any changed.
+    pub fn show(&mut self, loader: &mut ImageLoader, path: &Path, size: Size, crop: Option<Crop>) {
+        if self.want.as_ref().is_some_and(|(p, s, c)| p == path && *s == size && *c == crop) {
             return;
         }
-        self.want = Some((path.to_path_buf(), size));
-        self.ticket = loader.request(self.slot, path, size);
+        self.want = Some((path.to_path_buf(), size, crop));
+        self.ticket = loader.request(self.slot, path, size, crop);
         self.state = PaneState::Loading(path.to_path_buf());
     }
 
@@ -594,6 +675,37 @@ impl Widget for &ImagePane {
                 // where the protocol can, until the new size's image arrives.
                 Image::new(p).allow_clipping(true).render(area, buf);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod fit_tests {
+    use super::*;
+
+    #[test]
+    fn images_grow_and_shrink_to_the_limiting_side() {
+        // A 138 x 70 grid in 30 x 10 halfblock cells (300 x 200 px): width-limited.
+        assert_eq!(fit_pixels((138, 70), (30, 10), (10, 20)), (300, 152));
+        // In 80 x 10 cells (800 x 200 px): height-limited.
+        assert_eq!(fit_pixels((138, 70), (80, 10), (10, 20)), (394, 200));
+        // Square 64 px in a sixel terminal's 100 x 30 cells of 9 x 18 px: height-limited, grown.
+        assert_eq!(fit_pixels((64, 64), (100, 30), (9, 18)), (540, 540));
+        // Shrunk: 1024 x 512 into 10 x 10 cells of 10 x 20 px.
+        assert_eq!(fit_pixels((1024, 512), (10, 10), (10, 20)), (100, 50));
+        assert_eq!(fit_pixels((0, 5), (10, 10), (10, 20)), (0, 0));
+        assert_eq!(fit_pixels((5, 5), (0, 10), (10, 20)), (0, 0));
+        // Never zero on the short side.
+        assert_eq!(fit_pixels((10_000, 1), (2, 2), (10, 20)), (20, 1));
+    }
+
+    #[test]
+    fn the_fitted_image_takes_whole_cells_within_the_area() {
+        for (img, cells, cell) in [((138, 70), (40, 10), (10, 20)), ((64, 64), (100, 30), (9, 18)), ((333, 17), (7, 3), (8, 16))] {
+            let px = fit_pixels(img, cells, cell);
+            let c = cells_for(px, cell);
+            assert!(c.0 <= cells.0 && c.1 <= cells.1, "{img:?} in {cells:?}: {c:?}");
+            assert!(c.0 == cells.0 || c.1 == cells.1, "one side fills its cells: {img:?} {c:?}");
         }
     }
 }
