@@ -16,6 +16,9 @@ pub struct ConsoleArgs {
     /// Select and follow these task ids.
     #[arg(long, value_delimiter = ',')]
     focus: Vec<u64>,
+    /// Open in this view: runs, configs, curves, logs or samples.
+    #[arg(long, value_parser = ["runs", "configs", "curves", "logs", "samples"])]
+    view: Option<String>,
 }
 
 pub fn run(a: ConsoleArgs) -> Result<ExitCode> {
@@ -25,6 +28,7 @@ pub fn run(a: ConsoleArgs) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
-    crate::console::run_on(&crate::home::home(), &a.focus)?;
+    let view = a.view.as_deref().and_then(|v| crate::console::app::VIEWS.into_iter().find(|x| x.context() == v));
+    crate::console::run_on(&crate::home::home(), &a.focus, view)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -61,9 +61,10 @@ pub fn write_defaults(force: bool) -> Result<Vec<std::path::PathBuf>> {
 }
 
 /// Open the console on the project `home`, with the tasks `focus` selected and followed
-/// (marked for the curves, the first one's logs). Starts the daemon if none runs.
-/// Returns when the user quits; the daemon and its jobs keep running.
-pub fn run_on(home: &Path, focus: &[u64]) -> Result<()> {
+/// (marked for the curves, the first one's logs), in `view` if given (else the curves
+/// with a focus, the runs without). Starts the daemon if none runs. Returns when the user
+/// quits; the daemon and its jobs keep running.
+pub fn run_on(home: &Path, focus: &[u64], view: Option<app::View>) -> Result<()> {
     let mut app = new_app(home)?;
     let paths = Paths::for_home(home);
     let client = Client::connect_or_spawn(&paths).context("the console needs the daemon")?;
@@ -77,6 +78,9 @@ pub fn run_on(home: &Path, focus: &[u64]) -> Result<()> {
     app.focus(focus);
     if !focus.is_empty() {
         app.view = app::View::Curves;
+    }
+    if let Some(v) = view {
+        app.view = v;
     }
 
     let (tx, rx) = mpsc::channel();

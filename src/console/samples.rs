@@ -248,7 +248,7 @@ impl App {
                         image: dims.and_then(|s| crop_of(e, i).and_then(|c| c.rect(s, true))).map(|r| (r.2, r.3)),
                         caption_lines: 3,
                     },
-                    None => PaneShape { image: dims, caption_lines: e.captions.len().min(u16::MAX as usize) as u16 },
+                    None => PaneShape { image: dims, caption_lines: (e.captions.len() + usize::from(e.tag == "retrieval")).min(u16::MAX as usize) as u16 },
                 }
             })
             .collect()

@@ -1,8 +1,9 @@
-//! The console: views as snapshots, images, samples, resources, and the binary in a pseudo-terminal.
+//! The console: views as snapshots, images, samples, resources, the binary in a pseudo-terminal, in xterm (sixel) and over SSH.
 //! One test binary per area (each links libtorch once); one module per topic.
 mod e2e;
 mod eval_results;
 mod images;
 mod resources;
 mod samples;
+mod terminals;
 mod views;

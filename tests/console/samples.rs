@@ -411,3 +411,26 @@ fn the_renderer_note_is_short_and_whole_in_help() {
     let s = render(&f.app);
     assert!(s.contains("1500 ms") && s.contains("allow-passthrough on?))"), "{s}");
 }
+
+#[test]
+fn retrieval_captions_have_their_marks_explained() {
+    let mut f = fixture(ImagePicker::halfblocks(), (120, 30));
+    let r1 = f.run(1);
+    grid_png(&r1.join("samples/000000050_retrieval.png"));
+    let captions: Vec<String> = (0..8).map(|k| format!("{} a bird number {k}", ["[own]", "[class]", "[wrong]"][k % 3])).collect();
+    let ev = json!({"step": 50, "epoch": 1, "wall": NOW + 50.0, "tag": "retrieval", "file": "samples/000000050_retrieval.png",
+        "captions": captions, "rows": 2, "cols": 4});
+    let mut file = std::fs::OpenOptions::new().append(true).open(r1.join("samples/index.jsonl")).unwrap();
+    writeln!(file, "{ev}").unwrap();
+    f.app.handle(Event::Tick(NOW + 1.0));
+    f.settle();
+    // Tags sorted: grid/128, grid/64, retrieval.
+    f.key(KeyCode::Down);
+    f.key(KeyCode::Down);
+    assert_eq!(f.app.sample_steps().0.as_deref(), Some("retrieval"));
+    let s = render(&f.app);
+    assert!(s.contains("[own] its own, [class] one of its class"), "{s}");
+    f.key(KeyCode::Enter);
+    let s = render(&f.app);
+    assert!(s.contains("[own] a bird number 0") && s.contains("[class] one of its class"), "{s}");
+}

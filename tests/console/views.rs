@@ -489,4 +489,10 @@ fn runs_view_resources_panel() {
     })));
     let s = render(&f.app, 120, 24);
     assert!(s.contains("no NVIDIA GPU / driver") && s.contains("no running workers"), "{s}");
+    // In a few words; the whole reason is in the help overlay.
+    assert!(s.contains("(details: ?)") && !s.contains("libnvidia-ml"), "{s}");
+    f.app.popups.push(clipgan::console::app::Popup::Help);
+    let s = render(&f.app, 120, 40);
+    assert!(s.contains("GPUs: no NVIDIA GPU / driver: libnvidia-ml.so.1"), "{s}");
+    f.app.popups.clear();
 }

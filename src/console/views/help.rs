@@ -14,6 +14,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     for (a, keys) in app.keys.bindings(ctx) {
         lines.push(Line::from(vec![Span::styled(format!("{:>14}  ", keys.join(" ")), Style::new().fg(t.accent)), Span::raw(a.describe())]));
     }
+    if let (crate::console::app::View::Runs, Err(e)) = (app.view, &app.resources.gpus) {
+        // The resources panel says it in a few words.
+        lines.push(Line::styled(format!("GPUs: {e}"), Style::new().fg(t.dim)));
+    }
     if app.view == crate::console::app::View::Samples && !app.samples.renderer.is_empty() {
         // The full note (why this renderer), shortened on the view's own line.
         lines.push(Line::styled(format!("image renderer: {}", app.samples.renderer), Style::new().fg(t.dim)));

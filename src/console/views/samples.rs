@@ -88,19 +88,31 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         }
         if let (Some(e), Some((k, n))) = (ev, zoom) {
             let caption = e.captions.get(k).map(String::as_str).unwrap_or("(no caption)");
-            let line = Line::from(vec![Span::styled(format!("{}/{n} ", k + 1), Style::new().fg(t.dim)), Span::raw(caption)]);
-            f.render_widget(Paragraph::new(line).wrap(Wrap { trim: true }), *cap);
+            let mut lines = vec![Line::from(vec![Span::styled(format!("{}/{n} ", k + 1), Style::new().fg(t.dim)), Span::raw(caption)])];
+            if e.tag == RETRIEVAL_TAG {
+                lines.push(Line::styled(RETRIEVAL_LEGEND, Style::new().fg(t.dim)));
+            }
+            f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), *cap);
         } else if let Some(e) = ev {
-            let lines: Vec<Line> = e
-                .captions
-                .iter()
-                .enumerate()
-                .map(|(k, c)| Line::from(vec![Span::styled(format!("{:>2} ", k + 1), Style::new().fg(t.dim)), Span::raw(c.as_str())]))
-                .collect();
+            let mut lines: Vec<Line> = Vec::new();
+            if e.tag == RETRIEVAL_TAG {
+                // The captions' marks, which the finetuning job writes (jobs::pretrain).
+                lines.push(Line::styled(RETRIEVAL_LEGEND, Style::new().fg(t.dim)));
+            }
+            lines.extend(
+                e.captions
+                    .iter()
+                    .enumerate()
+                    .map(|(k, c)| Line::from(vec![Span::styled(format!("{:>2} ", k + 1), Style::new().fg(t.dim)), Span::raw(c.as_str())])),
+            );
             f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), *cap);
         }
     }
 }
+
+/// The finetuning job's retrieval preview: per test image, the caption that ranks first.
+const RETRIEVAL_TAG: &str = "retrieval";
+const RETRIEVAL_LEGEND: &str = "caption ranked first per image: [own] its own, [class] one of its class, [wrong] another class";
 
 /// The renderer's name for the scrubber line: the note up to its reason in brackets
 /// (the reason is in the help overlay), and whether there was one.
