@@ -24,7 +24,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     }
     lines.push(Line::styled(format!("user files: {}", crate::console::keys::user_dir().display()), Style::new().fg(t.dim)));
     // Long lines wrap inside the 74 columns.
-    let wrapped: u16 = lines.iter().map(|l| (l.width() / 74) as u16).sum();
+    let wrapped: u16 = lines.iter().map(|l| (l.width().saturating_sub(1) / 74) as u16).sum();
     let r = centered(area, 76, lines.len() as u16 + wrapped + 2);
     f.render_widget(Clear, r);
     let block = Block::new()
