@@ -185,7 +185,9 @@ impl ImagePicker {
                 let filter = if w < img.width() { image::imageops::FilterType::Triangle } else { image::imageops::FilterType::Nearest };
                 let fitted = if (w, h) == (img.width(), img.height()) { img } else { img.resize_exact(w, h, filter) };
                 // Already at the fitted size: Fit leaves it as it is.
-                p.new_protocol(fitted, size, Resize::Fit(None)).map(|p| Rendered::Protocol(Box::new(p))).map_err(|e| format!("encoding: {e}"))
+                p.new_protocol(fitted, size, Resize::Fit(None))
+                    .map(|p| Rendered::Protocol(Box::new(p)))
+                    .map_err(|e| format!("encoding: {e}"))
             }
         }
     }
@@ -234,9 +236,13 @@ impl Crop {
     /// border colour, else split evenly.
     pub fn apply(&self, img: DynamicImage) -> Result<DynamicImage, String> {
         let size = (img.width(), img.height());
-        let corner = img.as_rgb8().map(|i| *i.get_pixel(0, 0)).or_else(|| (size.0 > 0 && size.1 > 0).then(|| img.to_rgb8().get_pixel(0, 0).to_owned()));
+        let corner = img
+            .as_rgb8()
+            .map(|i| *i.get_pixel(0, 0))
+            .or_else(|| (size.0 > 0 && size.1 > 0).then(|| img.to_rgb8().get_pixel(0, 0).to_owned()));
         let padded = corner == Some(crate::util::grid::PAD_COLOUR);
-        let (x, y, w, h) = self.rect(size, padded).ok_or_else(|| format!("no image {} in a {} x {} grid", self.index + 1, self.rows, self.cols))?;
+        let (x, y, w, h) =
+            self.rect(size, padded).ok_or_else(|| format!("no image {} in a {} x {} grid", self.index + 1, self.rows, self.cols))?;
         Ok(img.crop_imm(x, y, w, h))
     }
 }

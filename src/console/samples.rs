@@ -229,7 +229,7 @@ impl App {
     /// run's sample; None when whole grids are shown.
     pub fn sample_zoom(&self) -> Option<(usize, usize)> {
         let z = self.samples.zoom?;
-        let n = self.sample_events().into_iter().flatten().map(|e| grid_count(e)).max()?;
+        let n = self.sample_events().into_iter().flatten().map(grid_count).max()?;
         Some((z.min(n.saturating_sub(1)), n))
     }
 
@@ -248,7 +248,10 @@ impl App {
                         image: dims.and_then(|s| crop_of(e, i).and_then(|c| c.rect(s, true))).map(|r| (r.2, r.3)),
                         caption_lines: 3,
                     },
-                    None => PaneShape { image: dims, caption_lines: (e.captions.len() + usize::from(e.tag == "retrieval")).min(u16::MAX as usize) as u16 },
+                    None => PaneShape {
+                        image: dims,
+                        caption_lines: (e.captions.len() + usize::from(e.tag == "retrieval")).min(u16::MAX as usize) as u16,
+                    },
                 }
             })
             .collect()

@@ -280,8 +280,11 @@ mod tests {
 
     #[test]
     fn the_main_losses_are_the_totals_then_the_first_logged() {
-        let l: Vec<(String, f64)> =
-            ["loss/d64", "loss/d128", "loss/g64", "loss/kl", "loss/g_total"].iter().enumerate().map(|(i, t)| (t.to_string(), i as f64)).collect();
+        let l: Vec<(String, f64)> = ["loss/d64", "loss/d128", "loss/g64", "loss/kl", "loss/g_total"]
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.to_string(), i as f64))
+            .collect();
         let names: Vec<String> = main_losses(&l).into_iter().map(|(t, _)| t).collect();
         assert_eq!(names, ["g_total", "d64", "d128", "g64"]);
     }

@@ -325,11 +325,8 @@ fn a_grid_fills_its_pane_and_one_image_opens_large() {
     assert_eq!(f.app.sample_steps().0.as_deref(), Some("grid/big"));
     // The pane: 120 - 18 (tags) = 102 columns, 38 - 2 (scrubber) = 36 rows, less the
     // border: 100 x 34 cells. The 138 x 70 grid fills its width or its height.
-    let areas = clipgan::console::samples::layout(
-        clipgan::console::samples::body_area(f.app.size),
-        &f.app.sample_shapes(),
-        f.app.samples.cell,
-    );
+    let areas =
+        clipgan::console::samples::layout(clipgan::console::samples::body_area(f.app.size), &f.app.sample_shapes(), f.app.samples.cell);
     let (_, img, cap) = areas.panes[0];
     let (w, h) = pane_cells(&f, 0);
     assert_eq!((w, h), (img.width, img.height));
@@ -342,11 +339,8 @@ fn a_grid_fills_its_pane_and_one_image_opens_large() {
     // enter: image 1 large, in its own colour, with its caption.
     f.key(KeyCode::Enter);
     assert_eq!(f.app.sample_zoom(), Some((0, 8)));
-    let areas = clipgan::console::samples::layout(
-        clipgan::console::samples::body_area(f.app.size),
-        &f.app.sample_shapes(),
-        f.app.samples.cell,
-    );
+    let areas =
+        clipgan::console::samples::layout(clipgan::console::samples::body_area(f.app.size), &f.app.sample_shapes(), f.app.samples.cell);
     let (_, img, _) = areas.panes[0];
     // A square image with one caption in 100 x 34 cells of 1:2: the caption goes beside
     // it (under it would cost the image 3 rows), and the image is 34 rows high.
@@ -393,11 +387,8 @@ fn side_by_side_both_runs_open_the_same_image() {
     f.key(KeyCode::Enter);
     f.key(KeyCode::Right);
     f.key(KeyCode::Right);
-    let areas = clipgan::console::samples::layout(
-        clipgan::console::samples::body_area(f.app.size),
-        &f.app.sample_shapes(),
-        f.app.samples.cell,
-    );
+    let areas =
+        clipgan::console::samples::layout(clipgan::console::samples::body_area(f.app.size), &f.app.sample_shapes(), f.app.samples.cell);
     let buf = buffer(&f.app);
     let [r, g, b] = CELL_COLOURS[2];
     for i in 0..2 {
@@ -409,7 +400,8 @@ fn side_by_side_both_runs_open_the_same_image() {
 #[test]
 fn the_renderer_note_is_short_and_whole_in_help() {
     let mut picker = ImagePicker::halfblocks();
-    picker.note = "halfblocks (the terminal did not answer within 1500 ms (inside tmux: is it attached, with allow-passthrough on?))".into();
+    picker.note =
+        "halfblocks (the terminal did not answer within 1500 ms (inside tmux: is it attached, with allow-passthrough on?))".into();
     let mut f = fixture(picker, (100, 30));
     let s = render(&f.app);
     assert!(s.contains("renderer: halfblocks (why: ?)") && !s.contains("1500 ms"), "{s}");
