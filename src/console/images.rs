@@ -106,7 +106,8 @@ impl ImagePicker {
         let mut typed_ahead = Vec::new();
         // A forced protocol still works when the terminal did not answer (`why`).
         let (mut picker, why) = match (query_stdio(QUERY_TIMEOUT, &mut typed_ahead), forced) {
-            (Ok(p), _) => (p, None),
+            // A forced protocol needs no reason why another was not chosen.
+            (Ok((p, not_kitty)), _) => (p, not_kitty.filter(|_| forced.is_none())),
             (Err(e), None) => {
                 let mut me = Self::halfblocks();
                 me.note = format!("halfblocks ({e})");
@@ -262,13 +263,16 @@ pub struct TermAnswer {
     /// Bytes that came during the query outside any escape sequence: keys typed while
     /// waiting for the answer (see `event::keys_from_bytes`).
     pub typed: Vec<u8>,
+    /// The terminal's name and version, from its answer to XTVERSION (`CSI > 0 q`),
+    /// e.g. `kitty(0.26.5)` or `XTerm(379)`.
+    pub version: Option<String>,
 }
 
 impl TermAnswer {
     /// The protocol these answers allow: kitty over sixel; else iTerm2 when the
     /// environment names a terminal that speaks it; else halfblocks.
     pub fn protocol(&self) -> ProtocolType {
-        if self.kitty {
+        if self.kitty && self.kitty_too_old().is_none() {
             ProtocolType::Kitty
         } else if self.sixel {
             ProtocolType::Sixel
@@ -277,6 +281,23 @@ impl TermAnswer {
         } else {
             ProtocolType::Halfblocks
         }
+    }
+}
+
+/// The oldest kitty whose graphics protocol has the Unicode placeholders (`U=1`) that
+/// ratatui-image places its images with.
+pub const KITTY_PLACEHOLDERS_SINCE: (u32, u32) = (0, 28);
+
+impl TermAnswer {
+    /// When the terminal is a kitty older than [`KITTY_PLACEHOLDERS_SINCE`]: its version
+    /// (it answers the graphics query, but rejects the placements, and no image shows;
+    /// Debian 12's kitty is 0.26.5). Such a kitty gets halfblocks.
+    pub fn kitty_too_old(&self) -> Option<&str> {
+        let v = self.version.as_deref()?;
+        let num = v.strip_prefix("kitty(")?.strip_suffix(')')?;
+        let mut parts = num.split('.').map(|p| p.parse::<u32>().ok());
+        let (major, minor) = (parts.next()??, parts.next()??);
+        ((major, minor) < KITTY_PLACEHOLDERS_SINCE).then_some(v)
     }
 }
 
@@ -307,6 +328,10 @@ pub fn query(
     use ratatui_image::picker::cap_parser::{Parser, QueryStdioOptions, Response};
     use std::os::fd::AsRawFd;
     let options = QueryStdioOptions { timeout, ..Default::default() };
+    // XTVERSION first (the name and version, for kitty's), then ratatui-image's queries,
+    // which end with the status request whose answer closes the query.
+    let xtversion = if is_tmux { "\x1bPtmux;\x1b\x1b[>0q\x1b\\" } else { "\x1b[>0q" };
+    output.write_all(xtversion.as_bytes())?;
     output.write_all(Parser::query(is_tmux, options).as_bytes())?;
     output.flush()?;
     let deadline = std::time::Instant::now() + timeout;
@@ -314,6 +339,8 @@ pub fn query(
     let mut answer = TermAnswer::default();
     let fd = input.as_raw_fd();
     let mut seq = SeqState::Text;
+    // The DCS string being read (`ESC P ... ESC \`): XTVERSION's answer is `>|name(version)`.
+    let mut dcs: Option<Vec<u8>> = None;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
@@ -349,6 +376,20 @@ pub fn query(
         seq = seq.next(byte);
         if before == SeqState::Text && seq == SeqState::Text {
             answer.typed.push(byte);
+        }
+        if before == SeqState::Esc && byte == b'P' {
+            dcs = Some(Vec::new());
+        } else if let Some(d) = dcs.as_mut() {
+            match seq {
+                SeqState::Str => d.push(byte),
+                SeqState::Text => {
+                    if let Some(v) = d.strip_prefix(b">|") {
+                        answer.version = Some(String::from_utf8_lossy(v).into_owned());
+                    }
+                    dcs = None;
+                }
+                _ => {}
+            }
         }
         for r in parser.push(char::from(byte)) {
             match r {
@@ -400,7 +441,9 @@ impl SeqState {
 /// other reader of stdin running; a [`Picker`] for what it answered. An error when
 /// stdin is not a terminal or the terminal did not answer. Keys typed meanwhile go to
 /// `typed`.
-pub fn query_stdio(timeout: Duration, typed: &mut Vec<u8>) -> Result<Picker, String> {
+/// The second value says why kitty's protocol was not used although the terminal
+/// answered for it (a kitty too old for its placements), for the note.
+pub fn query_stdio(timeout: Duration, typed: &mut Vec<u8>) -> Result<(Picker, Option<String>), String> {
     use std::io::IsTerminal;
     let stdin = std::io::stdin();
     if !stdin.is_terminal() || !std::io::stdout().is_terminal() {
@@ -423,7 +466,11 @@ pub fn query_stdio(timeout: Duration, typed: &mut Vec<u8>) -> Result<Picker, Str
     #[allow(deprecated)] // the non-deprecated constructors query stdin themselves
     let mut picker = Picker::from_fontsize(cell.into());
     picker.set_protocol_type(answer.protocol());
-    Ok(picker)
+    let why = answer.kitty_too_old().map(|v| {
+        let (major, minor) = KITTY_PLACEHOLDERS_SINCE;
+        format!("{v} is too old for kitty images, which need {major}.{minor}+")
+    });
+    Ok((picker, why))
 }
 
 /// Cell size in pixels from the terminal's window size (when it reports pixels).
