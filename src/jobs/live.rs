@@ -294,7 +294,7 @@ mod tests {
         let mut s = status(120, Some(800));
         s.epoch = 2;
         s.total_epochs = Some(10);
-        s.steps_per_s = Some(3.14);
+        s.steps_per_s = Some(3.125);
         s.eta_s = Some(219.0);
         let l = vec![("loss/total".to_string(), 4.2109), ("loss/words".to_string(), 0.000012)];
         assert_eq!(plain_line("train", &s, &l), "train step 120/800 (15%)  epoch 2/10  3.1 it/s  ETA 3m39s  total 4.211 words 1.20e-5");
