@@ -7,7 +7,10 @@
 #
 # Add a Debian package here when a test runs a real program from it.
 # bash, zsh and fish: the shell completions are tested in the real shells (tests/cli).
-CLIPGAN_TEST_APT_PACKAGES=(bash zsh fish)
+# xterm, kitty, xvfb, imagemagick: the console in real graphics terminals, screenshots (tests/console/terminals.rs);
+# openssh-server, openssh-client, tmux: the console over a real SSH connection (same file);
+# bsdutils: `script`, a pty for the jobs' live progress line (tests/jobs/progress.rs).
+CLIPGAN_TEST_APT_PACKAGES=(bash zsh fish xterm kitty xvfb imagemagick openssh-server openssh-client tmux bsdutils)
 
 clipgan_test_deps() {
     local missing=() p

@@ -21,6 +21,9 @@ pub struct ConsoleArgs {
     /// read-only runs. The home's runs/ is always listed.
     #[arg(long = "logdir", value_name = "DIR")]
     logdirs: Vec<std::path::PathBuf>,
+    /// Open in this view: runs, configs, curves, logs or samples.
+    #[arg(long, value_parser = ["runs", "configs", "curves", "logs", "samples"])]
+    view: Option<String>,
 }
 
 pub fn run(a: ConsoleArgs) -> Result<ExitCode> {
@@ -35,6 +38,7 @@ pub fn run(a: ConsoleArgs) -> Result<ExitCode> {
             anyhow::bail!("--logdir {}: not a folder", d.display());
         }
     }
-    crate::console::run_with_logdirs(&crate::home::home(), &a.focus, &a.logdirs)?;
+    let view = a.view.as_deref().and_then(|v| crate::console::app::VIEWS.into_iter().find(|x| x.context() == v));
+    crate::console::run_with_logdirs(&crate::home::home(), &a.focus, view, &a.logdirs)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -67,7 +67,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     eprintln!("clipgan demo: run folders: {}", queued.pretrain.run_dir.parent().unwrap_or(Path::new(".")).display());
 
     if !args.headless && std::io::stdout().is_terminal() && std::io::stdin().is_terminal() {
-        crate::console::run_on(&home, &ids)?;
+        crate::console::run_on(&home, &ids, None)?;
         return Ok(ExitCode::SUCCESS);
     }
     follow(&mut client, &ids, Duration::from_secs_f64(args.timeout_min * 60.0))

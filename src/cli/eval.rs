@@ -159,9 +159,12 @@ pub struct EvalArgs {
     /// (`--set TRAIN.SMOOTH.LAMBDA=0.5`); repeatable, checked like the file.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    #[command(flatten)]
+    pub progress: super::progress::ProgressArgs,
 }
 
 pub fn eval(a: EvalArgs) -> Result<ExitCode> {
+    a.progress.apply();
     let opts = crate::jobs::eval::Options {
         cfg: Some(a.cfg),
         net_g: a.net_g,

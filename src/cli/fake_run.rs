@@ -43,9 +43,12 @@ pub struct FakeRunCmd {
     /// Override a setting of --cfg: a dotted key and a YAML value; repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE", requires = "cfg")]
     set: Vec<String>,
+    #[command(flatten)]
+    progress: super::progress::ProgressArgs,
 }
 
 pub fn run(c: FakeRunCmd) -> Result<ExitCode> {
+    c.progress.apply();
     let code = fake_run::main(&Options {
         steps: c.steps,
         step_ms: c.step_ms,

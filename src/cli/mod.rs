@@ -13,6 +13,7 @@ mod import;
 mod model;
 mod plot;
 mod pretrain;
+mod progress;
 mod queue;
 mod report;
 mod resources;

@@ -21,9 +21,12 @@ pub struct PretrainArgs {
     /// (`--set TRAIN.SMOOTH.LAMBDA=0.5`); repeatable, checked like the file.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    #[command(flatten)]
+    pub progress: super::progress::ProgressArgs,
 }
 
 pub fn run(args: PretrainArgs) -> Result<ExitCode> {
+    args.progress.apply();
     let code = pretrain::main(&Options { cfg: args.cfg, run_dir: args.run_dir, resume: args.resume, overrides: args.set })?;
     Ok(ExitCode::from(code))
 }

@@ -28,9 +28,12 @@ pub struct TrainArgs {
     /// (`--set TRAIN.SMOOTH.LAMBDA=0.5`); repeatable, checked like the file.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    #[command(flatten)]
+    pub progress: super::progress::ProgressArgs,
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode> {
+    args.progress.apply();
     let code = train::main(&Options {
         cfg: args.cfg,
         run_dir: args.run_dir,

@@ -400,7 +400,9 @@ impl App {
                 View::Samples => self.samples_move(a),
             },
             Back => {
-                if self.view == View::Curves && self.curves.cursor.is_some() {
+                if self.view == View::Samples && self.close_image() {
+                    // back from the large image
+                } else if self.view == View::Curves && self.curves.cursor.is_some() {
                     self.curves.cursor = Option::None;
                 } else {
                     self.message.clear();

@@ -6,6 +6,9 @@
 //!   colour. `CLIPGAN_IMAGE_PROTOCOL=auto|sixel|kitty|iterm2|halfblocks|ascii` overrides
 //!   the detection. Inside tmux ratatui-image wraps sixel/kitty/iTerm2 output in tmux's
 //!   passthrough (tmux needs `set -g allow-passthrough on`).
+//! - Every image is scaled up or down to the largest size that fits its area for the
+//!   renderer's cell size in pixels, keeping its aspect ([`fit_pixels`]); a grid's one
+//!   image can be cut out first ([`Crop`], for the samples view's large image).
 //! - [`ImageLoader`] decodes, resizes and encodes on a background thread, so the input
 //!   loop never waits for an image; [`ImagePane`] draws the ready image, a "loading"
 //!   line, or the error (a corrupt PNG is a message in the pane, not a panic).
@@ -103,7 +106,8 @@ impl ImagePicker {
         let mut typed_ahead = Vec::new();
         // A forced protocol still works when the terminal did not answer (`why`).
         let (mut picker, why) = match (query_stdio(QUERY_TIMEOUT, &mut typed_ahead), forced) {
-            (Ok(p), _) => (p, None),
+            // A forced protocol needs no reason why another was not chosen.
+            (Ok((p, not_kitty)), _) => (p, not_kitty.filter(|_| forced.is_none())),
             (Err(e), None) => {
                 let mut me = Self::halfblocks();
                 me.note = format!("halfblocks ({e})");
@@ -153,15 +157,94 @@ impl ImagePicker {
         }
     }
 
-    /// Decode nothing, just render `img` to fit `size` (cells). Runs on the loader's
-    /// thread; public for tests and one-off use.
+    /// A cell's size in pixels (width, height) for this renderer: the terminal's for
+    /// the graphics protocols, 10 x 20 for halfblocks and ASCII (one cell holds 1 x 2
+    /// image pixels there, so only the 1:2 ratio matters).
+    pub fn cell(&self) -> (u16, u16) {
+        match &self.picker {
+            None => (10, 20),
+            Some(p) => {
+                let f = p.font_size();
+                (f.width.max(1), f.height.max(1))
+            }
+        }
+    }
+
+    /// Decode nothing, just render `img` scaled (up or down) to the largest size that
+    /// fits `size` (cells), keeping its aspect. Runs on the loader's thread; public for
+    /// tests and one-off use.
     pub fn render(&self, img: DynamicImage, size: Size) -> Result<Rendered, String> {
         match &self.picker {
             None => Ok(Rendered::Ascii(ascii_lines(&img, size.width, size.height))),
             Some(p) => {
-                p.new_protocol(img, size, Resize::Fit(None)).map(|p| Rendered::Protocol(Box::new(p))).map_err(|e| format!("encoding: {e}"))
+                let (w, h) = fit_pixels((img.width(), img.height()), (size.width, size.height), self.cell());
+                if w == 0 || h == 0 {
+                    return Err("no room for the image".into());
+                }
+                // Smooth when shrinking; when enlarging, nearest keeps the generated pixels
+                // visible as they are (a 64 px sample blown up is not made to look sharper).
+                let filter = if w < img.width() { image::imageops::FilterType::Triangle } else { image::imageops::FilterType::Nearest };
+                let fitted = if (w, h) == (img.width(), img.height()) { img } else { img.resize_exact(w, h, filter) };
+                // Already at the fitted size: Fit leaves it as it is.
+                p.new_protocol(fitted, size, Resize::Fit(None))
+                    .map(|p| Rendered::Protocol(Box::new(p)))
+                    .map_err(|e| format!("encoding: {e}"))
             }
         }
+    }
+}
+
+/// The size in pixels of an `img` (width, height) image scaled up or down to the largest
+/// size that fits `cells` (columns, rows) of `cell` pixels, keeping its aspect: the
+/// limiting side fills its cells exactly. (0, 0) when anything is empty.
+pub fn fit_pixels(img: (u32, u32), cells: (u16, u16), cell: (u16, u16)) -> (u32, u32) {
+    let (iw, ih) = (img.0 as u64, img.1 as u64);
+    let (aw, ah) = (cells.0 as u64 * cell.0 as u64, cells.1 as u64 * cell.1 as u64);
+    if iw == 0 || ih == 0 || aw == 0 || ah == 0 {
+        return (0, 0);
+    }
+    // Width-limited when the area is relatively narrower than the image.
+    if aw * ih <= ah * iw {
+        (aw as u32, ((aw * ih + iw / 2) / iw).clamp(1, ah) as u32)
+    } else {
+        (((ah * iw + ih / 2) / ih).clamp(1, aw) as u32, ah as u32)
+    }
+}
+
+/// The cells (columns, rows) that an image of `px` pixels takes with `cell`-pixel cells.
+pub fn cells_for(px: (u32, u32), cell: (u16, u16)) -> (u16, u16) {
+    let (cw, ch) = (cell.0.max(1) as u32, cell.1.max(1) as u32);
+    (px.0.div_ceil(cw).min(u16::MAX as u32) as u16, px.1.div_ceil(ch).min(u16::MAX as u32) as u16)
+}
+
+/// One image of a grid of `rows` x `cols` images: what is shown instead of the whole
+/// picture when the samples view opens one image large.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Crop {
+    pub rows: u32,
+    pub cols: u32,
+    pub index: u32,
+}
+
+impl Crop {
+    /// The crop's rectangle in a picture of `size` pixels, padded as `util::grid` lays
+    /// grids out (`padded`) or split evenly.
+    pub fn rect(&self, size: (u32, u32), padded: bool) -> Option<(u32, u32, u32, u32)> {
+        crate::util::grid::grid_cell(size, self.rows, self.cols, self.index, padded)
+    }
+
+    /// Cut the image out of `img`: as a `util::grid` grid when its corner has the grid's
+    /// border colour, else split evenly.
+    pub fn apply(&self, img: DynamicImage) -> Result<DynamicImage, String> {
+        let size = (img.width(), img.height());
+        let corner = img
+            .as_rgb8()
+            .map(|i| *i.get_pixel(0, 0))
+            .or_else(|| (size.0 > 0 && size.1 > 0).then(|| img.to_rgb8().get_pixel(0, 0).to_owned()));
+        let padded = corner == Some(crate::util::grid::PAD_COLOUR);
+        let (x, y, w, h) =
+            self.rect(size, padded).ok_or_else(|| format!("no image {} in a {} x {} grid", self.index + 1, self.rows, self.cols))?;
+        Ok(img.crop_imm(x, y, w, h))
     }
 }
 
@@ -180,13 +263,16 @@ pub struct TermAnswer {
     /// Bytes that came during the query outside any escape sequence: keys typed while
     /// waiting for the answer (see `event::keys_from_bytes`).
     pub typed: Vec<u8>,
+    /// The terminal's name and version, from its answer to XTVERSION (`CSI > 0 q`),
+    /// e.g. `kitty(0.26.5)` or `XTerm(379)`.
+    pub version: Option<String>,
 }
 
 impl TermAnswer {
     /// The protocol these answers allow: kitty over sixel; else iTerm2 when the
     /// environment names a terminal that speaks it; else halfblocks.
     pub fn protocol(&self) -> ProtocolType {
-        if self.kitty {
+        if self.kitty && self.kitty_too_old().is_none() {
             ProtocolType::Kitty
         } else if self.sixel {
             ProtocolType::Sixel
@@ -195,6 +281,23 @@ impl TermAnswer {
         } else {
             ProtocolType::Halfblocks
         }
+    }
+}
+
+/// The oldest kitty whose graphics protocol has the Unicode placeholders (`U=1`) that
+/// ratatui-image places its images with.
+pub const KITTY_PLACEHOLDERS_SINCE: (u32, u32) = (0, 28);
+
+impl TermAnswer {
+    /// When the terminal is a kitty older than [`KITTY_PLACEHOLDERS_SINCE`]: its version
+    /// (it answers the graphics query, but rejects the placements, and no image shows;
+    /// Debian 12's kitty is 0.26.5). Such a kitty gets halfblocks.
+    pub fn kitty_too_old(&self) -> Option<&str> {
+        let v = self.version.as_deref()?;
+        let num = v.strip_prefix("kitty(")?.strip_suffix(')')?;
+        let mut parts = num.split('.').map(|p| p.parse::<u32>().ok());
+        let (major, minor) = (parts.next()??, parts.next()??);
+        ((major, minor) < KITTY_PLACEHOLDERS_SINCE).then_some(v)
     }
 }
 
@@ -225,6 +328,10 @@ pub fn query(
     use ratatui_image::picker::cap_parser::{Parser, QueryStdioOptions, Response};
     use std::os::fd::AsRawFd;
     let options = QueryStdioOptions { timeout, ..Default::default() };
+    // XTVERSION first (the name and version, for kitty's), then ratatui-image's queries,
+    // which end with the status request whose answer closes the query.
+    let xtversion = if is_tmux { "\x1bPtmux;\x1b\x1b[>0q\x1b\\" } else { "\x1b[>0q" };
+    output.write_all(xtversion.as_bytes())?;
     output.write_all(Parser::query(is_tmux, options).as_bytes())?;
     output.flush()?;
     let deadline = std::time::Instant::now() + timeout;
@@ -232,6 +339,8 @@ pub fn query(
     let mut answer = TermAnswer::default();
     let fd = input.as_raw_fd();
     let mut seq = SeqState::Text;
+    // The DCS string being read (`ESC P ... ESC \`): XTVERSION's answer is `>|name(version)`.
+    let mut dcs: Option<Vec<u8>> = None;
     loop {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
@@ -267,6 +376,20 @@ pub fn query(
         seq = seq.next(byte);
         if before == SeqState::Text && seq == SeqState::Text {
             answer.typed.push(byte);
+        }
+        if before == SeqState::Esc && byte == b'P' {
+            dcs = Some(Vec::new());
+        } else if let Some(d) = dcs.as_mut() {
+            match seq {
+                SeqState::Str => d.push(byte),
+                SeqState::Text => {
+                    if let Some(v) = d.strip_prefix(b">|") {
+                        answer.version = Some(String::from_utf8_lossy(v).into_owned());
+                    }
+                    dcs = None;
+                }
+                _ => {}
+            }
         }
         for r in parser.push(char::from(byte)) {
             match r {
@@ -318,7 +441,9 @@ impl SeqState {
 /// other reader of stdin running; a [`Picker`] for what it answered. An error when
 /// stdin is not a terminal or the terminal did not answer. Keys typed meanwhile go to
 /// `typed`.
-pub fn query_stdio(timeout: Duration, typed: &mut Vec<u8>) -> Result<Picker, String> {
+/// The second value says why kitty's protocol was not used although the terminal
+/// answered for it (a kitty too old for its placements), for the note.
+pub fn query_stdio(timeout: Duration, typed: &mut Vec<u8>) -> Result<(Picker, Option<String>), String> {
     use std::io::IsTerminal;
     let stdin = std::io::stdin();
     if !stdin.is_terminal() || !std::io::stdout().is_terminal() {
@@ -341,7 +466,11 @@ pub fn query_stdio(timeout: Duration, typed: &mut Vec<u8>) -> Result<Picker, Str
     #[allow(deprecated)] // the non-deprecated constructors query stdin themselves
     let mut picker = Picker::from_fontsize(cell.into());
     picker.set_protocol_type(answer.protocol());
-    Ok(picker)
+    let why = answer.kitty_too_old().map(|v| {
+        let (major, minor) = KITTY_PLACEHOLDERS_SINCE;
+        format!("{v} is too old for kitty images, which need {major}.{minor}+")
+    });
+    Ok((picker, why))
 }
 
 /// Cell size in pixels from the terminal's window size (when it reports pixels).
@@ -423,6 +552,7 @@ struct Job {
     ticket: u64,
     path: PathBuf,
     size: Size,
+    crop: Option<Crop>,
 }
 
 /// A finished job.
@@ -456,13 +586,13 @@ impl ImageLoader {
         ImageLoader { tx: Some(tx), done, next_ticket: 1, thread: Some(thread), picker_name }
     }
 
-    /// Ask for `path` drawn to fit `size` cells in `slot`; returns the ticket the result
-    /// will carry.
-    pub fn request(&mut self, slot: usize, path: &Path, size: Size) -> u64 {
+    /// Ask for `path` (or its `crop`) drawn to fit `size` cells in `slot`; returns the
+    /// ticket the result will carry.
+    pub fn request(&mut self, slot: usize, path: &Path, size: Size, crop: Option<Crop>) -> u64 {
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         if let Some(tx) = &self.tx {
-            let _ = tx.send(Job { slot, ticket, path: path.to_path_buf(), size });
+            let _ = tx.send(Job { slot, ticket, path: path.to_path_buf(), size, crop });
         }
         ticket
     }
@@ -493,7 +623,7 @@ fn loader_thread(picker: ImagePicker, rx: Receiver<Job>, done: Arc<Mutex<HashMap
             }
         }
         for job in jobs {
-            let result = load(&picker, &job.path, job.size);
+            let result = load(&picker, &job.path, job.size, job.crop);
             if let Ok(mut d) = done.lock() {
                 d.insert(job.slot, Loaded { ticket: job.ticket, result });
             }
@@ -502,13 +632,17 @@ fn loader_thread(picker: ImagePicker, rx: Receiver<Job>, done: Arc<Mutex<HashMap
     }
 }
 
-fn load(picker: &ImagePicker, path: &Path, size: Size) -> Result<Rendered, String> {
+fn load(picker: &ImagePicker, path: &Path, size: Size, crop: Option<Crop>) -> Result<Rendered, String> {
     let img = image::ImageReader::open(path)
         .map_err(|e| format!("{}: {e}", path.display()))?
         .with_guessed_format()
         .map_err(|e| format!("{}: {e}", path.display()))?
         .decode()
         .map_err(|e| format!("{}: not a readable image: {e}", path.display()))?;
+    let img = match crop {
+        Some(c) => c.apply(img).map_err(|e| format!("{}: {e}", path.display()))?,
+        None => img,
+    };
     // A panic inside an encoder must not take the console down.
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| picker.render(img, size)))
         .unwrap_or_else(|_| Err(format!("{}: the image encoder failed", path.display())))
@@ -528,7 +662,7 @@ pub enum PaneState {
 #[derive(Debug)]
 pub struct ImagePane {
     slot: usize,
-    want: Option<(PathBuf, Size)>,
+    want: Option<(PathBuf, Size, Option<Crop>)>,
     ticket: u64,
     pub state: PaneState,
 }
@@ -538,13 +672,13 @@ impl ImagePane {
         ImagePane { slot, want: None, ticket: 0, state: PaneState::Empty }
     }
 
-    /// Show `path` fitted to `size`; requests it when the path or size changed.
-    pub fn show(&mut self, loader: &mut ImageLoader, path: &Path, size: Size) {
-        if self.want.as_ref().is_some_and(|(p, s)| p == path && *s == size) {
+    /// Show `path` (or its `crop`) fitted to `size`; requests it when any changed.
+    pub fn show(&mut self, loader: &mut ImageLoader, path: &Path, size: Size, crop: Option<Crop>) {
+        if self.want.as_ref().is_some_and(|(p, s, c)| p == path && *s == size && *c == crop) {
             return;
         }
-        self.want = Some((path.to_path_buf(), size));
-        self.ticket = loader.request(self.slot, path, size);
+        self.want = Some((path.to_path_buf(), size, crop));
+        self.ticket = loader.request(self.slot, path, size, crop);
         self.state = PaneState::Loading(path.to_path_buf());
     }
 
@@ -594,6 +728,37 @@ impl Widget for &ImagePane {
                 // where the protocol can, until the new size's image arrives.
                 Image::new(p).allow_clipping(true).render(area, buf);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod fit_tests {
+    use super::*;
+
+    #[test]
+    fn images_grow_and_shrink_to_the_limiting_side() {
+        // A 138 x 70 grid in 30 x 10 halfblock cells (300 x 200 px): width-limited.
+        assert_eq!(fit_pixels((138, 70), (30, 10), (10, 20)), (300, 152));
+        // In 80 x 10 cells (800 x 200 px): height-limited.
+        assert_eq!(fit_pixels((138, 70), (80, 10), (10, 20)), (394, 200));
+        // Square 64 px in a sixel terminal's 100 x 30 cells of 9 x 18 px: height-limited, grown.
+        assert_eq!(fit_pixels((64, 64), (100, 30), (9, 18)), (540, 540));
+        // Shrunk: 1024 x 512 into 10 x 10 cells of 10 x 20 px.
+        assert_eq!(fit_pixels((1024, 512), (10, 10), (10, 20)), (100, 50));
+        assert_eq!(fit_pixels((0, 5), (10, 10), (10, 20)), (0, 0));
+        assert_eq!(fit_pixels((5, 5), (0, 10), (10, 20)), (0, 0));
+        // Never zero on the short side.
+        assert_eq!(fit_pixels((10_000, 1), (2, 2), (10, 20)), (20, 1));
+    }
+
+    #[test]
+    fn the_fitted_image_takes_whole_cells_within_the_area() {
+        for (img, cells, cell) in [((138, 70), (40, 10), (10, 20)), ((64, 64), (100, 30), (9, 18)), ((333, 17), (7, 3), (8, 16))] {
+            let px = fit_pixels(img, cells, cell);
+            let c = cells_for(px, cell);
+            assert!(c.0 <= cells.0 && c.1 <= cells.1, "{img:?} in {cells:?}: {c:?}");
+            assert!(c.0 == cells.0 || c.1 == cells.1, "one side fills its cells: {img:?} {c:?}");
         }
     }
 }

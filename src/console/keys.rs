@@ -80,6 +80,7 @@ pub enum Action {
     // samples
     StepPrev,
     StepNext,
+    OpenImage,
 }
 
 impl Action {
@@ -142,7 +143,8 @@ impl Action {
             CursorRight => "cursor right",
             GroupMean => "group mean with min-max band for runs of one config",
             StepPrev => "previous sample step",
-            StepNext => "next sample step (past the last: follow new samples)",
+            StepNext => "next sample step (past the last: follow new samples); with an image open, the next one",
+            OpenImage => "open one image of the grid large with its caption (left/right: through the grid, esc: back)",
         }
     }
 }
@@ -215,6 +217,7 @@ pub const DEFAULTS: &[(&str, &str, Action)] = &[
     ("samples", "h", Action::StepPrev),
     ("samples", "right", Action::StepNext),
     ("samples", "l", Action::StepNext),
+    ("samples", "enter", Action::OpenImage),
 ];
 
 /// A normalised key (`ctrl-c`, `G`, `enter`).

@@ -62,15 +62,16 @@ pub fn write_defaults(force: bool) -> Result<Vec<std::path::PathBuf>> {
 }
 
 /// Open the console on the project `home`, with the tasks `focus` selected and followed
-/// (marked for the curves, the first one's logs). Starts the daemon if none runs.
-/// Returns when the user quits; the daemon and its jobs keep running.
-pub fn run_on(home: &Path, focus: &[u64]) -> Result<()> {
-    run_with_logdirs(home, focus, &[])
+/// (marked for the curves, the first one's logs), in `view` if given (else the curves
+/// with a focus, the runs without). Starts the daemon if none runs. Returns when the user
+/// quits; the daemon and its jobs keep running.
+pub fn run_on(home: &Path, focus: &[u64], view: Option<app::View>) -> Result<()> {
+    run_with_logdirs(home, focus, view, &[])
 }
 
 /// [`run_on`], also listing the runs under `logdirs` (clipgan run folders and
 /// TensorBoard runs, read-only).
-pub fn run_with_logdirs(home: &Path, focus: &[u64], logdirs: &[std::path::PathBuf]) -> Result<()> {
+pub fn run_with_logdirs(home: &Path, focus: &[u64], view: Option<app::View>, logdirs: &[std::path::PathBuf]) -> Result<()> {
     let mut app = new_app(home)?;
     for d in logdirs {
         app.add_logdir(d);
@@ -87,6 +88,9 @@ pub fn run_with_logdirs(home: &Path, focus: &[u64], logdirs: &[std::path::PathBu
     app.focus(focus);
     if !focus.is_empty() {
         app.view = app::View::Curves;
+    }
+    if let Some(v) = view {
+        app.view = v;
     }
 
     let (tx, rx) = mpsc::channel();

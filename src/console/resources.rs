@@ -303,12 +303,32 @@ pub fn human_bytes(b: u64) -> String {
 /// The panel: one line per GPU (or why there is none), then one per process.
 pub struct ResourcesPanel<'a>(pub &'a ResourceSnapshot);
 
+/// Why there are no GPUs, in a few words for the panel (the whole reason is in the
+/// help overlay, `?`): NVML's loader errors run to a hundred characters.
+pub fn gpu_problem_short(e: &str) -> String {
+    if e.starts_with(NO_GPU) {
+        format!("{NO_GPU} (details: ?)")
+    } else {
+        "GPUs: NVML error (details: ?)".to_string()
+    }
+}
+
 impl ResourcesPanel<'_> {
+    /// The lines with the whole reason when there are no GPUs (`clipgan resources`).
     pub fn lines(&self) -> Vec<Line<'static>> {
+        self.lines_with(|e| e.to_string())
+    }
+
+    /// The lines as the console draws them: the reason shortened.
+    pub fn screen_lines(&self) -> Vec<Line<'static>> {
+        self.lines_with(gpu_problem_short)
+    }
+
+    fn lines_with(&self, gpu_problem: impl Fn(&str) -> String) -> Vec<Line<'static>> {
         let dim = Style::default().fg(Color::DarkGray);
         let mut lines = Vec::new();
         match &self.0.gpus {
-            Err(e) => lines.push(Line::styled(e.clone(), dim)),
+            Err(e) => lines.push(Line::styled(gpu_problem(e), dim)),
             Ok(g) if g.is_empty() => lines.push(Line::styled("GPUs: not sampled yet", dim)),
             Ok(g) => {
                 for d in g {
@@ -346,6 +366,6 @@ impl ResourcesPanel<'_> {
 
 impl Widget for ResourcesPanel<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        Paragraph::new(self.lines()).render(area, buf);
+        Paragraph::new(self.screen_lines()).render(area, buf);
     }
 }

@@ -4,14 +4,20 @@
 //! render path by an [`ImageLoader`]; the app asks for the image of each pane when the
 //! state changes ([`App::request_samples`]) at the size this module's [`layout`] gives,
 //! and drawing (`views::samples`) only reads the panes.
+//!
+//! Each image fills its pane: [`layout`] puts the captions beside or under the image,
+//! whichever leaves the image (scaled to fit, `images::fit_pixels`) the larger, and
+//! gives the image exactly the cells it takes. `enter` opens one image of a grid large
+//! with its caption ([`SamplesState::zoom`]; left/right walk the grid, esc goes back);
+//! side by side, both runs show the same grid position.
 use super::app::{moved, App, View};
 use super::event::Cmd;
-use super::images::{ImageLoader, ImagePane, ImagePicker};
+use super::images::{cells_for, fit_pixels, Crop, ImageLoader, ImagePane, ImagePicker};
 use super::keys::Action;
 use crate::rundir::{SampleEvent, SamplesTail, SAMPLES_INDEX};
 use ratatui::layout::{Constraint, Layout, Rect, Size};
 use ratatui::widgets::{Block, Borders};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 /// The samples index of one run folder, tailed.
@@ -33,6 +39,12 @@ pub struct SamplesState {
     pub panes: Vec<ImagePane>,
     /// The renderer's name, for the title.
     pub renderer: String,
+    /// The grid position of the image opened large (None: whole grids).
+    pub zoom: Option<usize>,
+    /// Pixel sizes of the sample files seen (read from their headers), for the layout.
+    dims: HashMap<PathBuf, Option<(u32, u32)>>,
+    /// The renderer's cell size in pixels (10 x 20 until started).
+    pub cell: (u16, u16),
 }
 
 impl SamplesState {
@@ -40,6 +52,7 @@ impl SamplesState {
     /// (the console sends itself a redraw event).
     pub fn start(&mut self, picker: ImagePicker, on_ready: impl Fn() + Send + 'static) {
         self.renderer = picker.note.clone();
+        self.cell = picker.cell();
         self.loader = Some(ImageLoader::new(picker, on_ready));
         self.panes = vec![ImagePane::new(0), ImagePane::new(1)];
     }
@@ -80,7 +93,16 @@ impl SamplesState {
     }
 }
 
-/// Where things go in the view's `area`, with `n` runs shown.
+/// What the layout needs to know of one pane's content.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PaneShape {
+    /// The image's size in pixels (the grid cell's when one image is open), when known.
+    pub image: Option<(u32, u32)>,
+    /// Lines of captions it would like under the image.
+    pub caption_lines: u16,
+}
+
+/// Where things go in the view's `area`.
 pub struct SamplesLayout {
     pub tags: Rect,
     pub scrubber: Rect,
@@ -88,33 +110,69 @@ pub struct SamplesLayout {
     pub panes: Vec<(Rect, Rect, Rect)>,
 }
 
-pub fn layout(area: Rect, n: usize) -> SamplesLayout {
+/// The layout of the view in `area` with one pane per `shapes` (at least one), for a
+/// renderer with `cell`-pixel cells.
+pub fn layout(area: Rect, shapes: &[PaneShape], cell: (u16, u16)) -> SamplesLayout {
     let tag_w = if area.width >= 60 { 18 } else { 0 };
     let [tags, right] = Layout::horizontal([Constraint::Length(tag_w), Constraint::Min(0)]).areas(area);
     let [scrubber, body] = Layout::vertical([Constraint::Length(2), Constraint::Min(0)]).areas(right);
-    let n = n.max(1);
+    let n = shapes.len().max(1);
     let cols = Layout::horizontal(vec![Constraint::Ratio(1, n as u32); n]).split(body);
     let panes = cols
         .iter()
-        .map(|c| {
+        .enumerate()
+        .map(|(i, c)| {
             let inner = Block::new().borders(Borders::ALL).inner(*c);
-            // Captions beside the image when there is room, else below it.
-            let (img, cap) = if inner.width >= 48 {
-                let [i, c] = Layout::horizontal([Constraint::Percentage(62), Constraint::Min(0)]).areas(inner);
-                (i, c)
-            } else {
-                let [i, c] = Layout::vertical([Constraint::Percentage(70), Constraint::Min(0)]).areas(inner);
-                (i, c)
-            };
+            let (img, cap) = place(inner, shapes.get(i).copied().unwrap_or_default(), cell);
             (*c, img, cap)
         })
         .collect();
     SamplesLayout { tags, scrubber, panes }
 }
 
+/// The image's and the captions' rectangles in a pane's `inner` area: captions under the
+/// image or beside it, whichever lets the image (fitted, keeping its aspect) be larger;
+/// the image gets exactly the cells it takes and the captions the rest.
+pub fn place(inner: Rect, shape: PaneShape, cell: (u16, u16)) -> (Rect, Rect) {
+    let cell = if cell.0 == 0 || cell.1 == 0 { (10, 20) } else { cell };
+    // Unknown size (not read yet): plan for a square.
+    let img = shape.image.unwrap_or((1, 1));
+    let fitted = |w: u16, h: u16| {
+        let px = fit_pixels(img, (w, h), cell);
+        (px.0 as u64 * px.1 as u64, cells_for(px, cell))
+    };
+    let cap_h = if shape.caption_lines == 0 { 0 } else { shape.caption_lines.min(inner.height / 3).max(1) };
+    let below = fitted(inner.width, inner.height.saturating_sub(cap_h));
+    let cap_w = (inner.width / 3).clamp(20, 48);
+    let beside = (inner.width >= 48).then(|| fitted(inner.width - cap_w, inner.height));
+    match beside {
+        Some((area, (w, _))) if area > below.0 => {
+            let [i, rest] = Layout::horizontal([Constraint::Length(w), Constraint::Min(0)]).areas(inner);
+            // One column of space between the image and its captions.
+            (i, Rect { x: rest.x.saturating_add(1).min(rest.right()), width: rest.width.saturating_sub(1), ..rest })
+        }
+        _ => {
+            let (_, (_, h)) = below;
+            let [i, c] = Layout::vertical([Constraint::Length(h), Constraint::Min(0)]).areas(inner);
+            (i, c)
+        }
+    }
+}
+
 /// The view's area in a frame of `size` (the frame has a tab line and a hint line).
 pub fn body_area(size: (u16, u16)) -> Rect {
     Rect { x: 0, y: 1, width: size.0, height: size.1.saturating_sub(2) }
+}
+
+/// How many images a sample's grid holds.
+pub fn grid_count(e: &SampleEvent) -> usize {
+    (e.rows.max(1) * e.cols.max(1)) as usize
+}
+
+/// The crop of image `index` of a sample's grid (None for a single image).
+pub fn crop_of(e: &SampleEvent, index: usize) -> Option<Crop> {
+    let n = grid_count(e);
+    (n > 1).then(|| Crop { rows: e.rows.max(1), cols: e.cols.max(1), index: index.min(n - 1) as u32 })
 }
 
 /// The steps of `tag` in `events`, sorted, unique.
@@ -167,6 +225,38 @@ impl App {
         self.samples.step.or(steps.last().copied())
     }
 
+    /// The image open large: (grid position, images in the grid) of the first shown
+    /// run's sample; None when whole grids are shown.
+    pub fn sample_zoom(&self) -> Option<(usize, usize)> {
+        let z = self.samples.zoom?;
+        let n = self.sample_events().into_iter().flatten().map(grid_count).max()?;
+        Some((z.min(n.saturating_sub(1)), n))
+    }
+
+    /// The layout's view of each shown run's pane.
+    pub fn sample_shapes(&self) -> Vec<PaneShape> {
+        let runs = self.sample_runs();
+        let zoom = self.sample_zoom();
+        let events = self.sample_events();
+        runs.iter()
+            .zip(events)
+            .map(|((_, _, d), e)| {
+                let Some(e) = e else { return PaneShape::default() };
+                let dims = self.samples.dims.get(&d.join(&e.file)).copied().flatten();
+                match zoom {
+                    Some((i, _)) => PaneShape {
+                        image: dims.and_then(|s| crop_of(e, i).and_then(|c| c.rect(s, true))).map(|r| (r.2, r.3)),
+                        caption_lines: 3,
+                    },
+                    None => PaneShape {
+                        image: dims,
+                        caption_lines: (e.captions.len() + usize::from(e.tag == "retrieval")).min(u16::MAX as usize) as u16,
+                    },
+                }
+            })
+            .collect()
+    }
+
     /// The sample each shown run shows.
     pub fn sample_events(&self) -> Vec<Option<&SampleEvent>> {
         let (tag, _) = self.sample_steps();
@@ -195,14 +285,27 @@ impl App {
             return;
         }
         let runs = self.sample_runs();
-        let wanted: Vec<Option<PathBuf>> = self.sample_events().iter().zip(&runs).map(|(e, r)| e.map(|e| r.2.join(&e.file))).collect();
-        let areas = layout(body_area(self.size), runs.len());
+        let zoom = self.sample_zoom();
+        let wanted: Vec<Option<(PathBuf, Option<Crop>)>> = self
+            .sample_events()
+            .iter()
+            .zip(&runs)
+            .map(|(e, r)| e.map(|e| (r.2.join(&e.file), zoom.and_then(|(i, _)| crop_of(e, i)))))
+            .collect();
+        // The layout needs each image's size: read once per file from its header.
+        for (path, _) in wanted.iter().flatten() {
+            if !self.samples.dims.contains_key(path) {
+                let d = image::image_dimensions(path).ok();
+                self.samples.dims.insert(path.clone(), d);
+            }
+        }
+        let areas = layout(body_area(self.size), &self.sample_shapes(), self.samples.cell);
         let s = &mut self.samples;
         let Some(loader) = s.loader.as_mut() else { return };
         for (i, pane) in s.panes.iter_mut().enumerate() {
             match (wanted.get(i).cloned().flatten(), areas.panes.get(i)) {
-                (Some(path), Some((_, img, _))) if img.width > 0 && img.height > 0 => {
-                    pane.show(loader, &path, Size::new(img.width, img.height))
+                (Some((path, crop)), Some((_, img, _))) if img.width > 0 && img.height > 0 => {
+                    pane.show(loader, &path, Size::new(img.width, img.height), crop)
                 }
                 _ => pane.clear(),
             }
@@ -225,8 +328,30 @@ impl App {
     }
 
     pub(super) fn samples_action(&mut self, a: Action) -> Vec<Cmd> {
-        self.scrub(a);
+        match (a, self.sample_zoom()) {
+            (Action::OpenImage, None) if self.sample_events().iter().any(|e| e.is_some()) => {
+                self.samples.zoom = Some(0);
+                self.request_samples();
+            }
+            (Action::OpenImage, Some(_)) => {
+                self.close_image();
+            }
+            (Action::StepPrev | Action::StepNext, Some((i, n))) => {
+                self.samples.zoom = Some(if a == Action::StepNext { (i + 1) % n } else { (i + n - 1) % n });
+                self.request_samples();
+            }
+            _ => self.scrub(a),
+        }
         Vec::new()
+    }
+
+    /// Back from the large image to the whole grids; false when none was open.
+    pub(super) fn close_image(&mut self) -> bool {
+        if self.samples.zoom.take().is_none() {
+            return false;
+        }
+        self.request_samples();
+        true
     }
 
     /// Step the scrubber: -1 / +1 step, or to the first / last (`Top`/`Bottom`).
@@ -246,5 +371,34 @@ impl App {
             _ => None,
         };
         self.request_samples();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inner(w: u16, h: u16) -> Rect {
+        Rect { x: 1, y: 1, width: w, height: h }
+    }
+
+    #[test]
+    fn captions_go_where_the_image_stays_larger() {
+        let cell = (10, 20);
+        // A wide grid (138 x 70) in a wide pane: under it.
+        let (img, cap) = place(inner(100, 34), PaneShape { image: Some((138, 70)), caption_lines: 8 }, cell);
+        assert_eq!((img.width, cap.y), (100, img.bottom()));
+        // 1000 px wide (10 px cells) -> 507 px high -> 26 rows of 20 px, within 34 - 8.
+        assert_eq!(img.height, 26);
+        // A square image in a wide, short pane: beside it.
+        let (img, cap) = place(inner(120, 30), PaneShape { image: Some((64, 64)), caption_lines: 8 }, cell);
+        assert_eq!((img.width, img.height), (60, 30));
+        assert!(cap.x > img.right() - 1 && cap.height == 30, "{img:?} {cap:?}");
+        // Narrow pane: always under.
+        let (img, cap) = place(inner(40, 30), PaneShape { image: Some((64, 64)), caption_lines: 2 }, cell);
+        assert_eq!((img.width, img.height, cap.y), (40, 20, img.bottom()));
+        // Nothing known, zero sizes: no panic.
+        place(inner(0, 0), PaneShape::default(), cell);
+        place(inner(3, 1), PaneShape { image: Some((1, 1000)), caption_lines: 9 }, (0, 0));
     }
 }

@@ -397,14 +397,14 @@ fn evaluate(loaded: &LoadedConfig, opts: &Options, targets: &[Target], run: &mut
         }
         let refs: Vec<(&str, f64)> = scalars.iter().map(|(k, v)| (k.as_str(), *v)).collect();
         run.scalars(target.step, &refs)?;
-        println!(
+        super::live::println(&format!(
             "{} (step {}): R-precision {:.2} ± {:.2} % ({} trials on {total} generated images), FD_CLIP {fd_clip:.4}",
             target.label,
             target.step,
             rp.mean * 100.0,
             rp.std * 100.0,
             rp.trials
-        );
+        ));
         results.push(Value::Object(r));
         run.dir().write_results(&json!({ "job": "eval", "dataset": c.dataset_name, "protocol": protocol, "results": results }))?;
     }

@@ -7,7 +7,6 @@ use crate::rundir::{exit, RunState};
 use crate::util::{fsx, unix_now};
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -81,7 +80,6 @@ pub fn main(a: &Options) -> Result<u8> {
     w.run.set_message(format!("fake run from step {start}"));
     w.run.progress(start)?;
     let pad = "x".repeat(a.print_bytes);
-    let mut out = std::io::stdout().lock();
     for step in start + 1..=a.steps {
         if w.stop.is_raised() {
             return stop_now(w, step - 1, seed);
@@ -107,8 +105,8 @@ pub fn main(a: &Options) -> Result<u8> {
             w.run.scalar(step, "val/r_precision", v[4])?;
         }
         w.run.progress(step)?;
-        writeln!(out, "step {step}/{} loss/g_total {:.4}{pad}", a.steps, v[0]).ok();
-        out.flush().ok();
+        // Through the live line, so that a bar on the same terminal is not broken.
+        super::live::println(&format!("step {step}/{} loss/g_total {:.4}{pad}", a.steps, v[0]));
         if a.sample_every > 0 && step % a.sample_every == 0 {
             let img = sample_image(step, a.steps);
             let caps: Vec<String> = (0..4).map(|k| format!("fake caption {k} at step {step}")).collect();

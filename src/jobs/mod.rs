@@ -1,7 +1,7 @@
 //! The jobs: the worker processes that take a config and write a run folder
 //! (docs/architecture.md). `pretrain` (CLIP finetuning), `train` (DM-GAN), `eval`
 //! (generate and score), `fake_run` (a worker that trains nothing, for the supervisor's
-//! tests and the console), `progress` (the training loops' bookkeeping). They are made of
+//! tests and the console), `progress` (the training loops' bookkeeping), `live` (the progress line of a job run by hand). They are made of
 //! the reusable pieces in `train`, `eval`, `models` and `data`.
 //!
 //! This file holds what every job shares: where its run folder is, the stop request,
@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 pub mod eval;
 pub mod fake_run;
+pub mod live;
 pub mod pretrain;
 pub mod progress;
 pub mod train;
@@ -102,7 +103,10 @@ impl Worker {
     pub fn start(explicit_dir: Option<&Path>, name: &str, job: &str, config_source: Option<&Path>) -> Result<Worker> {
         let stop = StopFlag::from_signals()?;
         let dir = open_run_dir(explicit_dir, name, job, config_source)?;
-        let run = RunWriter::start(dir)?;
+        let mut run = RunWriter::start(dir)?;
+        if let Some(o) = live::observer(job) {
+            run.set_observer(o);
+        }
         Ok(Worker { run, stop })
     }
 }

@@ -436,7 +436,7 @@ fn validate(job: &Job, run: &mut RunWriter, pos: Position, stop: &StopFlag) -> R
         line += &format!(", word loss {:.3}, sentence loss {:.3}", wsum / nfull as f64, ssum / nfull as f64);
     }
     run.scalars(pos.step, &values)?;
-    println!("{line}");
+    super::live::println(&line);
     if !preview.is_empty() {
         retrieval_preview(run, pos, &preview, &codes, &sents, &classes, &captions)?;
     }

@@ -11,4 +11,4 @@ pub use reader::{
     config_file, find_runs, has_event_files, is_clipgan_run, list_run_dirs, one_value_per_step, read_metrics, read_results, read_samples,
     read_status, rewind_len, JsonlTail, MetricsRead, MetricsTail, RunSource, SamplesTail,
 };
-pub use writer::{JsonlWriter, RunDir, RunWriter};
+pub use writer::{JsonlWriter, Observer, RunDir, RunWriter};

@@ -271,6 +271,20 @@ pub struct RunWriter {
     status: Status,
     last_status_write: Option<Instant>,
     speed: SpeedMeter,
+    /// Who else hears of progress and scalars (the job's live progress line).
+    observer: Option<Mutex<Box<dyn Observer>>>,
+}
+
+/// Told of what a worker records, as it records it: the job's live progress line on
+/// the terminal or in its log (`jobs::live`). The run folder stays the contract; an
+/// observer only shows.
+pub trait Observer: Send {
+    /// After each step's progress (the status holds step, totals, speed, ETA, message).
+    fn progress(&mut self, status: &Status);
+    /// Scalars logged at `step`.
+    fn scalars(&mut self, step: u64, values: &[(&str, f64)]);
+    /// The run ended with this status.
+    fn finished(&mut self, status: &Status);
 }
 
 impl RunWriter {
@@ -286,9 +300,22 @@ impl RunWriter {
         };
         status.started = unix_now();
         let events = std::sync::Mutex::new(if tensorboard_env_allows() { Events::Pending } else { Events::Off });
-        let mut w = RunWriter { dir, metrics, events, samples, status, last_status_write: None, speed: SpeedMeter::default() };
+        let mut w = RunWriter { dir, metrics, events, samples, status, last_status_write: None, speed: SpeedMeter::default(), observer: None };
         w.write_status_now()?;
         Ok(w)
+    }
+
+    /// Tell `observer` of every step's progress, the scalars and the end.
+    pub fn set_observer(&mut self, observer: Box<dyn Observer>) {
+        self.observer = Some(Mutex::new(observer));
+    }
+
+    fn observe(&self, f: impl FnOnce(&mut dyn Observer)) {
+        if let Some(o) = &self.observer {
+            // A panic inside an observer must not stop the run's records.
+            let mut g = o.lock().unwrap_or_else(|p| p.into_inner());
+            f(g.as_mut());
+        }
     }
 
     pub fn dir(&self) -> &RunDir {
@@ -364,11 +391,13 @@ impl RunWriter {
 
     /// Log one scalar.
     pub fn scalar(&self, step: u64, tag: &str, value: f64) -> Result<()> {
+        self.observe(|o| o.scalars(step, &[(tag, value)]));
         self.append_scalar(&MetricEvent { step, epoch: self.status.epoch, wall: unix_now(), tag: tag.to_string(), value })
     }
 
     /// Log several scalars of one step.
     pub fn scalars(&self, step: u64, values: &[(&str, f64)]) -> Result<()> {
+        self.observe(|o| o.scalars(step, values));
         let wall = unix_now();
         for (tag, value) in values {
             self.append_scalar(&MetricEvent { step, epoch: self.status.epoch, wall, tag: tag.to_string(), value: *value })?;
@@ -413,6 +442,7 @@ impl RunWriter {
             (Some(r), Some(t)) if r > 0.0 => Some(t.saturating_sub(step) as f64 / r),
             _ => None,
         };
+        self.observe(|o| o.progress(&self.status));
         if self.last_status_write.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             self.write_status_now()?;
         }
@@ -445,6 +475,7 @@ impl RunWriter {
         self.status.state = state;
         self.status.message = message.into();
         self.status.eta_s = None;
+        self.observe(|o| o.finished(&self.status));
         self.write_status_now()
     }
 

@@ -6,7 +6,25 @@ use tch::{Device, Kind, Tensor};
 
 /// Pixels between cells and around the grid.
 pub const GRID_PAD: u32 = 2;
-const PAD_COLOUR: Rgb<u8> = Rgb([32, 32, 32]);
+pub const PAD_COLOUR: Rgb<u8> = Rgb([32, 32, 32]);
+
+/// Where image `index` (row-major) of a grid of `rows` x `cols` images lies in a picture
+/// of `size` pixels: (x, y, width, height). `padded`: laid out by [`image_grid_01`]
+/// ([`GRID_PAD`] pixels around and between cells); else the picture is split evenly.
+/// None when `index` is outside the grid or the cells would be empty.
+pub fn grid_cell(size: (u32, u32), rows: u32, cols: u32, index: u32, padded: bool) -> Option<(u32, u32, u32, u32)> {
+    if rows == 0 || cols == 0 || index >= rows * cols {
+        return None;
+    }
+    let pad = if padded { GRID_PAD } else { 0 };
+    let cw = size.0.saturating_sub(pad) / cols;
+    let ch = size.1.saturating_sub(pad) / rows;
+    if cw <= pad || ch <= pad {
+        return None;
+    }
+    let (r, c) = (index / cols, index % cols);
+    Some((pad + c * cw, pad + r * ch, cw - pad, ch - pad))
+}
 
 /// A grid of `images` ([N, 3, H, W], values in [-1, 1], the GAN convention).
 pub fn image_grid(images: &Tensor, cols: usize) -> Result<RgbImage> {
@@ -49,4 +67,20 @@ pub fn image_grid_01(images: &Tensor, cols: usize) -> Result<RgbImage> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod cell_tests {
+    use super::*;
+
+    #[test]
+    fn grid_cells_are_found_padded_and_even() {
+        // 2 x 4 grid of 32 px images: 4 * 34 + 2 = 138 wide, 2 * 34 + 2 = 70 high.
+        assert_eq!(grid_cell((138, 70), 2, 4, 0, true), Some((2, 2, 32, 32)));
+        assert_eq!(grid_cell((138, 70), 2, 4, 5, true), Some((36, 36, 32, 32)));
+        assert_eq!(grid_cell((138, 70), 2, 4, 8, true), None);
+        assert_eq!(grid_cell((64, 64), 2, 2, 3, false), Some((32, 32, 32, 32)));
+        assert_eq!(grid_cell((3, 3), 2, 2, 0, true), None);
+        assert_eq!(grid_cell((64, 64), 0, 2, 0, false), None);
+    }
 }

@@ -29,7 +29,7 @@ fn load(picker: ImagePicker, path: &std::path::Path, size: Size) -> ImagePane {
         let _ = tx.send(());
     });
     let mut pane = ImagePane::new(0);
-    pane.show(&mut loader, path, size);
+    pane.show(&mut loader, path, size, None);
     assert!(matches!(pane.state, PaneState::Loading(_)));
     let buf = draw(&pane, 30, 3);
     assert!(format!("{buf:?}").contains("loading s"), "no loading placeholder");
@@ -44,23 +44,28 @@ fn halfblocks_in_test_backend() {
     let p = two_band_png(tmp.path());
     let pane = load(ImagePicker::halfblocks(), &p, Size::new(10, 10));
     assert!(matches!(pane.state, PaneState::Ready(_)), "{:?}", pane.state);
-    let buf = draw(&pane, 10, 10);
-    // Halfblocks' cell is 10x20 px: the 20x40 image is 2x2 cells, red over blue.
+    let buf = draw(&pane, 12, 12);
+    // Halfblocks' cell is 10x20 px: the 20x40 image (1:2) is enlarged to fill the 10x10
+    // cells (100x200 px), red over blue, each band 5 rows.
+    // A cell whose two halves have one colour is drawn as a space on that background.
     let c = |x, y| buf.cell((x, y)).unwrap().clone();
-    assert_eq!(c(0, 0).symbol(), "▀");
-    // The encoder resizes with a smoothing filter: pure colours at the outer edges,
-    // blended next to the boundary.
-    assert_eq!(c(0, 0).fg, Color::Rgb(255, 0, 0));
-    assert_eq!(c(1, 1).bg, Color::Rgb(0, 0, 255));
+    let (red, blue) = (Color::Rgb(255, 0, 0), Color::Rgb(0, 0, 255));
+    // The encoder resizes with a smoothing filter: pure colours away from the boundary,
+    // blended next to it.
     let rgb = |col: Color| match col {
         Color::Rgb(r, g, b) => (r, g, b),
         other => panic!("not RGB: {other:?}"),
     };
-    let (r, _, b) = rgb(c(1, 0).bg);
-    assert!(r > b, "upper cell mostly red");
-    let (r, _, b) = rgb(c(0, 1).fg);
-    assert!(b > r, "lower cell mostly blue");
-    assert_eq!(c(2, 0).symbol(), " ", "drawn outside the image");
+    for x in 0..10 {
+        for y in 0..4 {
+            assert_eq!(c(x, y).bg, red, "cell {x},{y}");
+            assert_eq!(c(x, y + 6).bg, blue, "cell {x},{}", y + 6);
+        }
+        let ((r4, _, b4), (r5, _, b5)) = (rgb(c(x, 4).bg), rgb(c(x, 5).bg));
+        assert!(r4 > b4 && b5 > r5, "row 4 mostly red, row 5 mostly blue");
+    }
+    assert_eq!((c(10, 0).symbol(), c(10, 0).bg), (" ", Color::Reset), "drawn outside the image");
+    assert_eq!((c(0, 10).symbol(), c(0, 10).bg), (" ", Color::Reset), "drawn outside the image");
 }
 
 #[test]
@@ -121,7 +126,7 @@ fn newest_request_wins() {
     let mut pane = ImagePane::new(3);
     // Scrubbing: many sizes in a row; the pane ends showing the last one.
     for w in 4..12 {
-        pane.show(&mut loader, &p, Size::new(w, w));
+        pane.show(&mut loader, &p, Size::new(w, w), None);
     }
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !pane.update(&loader) {
@@ -163,7 +168,7 @@ fn terminal_query_reads_the_answers_and_leaves_later_keys_alone() {
     w.write_all(b"\x1b_Gi=31;OK\x1b\\\x1b[?62;4;22c\x1b[6;20;10t\x1b[0n2q").unwrap();
     let mut out = Vec::new();
     let a = query(r.as_fd(), &mut out, false, Duration::from_secs(5)).unwrap();
-    assert_eq!(a, TermAnswer { kitty: true, sixel: true, cell: Some((10, 20)), complete: true, typed: Vec::new() });
+    assert_eq!(a, TermAnswer { kitty: true, sixel: true, cell: Some((10, 20)), complete: true, typed: Vec::new(), version: None });
     assert_eq!(a.protocol(), ratatui_image::picker::ProtocolType::Kitty);
     let q = String::from_utf8(out).unwrap();
     assert!(q.contains("_Gi=31") && q.contains("[16t") && q.ends_with("\x1b[5n"), "{q:?}");
@@ -224,4 +229,32 @@ fn keys_typed_during_the_query_are_kept_for_the_console() {
             (KeyCode::Char('Q'), KeyModifiers::SHIFT),
         ]
     );
+}
+
+#[test]
+fn an_old_kitty_gets_halfblocks_and_a_new_one_kitty() {
+    use std::io::Write;
+    use std::os::fd::AsFd;
+    // Debian 12's kitty: answers XTVERSION, the graphics query and the cell size.
+    for (version, sixel, want) in [
+        ("kitty(0.26.5)", false, ratatui_image::picker::ProtocolType::Halfblocks),
+        ("kitty(0.26.5)", true, ratatui_image::picker::ProtocolType::Sixel),
+        ("kitty(0.28.1)", false, ratatui_image::picker::ProtocolType::Kitty),
+        ("kitty(0.43.1)", false, ratatui_image::picker::ProtocolType::Kitty),
+    ] {
+        let (r, mut w) = pipe();
+        let da = if sixel { "\x1b[?62;4c" } else { "\x1b[?62;c" };
+        w.write_all(format!("\x1bP>|{version}\x1b\\\x1b_Gi=31;OK\x1b\\{da}\x1b[6;18;9t\x1b[0nk").as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let a = query(r.as_fd(), &mut out, false, Duration::from_secs(5)).unwrap();
+        assert_eq!(a.version.as_deref(), Some(version));
+        assert!(a.kitty && a.complete && a.typed.is_empty(), "{a:?}");
+        assert_eq!(a.protocol(), want, "{version} sixel={sixel}");
+        assert_eq!(a.kitty_too_old().is_some(), version.contains("0.26"));
+        assert!(String::from_utf8(out).unwrap().starts_with("\x1b[>0q"), "XTVERSION is asked first");
+        assert_eq!(rest_of(r, w), "k");
+    }
+    // Other terminals' versions are not kitty's.
+    let xterm = TermAnswer { kitty: true, version: Some("XTerm(379)".into()), ..Default::default() };
+    assert_eq!(xterm.kitty_too_old(), None);
 }

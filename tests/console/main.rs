@@ -1,4 +1,4 @@
-//! The console: views as snapshots, images, samples, resources, and the binary in a pseudo-terminal.
+//! The console: views as snapshots, images, samples, resources, the binary in a pseudo-terminal, in xterm (sixel) and over SSH.
 //! One test binary per area (each links libtorch once); one module per topic.
 mod disk_runs;
 mod e2e;
@@ -8,4 +8,5 @@ mod resources;
 mod resume;
 mod samples;
 mod sweeps;
+mod terminals;
 mod views;

@@ -254,3 +254,182 @@ fn help_lists_the_samples_keys() {
     let s = render(&f.app);
     assert!(s.contains("previous sample step") && s.contains("samples view"), "{s}");
 }
+
+/// The colours of the 2 x 4 test grid's cells, row-major.
+const CELL_COLOURS: [[u8; 3]; 8] =
+    [[230, 30, 30], [30, 200, 30], [30, 30, 230], [230, 230, 30], [230, 30, 230], [30, 230, 230], [250, 250, 250], [120, 60, 0]];
+
+/// A 2 x 4 grid of 32 px single-colour images laid out as util::grid does (2 px border
+/// of its colour): 138 x 70 px, like a small DM-GAN sample grid.
+fn grid_png(path: &Path) {
+    let pad = clipgan::util::grid::PAD_COLOUR;
+    let img = image::RgbImage::from_fn(138, 70, |x, y| {
+        let (cx, cy) = (x.saturating_sub(2) / 34, y.saturating_sub(2) / 34);
+        let inside = x >= 2 && y >= 2 && (x - 2) % 34 < 32 && (y - 2) % 34 < 32 && cx < 4 && cy < 2;
+        if inside {
+            image::Rgb(CELL_COLOURS[(cy * 4 + cx) as usize])
+        } else {
+            pad
+        }
+    });
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    img.save(path).unwrap();
+}
+
+/// Add a 2 x 4 grid sample with 8 captions to a run folder.
+fn grid_sample(dir: &Path, step: u64) {
+    let rel = format!("samples/{step:09}_grid-big.png");
+    grid_png(&dir.join(&rel));
+    let captions: Vec<String> = (0..8).map(|k| format!("caption of image {} at step {step}", k + 1)).collect();
+    let ev = json!({"step": step, "epoch": 0, "wall": NOW + step as f64, "tag": "grid/big", "file": rel,
+        "captions": captions, "rows": 2, "cols": 4});
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("samples/index.jsonl")).unwrap();
+    writeln!(f, "{ev}").unwrap();
+}
+
+/// The rendered protocol's size in cells, of pane `i`.
+fn pane_cells(f: &Fixture, i: usize) -> (u16, u16) {
+    match &f.app.samples.panes[i].state {
+        PaneState::Ready(clipgan::console::images::Rendered::Protocol(p)) => (p.size().width, p.size().height),
+        other => panic!("pane {i} not ready: {other:?}"),
+    }
+}
+
+/// The colour most cells of `area` are drawn in (halfblocks: foreground of `▀`).
+fn main_colour(buf: &ratatui::buffer::Buffer, area: ratatui::layout::Rect) -> Option<ratatui::style::Color> {
+    let mut counts: std::collections::HashMap<String, (usize, ratatui::style::Color)> = Default::default();
+    for y in area.top()..area.bottom() {
+        for x in area.left()..area.right() {
+            let c = buf[(x, y)].fg;
+            counts.entry(format!("{c:?}")).or_insert((0, c)).0 += 1;
+        }
+    }
+    counts.into_values().max_by_key(|v| v.0).map(|v| v.1)
+}
+
+fn buffer(app: &App) -> ratatui::buffer::Buffer {
+    let mut term = Terminal::new(TestBackend::new(app.size.0, app.size.1)).unwrap();
+    term.draw(|f| views::draw(f, app)).unwrap();
+    term.backend().buffer().clone()
+}
+
+#[test]
+fn a_grid_fills_its_pane_and_one_image_opens_large() {
+    let mut f = fixture(ImagePicker::halfblocks(), (120, 40));
+    grid_sample(&f.run(1), 40);
+    f.app.handle(Event::Tick(NOW + 1.0));
+    f.settle();
+    // Tags sorted: grid/128, grid/64, grid/big.
+    f.key(KeyCode::Down);
+    f.key(KeyCode::Down);
+    assert_eq!(f.app.sample_steps().0.as_deref(), Some("grid/big"));
+    // The pane: 120 - 18 (tags) = 102 columns, 38 - 2 (scrubber) = 36 rows, less the
+    // border: 100 x 34 cells. The 138 x 70 grid fills its width or its height.
+    let areas =
+        clipgan::console::samples::layout(clipgan::console::samples::body_area(f.app.size), &f.app.sample_shapes(), f.app.samples.cell);
+    let (_, img, cap) = areas.panes[0];
+    let (w, h) = pane_cells(&f, 0);
+    assert_eq!((w, h), (img.width, img.height));
+    assert!(w == 100 || h == 34 - cap.height, "the grid fills its pane: {w} x {h}, captions {cap:?}");
+    assert!(w >= 90, "a 138 px grid is drawn {w} cells wide, not at its pixel size");
+    // Wide grid in a wide pane: the captions go under it (that leaves the image larger).
+    assert_eq!(cap.y, img.bottom(), "{img:?} {cap:?}");
+    insta::assert_snapshot!("samples_grid_fills", render(&f.app));
+
+    // enter: image 1 large, in its own colour, with its caption.
+    f.key(KeyCode::Enter);
+    assert_eq!(f.app.sample_zoom(), Some((0, 8)));
+    let areas =
+        clipgan::console::samples::layout(clipgan::console::samples::body_area(f.app.size), &f.app.sample_shapes(), f.app.samples.cell);
+    let (_, img, _) = areas.panes[0];
+    // A square image with one caption in 100 x 34 cells of 1:2: the caption goes beside
+    // it (under it would cost the image 3 rows), and the image is 34 rows high.
+    let (w, h) = pane_cells(&f, 0);
+    assert_eq!((w, h), (img.width, img.height));
+    assert_eq!(h, 34);
+    assert!((w as i32 - 2 * h as i32).abs() <= 1, "square in 1:2 cells: {w} x {h}");
+    let [r, g, b] = CELL_COLOURS[0];
+    assert_eq!(main_colour(&buffer(&f.app), img), Some(ratatui::style::Color::Rgb(r, g, b)));
+    let s = render(&f.app);
+    // The caption beside the image (wrapped), the position in the title.
+    assert!(s.contains("1/8 caption of image 1 at step") && s.contains("image 1/8"), "{s}");
+    insta::assert_snapshot!("samples_image_open", s);
+
+    // right/left walk the grid (around the ends); esc goes back to the grid.
+    f.key(KeyCode::Right);
+    assert_eq!(f.app.sample_zoom(), Some((1, 8)));
+    let [r, g, b] = CELL_COLOURS[1];
+    assert_eq!(main_colour(&buffer(&f.app), img), Some(ratatui::style::Color::Rgb(r, g, b)));
+    assert!(render(&f.app).contains("2/8 caption of image 2 at step"));
+    f.key(KeyCode::Left);
+    f.key(KeyCode::Left);
+    assert_eq!(f.app.sample_zoom(), Some((7, 8)));
+    assert_eq!(f.app.sample_step(), Some(40), "walking the grid does not scrub");
+    f.key(KeyCode::Esc);
+    assert_eq!(f.app.sample_zoom(), None);
+    assert_eq!(pane_cells(&f, 0).0, 100);
+}
+
+#[test]
+fn side_by_side_both_runs_open_the_same_image() {
+    let mut f = fixture(ImagePicker::halfblocks(), (140, 30));
+    grid_sample(&f.run(1), 40);
+    grid_sample(&f.run(2), 40);
+    f.app.runs.marked.extend([1, 2]);
+    f.app.handle(Event::Tick(NOW + 1.0));
+    f.settle();
+    // Tags sorted: grid/128, grid/64, grid/big.
+    f.key(KeyCode::Down);
+    f.key(KeyCode::Down);
+    assert_eq!(f.app.sample_steps().0.as_deref(), Some("grid/big"));
+    // Two panes of 60 x 26 cells: each grid fills its width.
+    assert!(pane_cells(&f, 0).0 >= 55 && pane_cells(&f, 1).0 >= 55, "{:?} {:?}", pane_cells(&f, 0), pane_cells(&f, 1));
+    insta::assert_snapshot!("samples_compare_grids", render(&f.app));
+    f.key(KeyCode::Enter);
+    f.key(KeyCode::Right);
+    f.key(KeyCode::Right);
+    let areas =
+        clipgan::console::samples::layout(clipgan::console::samples::body_area(f.app.size), &f.app.sample_shapes(), f.app.samples.cell);
+    let buf = buffer(&f.app);
+    let [r, g, b] = CELL_COLOURS[2];
+    for i in 0..2 {
+        assert_eq!(main_colour(&buf, areas.panes[i].1), Some(ratatui::style::Color::Rgb(r, g, b)), "pane {i}");
+    }
+    assert_eq!(render(&f.app).matches("image 3/8").count(), 2);
+}
+
+#[test]
+fn the_renderer_note_is_short_and_whole_in_help() {
+    let mut picker = ImagePicker::halfblocks();
+    picker.note =
+        "halfblocks (the terminal did not answer within 1500 ms (inside tmux: is it attached, with allow-passthrough on?))".into();
+    let mut f = fixture(picker, (100, 30));
+    let s = render(&f.app);
+    assert!(s.contains("renderer: halfblocks (why: ?)") && !s.contains("1500 ms"), "{s}");
+    f.app.popups.push(Popup::Help);
+    let s = render(&f.app);
+    assert!(s.contains("1500 ms") && s.contains("allow-passthrough on?))"), "{s}");
+}
+
+#[test]
+fn retrieval_captions_have_their_marks_explained() {
+    let mut f = fixture(ImagePicker::halfblocks(), (120, 30));
+    let r1 = f.run(1);
+    grid_png(&r1.join("samples/000000050_retrieval.png"));
+    let captions: Vec<String> = (0..8).map(|k| format!("{} a bird number {k}", ["[own]", "[class]", "[wrong]"][k % 3])).collect();
+    let ev = json!({"step": 50, "epoch": 1, "wall": NOW + 50.0, "tag": "retrieval", "file": "samples/000000050_retrieval.png",
+        "captions": captions, "rows": 2, "cols": 4});
+    let mut file = std::fs::OpenOptions::new().append(true).open(r1.join("samples/index.jsonl")).unwrap();
+    writeln!(file, "{ev}").unwrap();
+    f.app.handle(Event::Tick(NOW + 1.0));
+    f.settle();
+    // Tags sorted: grid/128, grid/64, retrieval.
+    f.key(KeyCode::Down);
+    f.key(KeyCode::Down);
+    assert_eq!(f.app.sample_steps().0.as_deref(), Some("retrieval"));
+    let s = render(&f.app);
+    assert!(s.contains("caption ranked first per image:") && s.contains("[wrong] another class"), "{s}");
+    f.key(KeyCode::Enter);
+    let s = render(&f.app);
+    assert!(s.contains("[own] a bird number 0") && s.contains("[wrong] another class"), "{s}");
+}

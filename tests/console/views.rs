@@ -489,4 +489,25 @@ fn runs_view_resources_panel() {
     })));
     let s = render(&f.app, 120, 24);
     assert!(s.contains("no NVIDIA GPU / driver") && s.contains("no running workers"), "{s}");
+    // In a few words; the whole reason is in the help overlay.
+    assert!(s.contains("(details: ?)") && !s.contains("libnvidia-ml"), "{s}");
+    f.app.popups.push(clipgan::console::app::Popup::Help);
+    let s = render(&f.app, 120, 40);
+    assert!(s.contains("GPUs: no NVIDIA GPU / driver: libnvidia-ml.so.1"), "{s}");
+    f.app.popups.clear();
+}
+
+#[test]
+fn a_tall_runs_view_shows_the_selected_runs_loss() {
+    let f = fixture();
+    let s = render(&f.app, 120, 44);
+    // The details grow into the rows the table does not need, with the sparkline.
+    assert!(s.contains("loss/d_total 1.5615 → 0.7214 (120 points)"), "{s}");
+    assert!(s.chars().any(|c| ('▁'..='█').contains(&c)), "no sparkline: {s}");
+    insta::assert_snapshot!("runs_tall", s);
+    // Short terminals are as before: no sparkline.
+    assert!(!render(&f.app, 120, 24).contains(" → "));
+    assert_eq!(clipgan::console::views::runs::spark_data(&[3.0, 2.0, 1.0, 1.0], 2), [100, 1]);
+    assert_eq!(clipgan::console::views::runs::spark_data(&[5.0; 3], 10), [50, 50, 50]);
+    assert!(clipgan::console::views::runs::spark_data(&[], 10).is_empty());
 }

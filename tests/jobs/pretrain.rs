@@ -14,7 +14,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 /// The synthetic dataset shared by the tests of this file (made once).
-fn data_dir() -> &'static Path {
+pub fn data_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let tmp = tempfile::tempdir().unwrap().keep();
@@ -27,7 +27,7 @@ fn data_dir() -> &'static Path {
 }
 
 /// A tiny-preset finetuning config in `dir`; `extra` lines are appended under CLIPGAN.
-fn write_cfg(dir: &Path, name: &str, epochs: u32, backbone_lr: f64, extra: &str) -> PathBuf {
+pub fn write_cfg(dir: &Path, name: &str, epochs: u32, backbone_lr: f64, extra: &str) -> PathBuf {
     let text = format!(
         "CONFIG_NAME: 'DAMSM'
 DATASET_NAME: 'birds'

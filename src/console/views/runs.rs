@@ -9,7 +9,7 @@ use crate::supervisor::state::TaskState;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Table, TableState, Wrap};
+use ratatui::widgets::{Block, Borders, Cell, Paragraph, Row, Sparkline, Table, TableState, Wrap};
 use ratatui::Frame;
 
 pub fn state_color(app: &App, s: TaskState) -> Color {
@@ -56,12 +56,19 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     // Below the table: the selected task's details and the resources panel (side by
     // side when wide, stacked when tall enough), sized to the panel's lines.
     let res_lines = ResourcesPanel(&app.resources).lines().len() as u16 + 2;
-    let (detail_h, res_h) = match (area.height, wide) {
+    let (mut detail_h, res_h) = match (area.height, wide) {
         (h, true) if h >= 16 => (res_lines.clamp(5, (h / 3).max(5)), 0),
         (h, false) if h >= 24 => (5, res_lines.min(h / 4).max(3)),
         (h, _) if h >= 16 => (5, 0),
         _ => (0, 0),
     };
+    // A tall terminal (30+ rows): the rows the table does not need go to the details,
+    // which then show the selected run's loss as a sparkline (up to 8 rows of it).
+    let table_needs = tasks.len() as u16 + 3;
+    if detail_h > 0 && area.height >= 30 {
+        let spare = area.height.saturating_sub(table_needs + detail_h + res_h);
+        detail_h += spare.min(SPARK_ROWS + 1);
+    }
     let [table_area, detail_area, res_area] =
         Layout::vertical([Constraint::Min(3), Constraint::Length(detail_h), Constraint::Length(res_h)]).areas(area);
     let (detail_area, res_area) = if wide && detail_h > 0 {
@@ -228,12 +235,50 @@ fn draw_detail(f: &mut Frame, area: Rect, app: &App) {
     }
     lines.push(Line::styled(deps.join(" · "), Style::new().fg(t.dim)));
     lines.push(Line::raw(key_metrics(app, tv, 8)));
-    f.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: true }).block(block.title(format!(
-            " {} {} ",
-            if app.is_disk_run(task.id) { "run" } else { "task" },
-            crate::console::disk::id_label(task.id)
-        ))),
-        area,
-    );
+    let inner = block.inner(area);
+    let kind = if app.is_disk_run(task.id) { "run" } else { "task" };
+    f.render_widget(block.title(format!(" {kind} {} ", crate::console::disk::id_label(task.id))), area);
+    // Room under the three lines: the main loss as a sparkline.
+    let spark = app.store.get(&task.run_dir).and_then(main_loss).filter(|_| inner.height >= 3 + 2);
+    let text_h = if spark.is_some() { 3 } else { inner.height };
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), Rect { height: text_h.min(inner.height), ..inner });
+    if let Some((tag, values)) = spark {
+        let rows = Rect { y: inner.y + 3, height: inner.height - 3, ..inner };
+        let (first, last) = (values[0], values[values.len() - 1]);
+        let label = format!("{tag} {} → {} ({} points)", num(first), num(last), values.len());
+        f.render_widget(Paragraph::new(Line::styled(label, Style::new().fg(t.dim))), Rect { height: 1, ..rows });
+        let data = spark_data(&values, rows.width as usize);
+        let chart = Rect { y: rows.y + 1, height: (rows.height - 1).min(SPARK_ROWS), ..rows };
+        f.render_widget(Sparkline::default().data(&data).style(Style::new().fg(t.run_color(task.id))), chart);
+    }
+}
+
+/// The most rows the details' loss sparkline takes.
+const SPARK_ROWS: u16 = 8;
+
+/// The run's main loss: its first `loss/*total*` tag, else its first `loss/` tag, with
+/// the values in logged order (None without one).
+fn main_loss(r: &crate::console::store::RunData) -> Option<(String, Vec<f64>)> {
+    let losses = || r.tags.iter().filter(|(t, s)| t.starts_with("loss/") && !s.values.is_empty());
+    let (tag, s) = losses().find(|(t, _)| t.contains("total")).or_else(|| losses().next())?;
+    let values: Vec<f64> = s.values.iter().copied().filter(|v| v.is_finite()).collect();
+    (!values.is_empty()).then(|| (tag.clone(), values))
+}
+
+/// `values` as `width` sparkline bars: the mean of each of `width` equal spans, scaled
+/// from the smallest (1) to the largest (100), so a flat curve still shows.
+pub fn spark_data(values: &[f64], width: usize) -> Vec<u64> {
+    if values.is_empty() || width == 0 {
+        return Vec::new();
+    }
+    let n = values.len();
+    let w = width.min(n);
+    let means: Vec<f64> = (0..w)
+        .map(|i| {
+            let span = &values[i * n / w..((i + 1) * n / w).max(i * n / w + 1)];
+            span.iter().sum::<f64>() / span.len() as f64
+        })
+        .collect();
+    let (lo, hi) = means.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(*v), b.max(*v)));
+    means.iter().map(|v| if hi > lo { 1 + ((v - lo) / (hi - lo) * 99.0).round() as u64 } else { 50 }).collect()
 }
