@@ -300,7 +300,8 @@ impl RunWriter {
         };
         status.started = unix_now();
         let events = std::sync::Mutex::new(if tensorboard_env_allows() { Events::Pending } else { Events::Off });
-        let mut w = RunWriter { dir, metrics, events, samples, status, last_status_write: None, speed: SpeedMeter::default(), observer: None };
+        let mut w =
+            RunWriter { dir, metrics, events, samples, status, last_status_write: None, speed: SpeedMeter::default(), observer: None };
         w.write_status_now()?;
         Ok(w)
     }
