@@ -142,7 +142,7 @@ pub fn run(a: PlotArgs) -> Result<ExitCode> {
 /// The runs to plot: each argument as given, except a sweep id (`sweep-N`, a sweep of
 /// this home's daemon state), which stands for its tasks' run folders, labelled with the
 /// values each varies.
-fn expand_sweeps(args: &[String]) -> Result<Vec<(String, Option<String>)>> {
+pub(super) fn expand_sweeps(args: &[String]) -> Result<Vec<(String, Option<String>)>> {
     let mut out = Vec::new();
     let mut state = None;
     for r in args {

@@ -8,9 +8,10 @@ use std::process::ExitCode;
 
 #[derive(Args, Debug)]
 pub struct ReportArgs {
-    /// Run folders of `clipgan eval` runs (or their results.json files).
+    /// Run folders of `clipgan eval` runs (or their results.json files), or sweep ids
+    /// (`sweep-N`: every run of the sweep).
     #[arg(required = true)]
-    pub runs: Vec<PathBuf>,
+    pub runs: Vec<String>,
     /// markdown, csv or latex.
     #[arg(long, default_value = "markdown")]
     pub format: Format,
@@ -26,7 +27,8 @@ pub struct ReportArgs {
 pub fn run(a: ReportArgs) -> Result<ExitCode> {
     let mut rows = Vec::new();
     let mut failed = 0;
-    for path in &a.runs {
+    let runs: Vec<PathBuf> = super::plot::expand_sweeps(&a.runs)?.into_iter().map(|(r, _)| PathBuf::from(r)).collect();
+    for path in &runs {
         match report::rows_of_run(path) {
             Ok(r) => rows.extend(r),
             Err(e) if a.keep_going => {
@@ -42,7 +44,7 @@ pub fn run(a: ReportArgs) -> Result<ExitCode> {
     }
     print!("{}", report::render(&rows, a.format));
     if failed > 0 {
-        eprintln!("clipgan: {failed} of {} run(s) could not be read (marked in the table)", a.runs.len());
+        eprintln!("clipgan: {failed} of {} run(s) could not be read (marked in the table)", runs.len());
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)

@@ -147,12 +147,16 @@ impl App {
     }
 
     /// The worker processes to watch for the resources panel: (pid, "id name") of every
-    /// task whose worker the daemon knows.
+    /// task whose worker the daemon knows and that runs on this machine (a Slurm task's
+    /// pid is a pid on its node).
     pub fn worker_pids(&self) -> Vec<(u32, String)> {
         let Some(snap) = &self.snapshot else { return Vec::new() };
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let here = |node: &str| node.split('.').next() == host.trim().split('.').next();
         snap.tasks
             .iter()
             .filter(|t| t.task.state.is_active())
+            .filter(|t| t.task.slurm.as_ref().is_none_or(|j| here(&j.node)))
             .filter_map(|t| t.task.procs.as_ref()?.worker.map(|w| (w.pid, format!("{} {}", t.task.id, App::task_name(t)))))
             .collect()
     }

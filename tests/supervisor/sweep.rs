@@ -126,6 +126,14 @@ fn a_sweep_of_12_fake_runs_on_3_slots_runs_each_member_exactly_once() {
         &csv[..csv.len().min(400)]
     );
 
+    // report takes the sweep id too: its members are fake-runs, not evaluations, so with
+    // --keep-going each is a marked row naming its run folder.
+    let out = h.run(&["report", &sweep, "--keep-going", "--format", "csv"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "fake-runs have no evaluation results");
+    assert_eq!(text.lines().filter(|l| l.contains("(not read)")).count(), 12, "{text}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("12 of 12 run(s) could not be read"));
+
     // state.json keeps the sweep; a state file from before sweeps still loads.
     let saved = state::load(&h.paths.state).unwrap();
     assert!(saved.sweeps.contains_key(&sweep) && saved.next_sweep == 2);
