@@ -131,7 +131,8 @@ fn a_sweep_of_12_fake_runs_on_3_slots_runs_each_member_exactly_once() {
     let out = h.run(&["report", &sweep, "--keep-going", "--format", "csv"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "fake-runs have no evaluation results");
-    assert_eq!(text.lines().filter(|l| l.contains("(not read)")).count(), 12, "{text}");
+    // One CSV row per member, each marked failed (`failed` column true) with its folder.
+    assert_eq!(text.lines().filter(|l| l.contains("fake-run-LAMBDA_") && l.contains("results.json,true,")).count(), 12, "{text}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("12 of 12 run(s) could not be read"));
 
     // state.json keeps the sweep; a state file from before sweeps still loads.
