@@ -266,7 +266,7 @@ impl GroupOpts {
     }
 }
 
-pub(super) fn client() -> Result<Client> {
+fn client() -> Result<Client> {
     Client::connect_or_spawn(&Paths::current())
 }
 

@@ -1,6 +1,5 @@
 //! `clipgan sweep`: expand a sweep (flags and/or a sweep file, `supervisor::sweep`),
 //! validate every member's config here, then queue them all in one request.
-use super::queue::client;
 use crate::config;
 use crate::rundir::JobKind;
 use crate::supervisor::protocol::{AddSweep, AddTask};
@@ -147,7 +146,12 @@ pub fn run(a: SweepArgs) -> Result<ExitCode> {
             ..AddTask::default()
         })
         .collect();
-    let added = client()?.add_sweep(AddSweep { name, config: Some(config_path), keys, tasks })?;
+    let added = crate::supervisor::client::Client::connect_or_spawn(&crate::supervisor::Paths::current())?.add_sweep(AddSweep {
+        name,
+        config: Some(config_path),
+        keys,
+        tasks,
+    })?;
     if a.json {
         println!("{}", serde_json::json!({"sweep": added.sweep, "ids": added.ids, "run_ids": added.run_ids, "warnings": added.warnings}));
     } else {
