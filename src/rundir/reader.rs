@@ -167,29 +167,26 @@ pub fn read_samples(run_dir: &Path) -> std::io::Result<Vec<SampleEvent>> {
 /// A run folder's `status.json`; `Ok(None)` when there is none yet. An unreadable or
 /// corrupt file is an error naming it.
 pub fn read_status(run_dir: &Path) -> Result<Option<Status>> {
-    let path = run_dir.join(STATUS_FILE);
-    let bytes = match std::fs::read(&path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .with_context(|| format!("{} is not valid: the file is corrupt or from another program", path.display()))
+    read_json_file(&run_dir.join(STATUS_FILE), "valid")
 }
 
 /// A run folder's `results.json` (an evaluation's results) as JSON; `Ok(None)` when there
 /// is none. An unreadable file or one that is not JSON is an error naming it.
 pub fn read_results(run_dir: &Path) -> Result<Option<serde_json::Value>> {
-    let path = run_dir.join(RESULTS_FILE);
-    let bytes = match std::fs::read(&path) {
+    read_json_file(&run_dir.join(RESULTS_FILE), "valid JSON")
+}
+
+/// A JSON file of the run folder; `Ok(None)` when it does not exist. Errors name the file
+/// ("<path> is not <what>: ...").
+fn read_json_file<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<Option<T>> {
+    let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     serde_json::from_slice(&bytes)
         .map(Some)
-        .with_context(|| format!("{} is not valid JSON: the file is corrupt or from another program", path.display()))
+        .with_context(|| format!("{} is not {what}: the file is corrupt or from another program", path.display()))
 }
 
 /// The file holding a run's config: the resolved copy the worker wrote (`config.yml`),
