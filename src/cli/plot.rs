@@ -57,7 +57,7 @@ pub fn run(a: PlotArgs) -> Result<ExitCode> {
     }
     // (folder, label): runs and sweep members as given, then the runs under each --logdir.
     let mut dirs: Vec<(std::path::PathBuf, Option<String>)> = Vec::new();
-    for (r, label) in expand_sweeps(&a.runs)? {
+    for (r, label, _) in expand_sweeps(&a.runs)? {
         dirs.push((plot::resolve_run(&r)?, label));
     }
     for d in &a.logdirs {
@@ -141,14 +141,15 @@ pub fn run(a: PlotArgs) -> Result<ExitCode> {
 
 /// The runs to plot: each argument as given, except a sweep id (`sweep-N`, a sweep of
 /// this home's daemon state), which stands for its tasks' run folders, labelled with the
-/// values each varies.
-pub(super) fn expand_sweeps(args: &[String]) -> Result<Vec<(String, Option<String>)>> {
+/// values each varies (and `(pruned)` for a member its sweep's pruning stopped, also
+/// returned as the third field).
+pub(super) fn expand_sweeps(args: &[String]) -> Result<Vec<(String, Option<String>, bool)>> {
     let mut out = Vec::new();
     let mut state = None;
     for r in args {
         let is_sweep_id = r.strip_prefix("sweep-").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
         if !is_sweep_id || std::path::Path::new(r).exists() {
-            out.push((r.clone(), None));
+            out.push((r.clone(), None, false));
             continue;
         }
         if state.is_none() {
@@ -164,7 +165,9 @@ pub(super) fn expand_sweeps(args: &[String]) -> Result<Vec<(String, Option<Strin
         }
         for t in members {
             let label = t.label.clone().unwrap_or_else(|| t.run_id.clone());
-            out.push((t.run_dir.display().to_string(), Some(label)));
+            let pruned = t.state == crate::supervisor::state::TaskState::Pruned;
+            let label = if pruned { format!("{label} (pruned)") } else { label };
+            out.push((t.run_dir.display().to_string(), Some(label), pruned));
         }
     }
     Ok(out)

@@ -68,7 +68,7 @@ pub enum SupervisorCommand {
     },
     /// Queue an ended task again from scratch, in a new run folder (the old one stays).
     Restart { id: u64 },
-    /// Queue a stopped, failed, killed or lost task again to continue from its last
+    /// Queue a stopped, pruned, failed, killed or lost task again to continue from its last
     /// checkpoint, in the same run folder.
     ResumeRun { id: u64 },
     /// Take a task that is not running off the list (its run folder stays on disk).

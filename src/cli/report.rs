@@ -27,10 +27,22 @@ pub struct ReportArgs {
 pub fn run(a: ReportArgs) -> Result<ExitCode> {
     let mut rows = Vec::new();
     let mut failed = 0;
-    let runs: Vec<PathBuf> = super::plot::expand_sweeps(&a.runs)?.into_iter().map(|(r, _)| PathBuf::from(r)).collect();
-    for path in &runs {
+    let runs: Vec<(PathBuf, bool)> = super::plot::expand_sweeps(&a.runs)?.into_iter().map(|(r, _, p)| (PathBuf::from(r), p)).collect();
+    for (path, pruned) in &runs {
         match report::rows_of_run(path) {
+            Ok(r) if *pruned => rows.extend(r.into_iter().map(|mut r| {
+                r.notes.insert(0, "pruned".into());
+                r
+            })),
             Ok(r) => rows.extend(r),
+            // A sweep member stopped by pruning has no results: a row that says so, not
+            // an error.
+            Err(_) if *pruned => rows.push(Row {
+                model: path.display().to_string(),
+                source: path.join(crate::rundir::RESULTS_FILE).display().to_string(),
+                notes: vec!["pruned (stopped by its sweep's pruning; no results)".into()],
+                ..Row::default()
+            }),
             Err(e) if a.keep_going => {
                 eprintln!("clipgan: {e:#}");
                 failed += 1;

@@ -2,8 +2,9 @@
 //! validate every member's config here, then queue them all in one request.
 use crate::config;
 use crate::rundir::JobKind;
-use crate::supervisor::protocol::{AddSweep, AddTask};
+use crate::supervisor::prune::PruneSpec;
 use crate::supervisor::sweep::{self, Axes, SweepFile, DEFAULT_LIMIT};
+use crate::supervisor::sweep_plan::Plan;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -47,6 +48,20 @@ pub struct SweepArgs {
     /// Queue the members held (`clipgan resume ID` releases one).
     #[arg(long)]
     pub held: bool,
+    /// Stop (gracefully, resumable) members whose --metric is worse than the median of
+    /// the other members at the same step; the one rule is `median`.
+    #[arg(long, value_name = "RULE")]
+    pub prune: Option<String>,
+    /// The metric tag pruning compares (`loss/g_total`, `val/r_precision`).
+    #[arg(long, value_name = "TAG")]
+    pub metric: Option<String>,
+    /// No member is pruned before this step.
+    #[arg(long, value_name = "N")]
+    pub after_steps: Option<u64>,
+    /// Whether smaller (min) or larger (max) values of --metric are better (default:
+    /// from the tag: loss*, fid, kid: min; r_precision, accuracy: max).
+    #[arg(long, value_name = "min|max")]
+    pub prune_direction: Option<String>,
     /// List what would be queued, queue nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -86,34 +101,42 @@ pub fn run(a: SweepArgs) -> Result<ExitCode> {
         Some(f) => f.config.clone().ok_or_else(|| anyhow!("{}: the sweep file names no `config:`", file.display()))?,
         None => file.clone(),
     };
-    let config_path = std::path::absolute(&config_path)?;
-    let job = a.job.or(spec.as_ref().and_then(|f| f.job));
-    let group = a.group.clone().or(spec.as_ref().and_then(|f| f.group.clone()));
+    let config = std::path::absolute(&config_path)?;
     let mut after = spec.as_ref().map(|f| f.after.clone()).unwrap_or_default();
     after.extend(&a.after);
-    let held = a.held || spec.as_ref().is_some_and(|f| f.held);
     let mut args = spec.as_ref().map(|f| f.args.clone()).unwrap_or_default();
     args.extend(a.args.iter().cloned());
-    let name =
-        a.name.clone().or(spec.as_ref().and_then(|f| f.name.clone())).unwrap_or_else(|| {
-            config_path.file_stem().map(|s| crate::rundir::name_from_file_stem(&s.to_string_lossy())).unwrap_or_default()
-        });
+    // Pruning: the flags, else the sweep file's `prune:`.
+    let flags_prune = a.prune.is_some() || a.metric.is_some() || a.after_steps.is_some() || a.prune_direction.is_some();
+    let prune = match spec.as_ref().and_then(|f| f.prune.as_ref()) {
+        Some(p) if !flags_prune => p.spec().map_err(|e| anyhow!("{}: {e}", file.display()))?,
+        _ => PruneSpec::build(a.prune.as_deref(), a.metric.as_deref(), a.after_steps, a.prune_direction.as_deref()).map_err(|e| anyhow!(e))?,
+    };
+    let plan = Plan {
+        name: a.name.clone().or(spec.as_ref().and_then(|f| f.name.clone())).unwrap_or_else(|| Plan::default_name(&config)),
+        job: a.job.or(spec.as_ref().and_then(|f| f.job)),
+        group: a.group.clone().or(spec.as_ref().and_then(|f| f.group.clone())),
+        held: a.held || spec.as_ref().is_some_and(|f| f.held),
+        config,
+        args,
+        after,
+        sets: a.set.clone(),
+        axes,
+        prune,
+    };
 
-    // Everything is checked before anything is queued: the base config with the shared
-    // overrides, the axes, then each member's config.
-    let base = config::load_with(&config_path, &a.set)?;
-    let members = axes.expand(base.config.clipgan.seed).map_err(|e| anyhow!(e))?;
-    let base_dir = config::base_dir_for(&config_path);
-    for m in &members {
-        let all: Vec<String> = a.set.iter().chain(&m.overrides).cloned().collect();
-        config::parse_with(&config_path, &base.text, base_dir.clone(), &all).map_err(|e| anyhow!("sweep member {}: {e}", m.label))?;
-    }
-    let keys = axes.keys();
+    // Everything is checked before anything is queued.
+    let members = plan.members().map_err(|e| anyhow!(e))?;
+    let (name, config_path) = (&plan.name, &plan.config);
+    let keys = plan.axes.keys();
     if a.dry_run {
         use std::io::Write;
         // Write errors (a closed pipe, `| head`) end the listing quietly.
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "sweep {name}: {} task(s) over {} from {}", members.len(), keys.join(", "), config_path.display());
+        if let Some(p) = &plan.prune {
+            let _ = writeln!(out, "pruning: {}", p.describe());
+        }
         for (i, m) in members.iter().enumerate() {
             let sets = m.overrides.iter().map(|o| format!("--set {o}")).collect::<Vec<_>>().join(" ");
             if writeln!(out, "{:>4}  {:<32} {sets}", i + 1, m.label).is_err() {
@@ -132,26 +155,7 @@ pub fn run(a: SweepArgs) -> Result<ExitCode> {
             a.limit
         );
     }
-    let tasks = members
-        .iter()
-        .map(|m| AddTask {
-            job,
-            config: Some(config_path.clone()),
-            args: args.clone(),
-            group: group.clone(),
-            after: after.clone(),
-            label: Some(m.label.clone()),
-            held,
-            overrides: a.set.iter().chain(&m.overrides).cloned().collect(),
-            ..AddTask::default()
-        })
-        .collect();
-    let added = crate::supervisor::client::Client::connect_or_spawn(&crate::supervisor::Paths::current())?.add_sweep(AddSweep {
-        name,
-        config: Some(config_path),
-        keys,
-        tasks,
-    })?;
+    let added = crate::supervisor::client::Client::connect_or_spawn(&crate::supervisor::Paths::current())?.add_sweep(plan.request(&members))?;
     if a.json {
         println!("{}", serde_json::json!({"sweep": added.sweep, "ids": added.ids, "run_ids": added.run_ids, "warnings": added.warnings}));
     } else {

@@ -454,6 +454,7 @@ impl LoadedConfig {
             &format!("expected one of: {}", super::CLIP_PRESETS.join(", ")),
         );
         check(g.log_every >= 1, Error, &["CLIPGAN", "LOG_EVERY"], "expected at least 1");
+        check(g.fake_offset.is_finite(), Error, &["CLIPGAN", "FAKE_OFFSET"], "expected a finite number");
         check(
             g.checkpoint_minutes.is_finite() && g.checkpoint_minutes >= 0.0,
             Error,

@@ -184,6 +184,10 @@ pub struct Clipgan {
     /// the raw line for finetuning, AttnGAN's `\w+` words for DM-GAN and evaluation),
     /// `raw` or `words` everywhere (`data::captions`).
     pub caption_form: String,
+    /// `clipgan fake-run` only: added to its loss curves (and taken from its
+    /// R-precision, times 0.1), so that a sweep over it gives members that differ (the
+    /// pruning tests). Real jobs ignore it.
+    pub fake_offset: f64,
     pub eval: Eval,
 }
 
@@ -314,6 +318,7 @@ impl Default for Clipgan {
             ema_decay: 0.999,
             skip_bad_images: false,
             caption_form: "seed".into(),
+            fake_offset: 0.0,
             eval: Eval::default(),
         }
     }

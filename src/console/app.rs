@@ -79,6 +79,8 @@ pub enum Popup {
         question: String,
         cmd: Cmd,
     },
+    /// The configs view's sweep form (`sweep_form`).
+    Sweep(super::sweep_form::SweepForm),
     /// Read-only text (the config diff), scrolled by `top`.
     Text {
         title: String,
@@ -323,6 +325,7 @@ impl App {
                     }
                     self.message = "cancelled".into();
                 }
+                Popup::Sweep(_) => return self.on_sweep_key(k),
                 Popup::Input { purpose, text, .. } => {
                     match k.code {
                         KeyCode::Esc => {

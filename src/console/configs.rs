@@ -1,11 +1,15 @@
 //! The configs view's state and actions: the config files of the daemon's index in tree
 //! order, the selection and the marks, queueing a config or a fake-run (the queue form,
-//! `queue_form`) and the pipeline finetune -> train -> eval from the marked configs.
+//! `queue_form`), a sweep of a config (the sweep form, `sweep_form`) and the pipeline
+//! finetune -> train -> eval from the marked configs.
 //! Drawn by `views::configs`.
 use super::app::{moved, App, InputPurpose, Popup};
 use super::event::Cmd;
 use super::keys::Action;
 use super::queue_form::parse_queue_form;
+use super::sweep_form::SweepForm;
+use crate::supervisor::sweep::DEFAULT_LIMIT;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use crate::rundir::JobKind;
 use crate::supervisor::pipeline::Pipeline;
 use crate::supervisor::protocol::{AddTask, ConfigEntry};
@@ -61,6 +65,14 @@ impl App {
                 Some(c) => self.message = format!("{} does not validate: {}", c.rel, c.diagnostics.first().cloned().unwrap_or_default()),
                 None => {}
             },
+            Action::QueueSweep => match self.selected_config() {
+                Some(c) if c.ok => {
+                    let form = SweepForm::new(&c.path, &c.rel);
+                    self.popups.push(Popup::Sweep(form));
+                }
+                Some(c) => self.message = format!("{} does not validate: {}", c.rel, c.diagnostics.first().cloned().unwrap_or_default()),
+                None => {}
+            },
             Action::QueueFake => self.popups.push(Popup::Input {
                 purpose: InputPurpose::QueueFake,
                 prompt: "queue a fake-run: GROUP [AFTER_ID...] [any:ID...] [-- ARGS]".into(),
@@ -78,6 +90,51 @@ impl App {
                 }
                 Err(e) => self.message = format!("pipeline: {e}"),
             },
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    /// A key in the sweep form: edit (tab starts a new line), `enter` queues (asking
+    /// first over the limit), `esc` cancels.
+    pub(super) fn on_sweep_key(&mut self, k: KeyEvent) -> Vec<Cmd> {
+        let Some(Popup::Sweep(form)) = self.popups.last_mut() else { return Vec::new() };
+        match k.code {
+            KeyCode::Esc => {
+                self.popups.pop();
+                self.message = "cancelled".into();
+            }
+            KeyCode::Enter => match form.request() {
+                Err(e) => {
+                    form.result = Err(e.clone());
+                    self.message = format!("sweep: {e}");
+                }
+                Ok(req) => {
+                    let over = form.over_limit();
+                    self.popups.pop();
+                    if over {
+                        let question = format!(
+                            "the sweep has {} tasks, more than {DEFAULT_LIMIT}: queue them all? [y/N]",
+                            req.tasks.len()
+                        );
+                        self.popups.push(Popup::Confirm { question, cmd: Cmd::AddSweep(req) });
+                    } else {
+                        return vec![Cmd::AddSweep(req)];
+                    }
+                }
+            },
+            KeyCode::Tab => {
+                form.text.push('\n');
+                form.update();
+            }
+            KeyCode::Backspace => {
+                form.text.pop();
+                form.update();
+            }
+            KeyCode::Char(c) if !k.modifiers.contains(KeyModifiers::CONTROL) => {
+                form.text.push(c);
+                form.update();
+            }
             _ => {}
         }
         Vec::new()

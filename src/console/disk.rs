@@ -158,6 +158,7 @@ fn describe(id: u64, dir: &Path, source: RunSource, name: &str, group: &str, now
         overrides: Vec::new(),
         slurm: None,
         sweep: None,
+        pruned: None,
     };
     Found { view: TaskView { task, config_changed: None, status }, kind }
 }

@@ -3,7 +3,7 @@
 //! against the daemon. Only the main loop touches the app state.
 use crate::supervisor::client::Client;
 use crate::supervisor::pipeline::{self, Pipeline};
-use crate::supervisor::protocol::{AddTask, ConfigIndex, Snapshot, Target};
+use crate::supervisor::protocol::{AddSweep, AddTask, ConfigIndex, Snapshot, Target};
 use crate::supervisor::Paths;
 use ratatui::crossterm::event::KeyEvent;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,12 +61,14 @@ pub enum Cmd {
     ResumeRun(u64),
     Remove(u64),
     Add(AddTask),
+    /// A whole sweep in one request (the configs view's sweep form).
+    AddSweep(AddSweep),
     Pipeline(Pipeline),
     Rescan,
 }
 
 impl Cmd {
-    fn run(&self, c: &mut Client) -> anyhow::Result<String> {
+    pub fn run(&self, c: &mut Client) -> anyhow::Result<String> {
         let ok = |r: (String, Vec<String>)| {
             if r.1.is_empty() {
                 r.0
@@ -84,6 +86,15 @@ impl Cmd {
             Cmd::Add(t) => {
                 let a = c.add(t.clone())?;
                 let mut m = format!("queued task {} (run {})", a.id, a.run_id);
+                if !a.warnings.is_empty() {
+                    m.push_str(&format!(" ({})", a.warnings.join("; ")));
+                }
+                m
+            }
+            Cmd::AddSweep(s) => {
+                let a = c.add_sweep(s.clone())?;
+                let (first, last) = (a.ids.first().copied().unwrap_or(0), a.ids.last().copied().unwrap_or(0));
+                let mut m = format!("queued sweep {}: {} task(s), ids {first}-{last}", a.sweep, a.ids.len());
                 if !a.warnings.is_empty() {
                     m.push_str(&format!(" ({})", a.warnings.join("; ")));
                 }

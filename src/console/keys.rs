@@ -61,6 +61,7 @@ pub enum Action {
     Queue,
     QueuePipeline,
     QueueFake,
+    QueueSweep,
     Rescan,
     // curves
     Smoothing,
@@ -127,6 +128,7 @@ impl Action {
             Queue => "queue the selected config (group, dependencies)",
             QueuePipeline => "queue finetune -> train -> eval from the marked configs",
             QueueFake => "queue a fake-run (no training; to try the console)",
+            QueueSweep => "queue a sweep of the selected config (grid, seeds, group, pruning)",
             Rescan => "rescan cfg/ now",
             Smoothing => "smoothing: off / EMA / moving average",
             SmoothMore => "more smoothing",
@@ -198,6 +200,7 @@ pub const DEFAULTS: &[(&str, &str, Action)] = &[
     ("configs", "space", Action::Mark),
     ("configs", "r", Action::Rescan),
     ("configs", "F", Action::QueueFake),
+    ("configs", "S", Action::QueueSweep),
     ("curves", "s", Action::Smoothing),
     ("curves", "+", Action::SmoothMore),
     ("curves", "-", Action::SmoothLess),

@@ -3,7 +3,7 @@
 //!
 //! Layout: `app` (the one owner of the state: what the views share, events in, commands
 //! out, key dispatch, popups), one module per view with its state and actions (`runs`,
-//! `configs`, `curves`, `logs`, `samples`), their helpers (`config_diff`, `queue_form`),
+//! `configs`, `curves`, `logs`, `samples`), their helpers (`config_diff`, `queue_form`, `sweep_form`),
 //! `event` (typed events, commands, the threads around the app), `keys` / `theme` (user
 //! files), `store` (metric series per run, tailed), `views` (drawing only, a pure
 //! function of the state), `images` / `resources` (image previews in the terminal, the
@@ -22,6 +22,7 @@ pub mod resources;
 pub mod runs;
 pub mod samples;
 pub mod store;
+pub mod sweep_form;
 pub mod theme;
 pub mod views;
 

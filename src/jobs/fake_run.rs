@@ -57,6 +57,7 @@ pub fn main(a: &Options) -> Result<u8> {
         None => None,
     };
     let seed = a.seed.or(loaded.as_ref().map(|l| l.config.clipgan.seed)).unwrap_or(100);
+    let offset = loaded.as_ref().map_or(0.0, |l| l.config.clipgan.fake_offset);
     let dir_arg = a.resume.clone().or(a.run_dir.clone());
     let mut w = Worker::start(dir_arg.as_deref(), &a.name, "fake-run", a.cfg.as_deref())?;
     if let Some(l) = &loaded {
@@ -99,7 +100,7 @@ pub fn main(a: &Options) -> Result<u8> {
             w.run.finish(RunState::Failed, format!("failed at step {step} as asked (--fail-at)"))?;
             return Ok(exit::FAILED);
         }
-        let v = curves(step, a.steps, seed);
+        let v = shifted(curves(step, a.steps, seed), offset);
         w.run.scalars(step, &[("loss/g_total", v[0]), ("loss/d_total", v[1]), ("loss/damsm", v[2]), ("lr/generator", v[3])])?;
         if step % 10 == 0 || step == a.steps {
             w.run.scalar(step, "val/r_precision", v[4])?;
@@ -152,6 +153,15 @@ pub fn curves(step: u64, total: u64, seed: u64) -> [f64; 5] {
     let lr = 2e-4 * 0.5 * (1.0 + (std::f64::consts::PI * t).cos());
     let r = (0.9 - 0.8 * (-t / 0.4).exp() + 0.02 * noise(seed, step, 4)).clamp(0.0, 1.0);
     [g, d, damsm, lr, r]
+}
+
+/// The curves moved by CLIPGAN.FAKE_OFFSET: losses up, R-precision down (clamped).
+fn shifted(mut v: [f64; 5], offset: f64) -> [f64; 5] {
+    for l in &mut v[..3] {
+        *l += offset;
+    }
+    v[4] = (v[4] - 0.1 * offset).clamp(0.0, 1.0);
+    v
 }
 
 fn sample_image(step: u64, total: u64) -> image::RgbImage {

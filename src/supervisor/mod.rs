@@ -9,7 +9,9 @@
 //! (connect-or-spawn and typed requests), `shim` (the small process that supervises one
 //! worker), `procs` (process identity and signals), `logcap` (size-capped logs),
 //! `cfgindex` (the watched index of `cfg/`), `slurm` (Slurm's commands and job scripts, for
-//! groups that run their tasks on a cluster), `sweep` (sweep axes and their expansion). The
+//! groups that run their tasks on a cluster), `sweep` (sweep axes and their expansion), `sweep_plan` (a sweep checked and made into the
+//! request the CLI and the console send), `prune` (the median rule of sweeps that prune)
+//! and `prune_watch` (the thread that reads the members' metrics for it). The
 //! `fake-run` worker is `jobs::fake_run`.
 pub mod cfgindex;
 pub mod client;
@@ -19,10 +21,13 @@ pub mod logcap;
 pub mod pipeline;
 pub mod procs;
 pub mod protocol;
+pub mod prune;
+pub mod prune_watch;
 pub mod shim;
 pub mod slurm;
 pub mod state;
 pub mod sweep;
+pub mod sweep_plan;
 
 use std::path::{Path, PathBuf};
 

@@ -61,6 +61,8 @@ pub struct AddSweep {
     /// The dotted keys the members vary.
     pub keys: Vec<String>,
     pub tasks: Vec<AddTask>,
+    /// Stop members whose metric is worse than the others' median (`supervisor::prune`).
+    pub prune: Option<super::prune::PruneSpec>,
 }
 
 /// Changes to a group; absent fields stay as they are.

@@ -61,6 +61,8 @@ pub struct Sweep {
     pub keys: Vec<String>,
     /// Unix seconds when it was queued.
     pub created: f64,
+    /// Its pruning (`--prune median ...`); absent: none (and in older state files).
+    pub prune: Option<super::prune::PruneSpec>,
 }
 
 /// Daemon-wide settings (`clipgan queue settings`).
@@ -157,6 +159,9 @@ pub enum TaskState {
     Lost,
     /// Never started: a task it depends on (`--after`) did not succeed.
     DepFailed,
+    /// A sweep member stopped by its sweep's pruning (checkpointed, resumable with
+    /// `resume-run`); not a failure.
+    Pruned,
 }
 
 impl TaskState {
@@ -182,6 +187,7 @@ impl TaskState {
             TaskState::Killed => "killed",
             TaskState::Lost => "lost",
             TaskState::DepFailed => "dep_failed",
+            TaskState::Pruned => "pruned",
         }
     }
 }
@@ -214,6 +220,20 @@ pub struct KillRequest {
     pub sent: bool,
     /// For a graceful stop: Unix seconds after which SIGKILL follows.
     pub escalate_at: Option<f64>,
+    /// Asked for by the sweep's pruning: the task ends `pruned` (not stopped or killed).
+    #[serde(default)]
+    pub prune: bool,
+}
+
+/// Why the sweep's pruning stopped a task: its metric at a step against the median of
+/// the other members there.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Pruned {
+    pub metric: String,
+    pub step: u64,
+    pub value: f64,
+    pub median: f64,
+    pub others: usize,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -285,6 +305,10 @@ pub struct Task {
     /// Its job in Slurm, for a task of a Slurm group that was submitted.
     #[serde(default)]
     pub slurm: Option<SlurmJob>,
+    /// Set when its sweep's pruning stopped it; a task resumed after that is not
+    /// pruned again (its user chose to let it go on).
+    #[serde(default)]
+    pub pruned: Option<Pruned>,
 }
 
 impl Task {

@@ -311,6 +311,7 @@ impl Axes {
 ///   TRAIN.GENERATOR_LR: loguniform(1e-5, 1e-3)
 /// trials: 4
 /// seeds: 2
+/// prune: {rule: median, metric: loss/g_total, after_steps: 100}
 /// ```
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -328,6 +329,8 @@ pub struct SweepFile {
     pub held: bool,
     /// Arguments for the job (as after `--`).
     pub args: Vec<String>,
+    /// `prune: {rule: median, metric: TAG, after_steps: N, direction: min|max}`.
+    pub prune: Option<super::prune::PruneFile>,
 }
 
 /// Whether a YAML file is a sweep file rather than a config: its top level has one of

@@ -3,6 +3,7 @@
 mod common;
 mod daemon;
 mod hardening;
+mod prune;
 mod slurm;
 mod sweep;
 mod unit;

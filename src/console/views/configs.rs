@@ -1,10 +1,11 @@
 //! The configs view: `cfg/` as the daemon watches it, a tree of files with each one's
 //! validation state, and the diagnostics (file:line:col) of the selected one.
 use crate::console::app::App;
+use crate::console::sweep_form::SweepForm;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, List, ListItem, ListState, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, List, ListItem, ListState, Paragraph, Wrap};
 use ratatui::Frame;
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
@@ -82,5 +83,41 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     if !app.configs.marked.is_empty() {
         lines.push(Line::styled(format!("{} marked (P queues the pipeline)", app.configs.marked.len()), Style::new().fg(t.dim)));
     }
+
     f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block.title(" validation ")), detail_area);
+}
+
+/// The sweep form over the view: the lines typed so far, then what they expand to (how
+/// many tasks over which keys) or the first error, then the keys.
+pub fn draw_sweep_form(f: &mut Frame, area: Rect, app: &App, form: &SweepForm) {
+    let t = &app.theme;
+    let mut lines: Vec<Line> = Vec::new();
+    if form.text.is_empty() {
+        lines.push(Line::styled("one per line: KEY=v1,v2,...  seeds N  group G", Style::new().fg(t.dim)));
+        lines.push(Line::styled("prune median TAG AFTER_STEPS [min|max]  job J  held  args ...", Style::new().fg(t.dim)));
+    }
+    let typed: Vec<&str> = form.text.split('\n').collect();
+    for (i, l) in typed.iter().enumerate() {
+        let mut spans = vec![Span::raw(l.to_string())];
+        if i + 1 == typed.len() {
+            spans.push(Span::styled("▏", Style::new().fg(t.accent)));
+        }
+        lines.push(Line::from(spans));
+    }
+    lines.push(Line::raw(""));
+    lines.push(match &form.result {
+        Ok((0, _)) => Line::styled("nothing to queue yet", Style::new().fg(t.dim)),
+        Ok((n, keys)) => {
+            let over = if form.over_limit() { format!(" (more than {}: asks first)", crate::supervisor::sweep::DEFAULT_LIMIT) } else { String::new() };
+            Line::styled(format!("{n} task(s) over {keys}{over}"), Style::new().fg(if form.over_limit() { t.warn } else { t.ok }))
+        }
+        Err(e) => Line::styled(format!("error: {e}"), Style::new().fg(t.error)),
+    });
+    lines.push(Line::styled("tab: new line  enter: queue  esc: cancel", Style::new().fg(t.dim)));
+    let width = area.width.saturating_sub(4).clamp(20, 76);
+    let wrapped: u16 = lines.iter().map(|l| (l.width().saturating_sub(1) / (width.saturating_sub(2).max(1) as usize)) as u16).sum();
+    let r = super::centered(area, width, lines.len() as u16 + wrapped + 2);
+    f.render_widget(Clear, r);
+    let block = Block::new().borders(Borders::ALL).border_style(Style::new().fg(t.accent)).title(format!(" sweep of {} ", form.rel));
+    f.render_widget(Paragraph::new(lines).wrap(Wrap { trim: false }).block(block), r);
 }

@@ -176,6 +176,7 @@ fn draw_popup(f: &mut Frame, area: Rect, app: &App, p: &Popup) {
             let rows = if rows.is_empty() { vec![Line::raw("the configs are the same")] } else { rows };
             f.render_widget(Paragraph::new(rows).block(block), r);
         }
+        Popup::Sweep(form) => configs::draw_sweep_form(f, area, app, form),
         Popup::Input { prompt, text, .. } => {
             let r = centered(area, 64, 3);
             f.render_widget(Clear, r);

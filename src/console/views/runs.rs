@@ -17,7 +17,7 @@ pub fn state_color(app: &App, s: TaskState) -> Color {
     match s {
         TaskState::Running => t.running,
         TaskState::Finished => t.ok,
-        TaskState::Paused | TaskState::Held | TaskState::Stopped => t.warn,
+        TaskState::Paused | TaskState::Held | TaskState::Stopped | TaskState::Pruned => t.warn,
         TaskState::Queued => t.text,
         _ => t.error,
     }
@@ -111,8 +111,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                     let ended = members.iter().filter(|m| m.task.state.is_final()).count();
                     let p = crate::supervisor::sweep::progress(&members);
                     let name = app.sweep_name(s);
+                    let pruned = members.iter().filter(|m| m.task.state == TaskState::Pruned).count();
+                    let pruned = if pruned > 0 { format!(", {pruned} pruned") } else { String::new() };
                     cells[2] = Cell::from(format!("{ended}/{} ended", members.len())).style(Style::new().fg(t.text));
-                    cells[3] = Cell::from(format!("▸ {s} {name}")).style(Style::new().add_modifier(Modifier::BOLD));
+                    cells[3] = Cell::from(format!("▸ {s} {name}{pruned}")).style(Style::new().add_modifier(Modifier::BOLD));
                     progress = format!("{} {:>3.0}%", bar(p, 10), p * 100.0);
                 }
                 Some(_) => cells[3] = Cell::from(format!("│ {} ({})", App::task_name(tv), task.job)),

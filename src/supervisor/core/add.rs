@@ -138,6 +138,7 @@ impl Core {
             kill: None,
             message: String::new(),
             slurm: None,
+            pruned: None,
         };
         let run_id = task.run_id.clone();
         self.state.next_id += 1;

@@ -39,6 +39,7 @@ impl Core {
                 }
             }
         }
+        self.prune_tick();
     }
 
     /// Look at an active task's processes and run folder: learn its worker, its end.
@@ -118,6 +119,7 @@ impl Core {
     pub(super) fn attempt_ended(&mut self, i: usize, x: ExitInfo, note: Option<&str>) {
         let t = &self.state.tasks[i];
         let by_user = t.kill.is_some();
+        let by_pruning = t.kill.as_ref().is_some_and(|k| k.prune);
         use crate::rundir::exit;
         let (state, mut why) = match (x.code, x.signal) {
             (Some(c), _) if c == exit::FINISHED as i32 => (TaskState::Finished, String::new()),
@@ -127,6 +129,12 @@ impl Core {
             (None, Some(s)) if by_user => (TaskState::Killed, format!("killed by {} on request", procs::signal_name(s))),
             (None, Some(s)) => (TaskState::Failed, format!("killed by {}", procs::signal_name(s))),
             (None, None) => (TaskState::Lost, String::new()),
+        };
+        // Stopped by the sweep's pruning (gracefully, or killed after the stop timeout):
+        // pruned, not stopped, killed or failed.
+        let (state, mut why) = match (state, &t.pruned) {
+            (TaskState::Stopped | TaskState::Killed, Some(p)) if by_pruning => (TaskState::Pruned, super::prune::pruned_message(t.id, p, state)),
+            other => (other.0, why),
         };
         if let Some(n) = note {
             why = if why.is_empty() { n.to_string() } else { format!("{why} ({n})") };

@@ -22,7 +22,7 @@ impl Core {
         if self.state.tasks[i].slurm.is_some() {
             return self.kill_slurm(i, signal.map(|_| sig), escalate_at);
         }
-        self.state.tasks[i].kill = Some(KillRequest { signal: sig, sent: false, escalate_at });
+        self.state.tasks[i].kill = Some(KillRequest { signal: sig, sent: false, escalate_at, prune: false });
         self.deliver(i);
         self.dirty = true;
         let how = match escalate_at {

@@ -7,7 +7,8 @@
 //! This file holds the `Core` itself: opening, dispatching requests, snapshots, saving.
 //! The handlers of the requests live one family per file (`add`, `kill`, `pause`,
 //! `restart`, `remove`, `groups`, `settings`, `sweep`); process handling in `recovery` (at open),
-//! `check` (each tick: workers, attempt outcomes, lost tasks), `hooks` (finish hooks),
+//! `check` (each tick: workers, attempt outcomes, lost tasks), `prune` (each tick: sweep
+//! members worse than the median), `hooks` (finish hooks),
 //! `schedule` (dependencies, slots, starting workers) and `slurm` (tasks of Slurm groups:
 //! submission, job states, kills and pauses through Slurm's commands).
 mod add;
@@ -16,6 +17,7 @@ mod groups;
 mod hooks;
 mod kill;
 mod pause;
+mod prune;
 mod recovery;
 mod remove;
 mod restart;
@@ -58,6 +60,8 @@ pub struct Core {
     pub shutdown: bool,
     /// The states of the Slurm tasks' jobs, polled off the loop.
     slurm: crate::supervisor::slurm::Poller,
+    /// The metrics of the sweeps that prune, read off the loop.
+    pruner: crate::supervisor::prune_watch::Watcher,
 }
 
 /// Hash of a config's text, to tell whether the file changed after queueing.
@@ -95,6 +99,7 @@ impl Core {
             hashes: HashMap::new(),
             shutdown: false,
             slurm: Default::default(),
+            pruner: Default::default(),
         };
         core.recover();
         core.cfg.rescan();

@@ -40,6 +40,8 @@ impl Core {
         t.resume_next = false;
         t.exit = None;
         t.slurm = None;
+        // A run from scratch is judged by its sweep's pruning like any member.
+        t.pruned = None;
         t.state = TaskState::Queued;
         t.started_at = None;
         t.ended_at = None;
@@ -52,8 +54,14 @@ impl Core {
         let Some(i) = self.idx(id) else { return err(format!("no task {id}")) };
         let t = &self.state.tasks[i];
         match t.state {
-            TaskState::Stopped | TaskState::Failed | TaskState::Killed | TaskState::Lost | TaskState::Diverged | TaskState::DepFailed => {}
-            s => return err(format!("task {id} is {}; only a stopped, failed, killed, lost or diverged run can be continued", s.name())),
+            TaskState::Stopped
+            | TaskState::Failed
+            | TaskState::Killed
+            | TaskState::Lost
+            | TaskState::Diverged
+            | TaskState::DepFailed
+            | TaskState::Pruned => {}
+            s => return err(format!("task {id} is {}; only a stopped, pruned, failed, killed, lost or diverged run can be continued", s.name())),
         }
         let has_ckpt = has_checkpoint(&t.run_dir);
         if !has_ckpt && t.attempts > 0 {
@@ -69,6 +77,10 @@ impl Core {
         t.state = TaskState::Queued;
         t.ended_at = None;
         t.message = if has_ckpt { "queued to continue from its last checkpoint".into() } else { "queued again".into() };
+        if t.pruned.is_some() {
+            // It stays exempt from pruning (Task::pruned): the user chose to let it go on.
+            t.message.push_str(" (pruned before; not pruned again)");
+        }
         self.dirty = true;
         ok(format!("task {id}: {}", self.state.tasks[i].message))
     }

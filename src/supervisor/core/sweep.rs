@@ -21,6 +21,9 @@ impl Core {
         if let Err(e) = crate::rundir::check_name("sweep name", &s.name) {
             return err(format!("{e}; nothing was queued"));
         }
+        if let Some(Err(e)) = s.prune.as_ref().map(|p| p.validate()) {
+            return err(format!("{e}; nothing was queued"));
+        }
         let n = s.tasks.len();
         let mut prepared = Vec::with_capacity(n);
         for (k, a) in s.tasks.into_iter().enumerate() {
@@ -48,7 +51,7 @@ impl Core {
         }
         let id = format!("sweep-{}", self.state.next_sweep);
         self.state.next_sweep += 1;
-        self.state.sweeps.insert(id.clone(), Sweep { name: s.name, config: s.config, keys: s.keys, created: unix_now() });
+        self.state.sweeps.insert(id.clone(), Sweep { name: s.name, config: s.config, keys: s.keys, created: unix_now(), prune: s.prune });
         let mut warnings: Vec<String> = Vec::new();
         let (mut ids, mut run_ids) = (Vec::with_capacity(n), Vec::with_capacity(n));
         for (p, (run_dir, hash)) in prepared.into_iter().zip(dirs) {
