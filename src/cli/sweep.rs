@@ -110,7 +110,8 @@ pub fn run(a: SweepArgs) -> Result<ExitCode> {
     let flags_prune = a.prune.is_some() || a.metric.is_some() || a.after_steps.is_some() || a.prune_direction.is_some();
     let prune = match spec.as_ref().and_then(|f| f.prune.as_ref()) {
         Some(p) if !flags_prune => p.spec().map_err(|e| anyhow!("{}: {e}", file.display()))?,
-        _ => PruneSpec::build(a.prune.as_deref(), a.metric.as_deref(), a.after_steps, a.prune_direction.as_deref()).map_err(|e| anyhow!(e))?,
+        _ => PruneSpec::build(a.prune.as_deref(), a.metric.as_deref(), a.after_steps, a.prune_direction.as_deref())
+            .map_err(|e| anyhow!(e))?,
     };
     let plan = Plan {
         name: a.name.clone().or(spec.as_ref().and_then(|f| f.name.clone())).unwrap_or_else(|| Plan::default_name(&config)),
@@ -155,7 +156,8 @@ pub fn run(a: SweepArgs) -> Result<ExitCode> {
             a.limit
         );
     }
-    let added = crate::supervisor::client::Client::connect_or_spawn(&crate::supervisor::Paths::current())?.add_sweep(plan.request(&members))?;
+    let added =
+        crate::supervisor::client::Client::connect_or_spawn(&crate::supervisor::Paths::current())?.add_sweep(plan.request(&members))?;
     if a.json {
         println!("{}", serde_json::json!({"sweep": added.sweep, "ids": added.ids, "run_ids": added.run_ids, "warnings": added.warnings}));
     } else {

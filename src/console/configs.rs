@@ -8,11 +8,11 @@ use super::event::Cmd;
 use super::keys::Action;
 use super::queue_form::parse_queue_form;
 use super::sweep_form::SweepForm;
-use crate::supervisor::sweep::DEFAULT_LIMIT;
-use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use crate::rundir::JobKind;
 use crate::supervisor::pipeline::Pipeline;
 use crate::supervisor::protocol::{AddTask, ConfigEntry};
+use crate::supervisor::sweep::DEFAULT_LIMIT;
+use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -113,10 +113,7 @@ impl App {
                     let over = form.over_limit();
                     self.popups.pop();
                     if over {
-                        let question = format!(
-                            "the sweep has {} tasks, more than {DEFAULT_LIMIT}: queue them all? [y/N]",
-                            req.tasks.len()
-                        );
+                        let question = format!("the sweep has {} tasks, more than {DEFAULT_LIMIT}: queue them all? [y/N]", req.tasks.len());
                         self.popups.push(Popup::Confirm { question, cmd: Cmd::AddSweep(req) });
                     } else {
                         return vec![Cmd::AddSweep(req)];

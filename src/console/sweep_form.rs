@@ -98,8 +98,11 @@ mod tests {
 
     #[test]
     fn lines_become_the_plan_and_errors_name_the_line() {
-        let p = parse("GAN.GF_DIM=32,64\n\nseeds 2\ngroup g\nprune median loss/g_total 5\njob fake-run\nheld\nargs --steps 3", Path::new("/x/t.yml"))
-            .unwrap();
+        let p = parse(
+            "GAN.GF_DIM=32,64\n\nseeds 2\ngroup g\nprune median loss/g_total 5\njob fake-run\nheld\nargs --steps 3",
+            Path::new("/x/t.yml"),
+        )
+        .unwrap();
         assert_eq!(p.axes.grid.len(), 1);
         assert_eq!((p.axes.seeds, p.group.as_deref(), p.held, p.job), (2, Some("g"), true, Some(JobKind::FakeRun)));
         assert_eq!(p.args, vec!["--steps", "3"]);

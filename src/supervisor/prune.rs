@@ -79,7 +79,12 @@ pub struct PruneFile {
 impl PruneSpec {
     /// Build from the flags (or a sweep file's fields): `rule` `None` with nothing else
     /// given is no pruning; anything half given is an error naming the flag.
-    pub fn build(rule: Option<&str>, metric: Option<&str>, after_steps: Option<u64>, direction: Option<&str>) -> Result<Option<PruneSpec>, String> {
+    pub fn build(
+        rule: Option<&str>,
+        metric: Option<&str>,
+        after_steps: Option<u64>,
+        direction: Option<&str>,
+    ) -> Result<Option<PruneSpec>, String> {
         let Some(rule) = rule else {
             if metric.is_some() || after_steps.is_some() || direction.is_some() {
                 return Err("--metric, --after-steps and --prune-direction go with --prune median".into());
@@ -99,8 +104,9 @@ impl PruneSpec {
             Some("min") => Direction::Min,
             Some("max") => Direction::Max,
             Some(other) => return Err(format!("--prune-direction {other}: expected min or max")),
-            None => Direction::infer(metric)
-                .ok_or_else(|| format!("--metric {metric}: cannot tell whether smaller or larger is better; add --prune-direction min|max"))?,
+            None => Direction::infer(metric).ok_or_else(|| {
+                format!("--metric {metric}: cannot tell whether smaller or larger is better; add --prune-direction min|max")
+            })?,
         };
         Ok(Some(PruneSpec { rule, metric: metric.to_string(), after_steps, direction }))
     }
@@ -125,10 +131,16 @@ impl PruneSpec {
 
 impl PruneFile {
     pub fn spec(&self) -> Result<Option<PruneSpec>, String> {
-        PruneSpec::build(Some(self.rule.as_deref().unwrap_or("")), self.metric.as_deref(), self.after_steps, self.direction.as_deref())
-            .map_err(|e| {
-                format!("prune: {}", e.replace("--prune-direction", "direction").replace("--after-steps", "after_steps").replace("--metric", "metric").replace("--prune", "rule"))
-            })
+        let Some(rule) = self.rule.as_deref() else { return Err("prune: give the rule (rule: median)".into()) };
+        PruneSpec::build(Some(rule), self.metric.as_deref(), self.after_steps, self.direction.as_deref()).map_err(|e| {
+            format!(
+                "prune: {}",
+                e.replace("--prune-direction", "direction")
+                    .replace("--after-steps", "after_steps")
+                    .replace("--metric", "metric")
+                    .replace("--prune", "rule")
+            )
+        })
     }
 }
 
@@ -247,7 +259,7 @@ mod tests {
         // The best one stays, judged up to its last step.
         assert_eq!(judge(&s, &a, &[&b, &c, &bad], 0), Verdict::Keep { judged: 3 });
         // Nothing before after_steps counts.
-        assert_eq!(judge(&spec(3, Direction::Min), &bad, &[&a, &b, &c], 0), Verdict::Prune { step: 3, value: 9.0, median: 2.5, others: 3 });
+        assert_eq!(judge(&spec(3, Direction::Min), &bad, &[&a, &b, &c], 0), Verdict::Prune { step: 3, value: 9.0, median: 2.0, others: 3 });
     }
 
     #[test]

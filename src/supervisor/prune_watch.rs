@@ -132,11 +132,9 @@ impl Watcher {
         if !s.started && !watches.is_empty() {
             s.started = true;
             let inner = self.inner.clone();
-            std::thread::Builder::new()
-                .name("prune".into())
-                .spawn(move || read_loop(inner))
-                .map_err(|e| eprintln!("clipgan daemon: cannot start the pruning thread: {e}"))
-                .ok();
+            if let Err(e) = std::thread::Builder::new().name("prune".into()).spawn(move || read_loop(inner)) {
+                eprintln!("clipgan daemon: cannot start the pruning thread: {e}");
+            }
         }
         s.watches = watches;
         std::mem::take(&mut s.found)

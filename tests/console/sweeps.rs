@@ -182,7 +182,9 @@ fn the_configs_view_queues_a_sweep_in_one_request() {
     let s = client.status().unwrap();
     let got: Vec<(Vec<String>, TaskState, Option<String>)> =
         s.tasks.iter().map(|t| (t.task.overrides.clone(), t.task.state, t.task.sweep.clone())).collect();
-    let want = |o: &str, seed: u64| (vec![format!("CLIPGAN.FAKE_OFFSET={o}"), format!("CLIPGAN.SEED={seed}")], TaskState::Held, Some("sweep-1".into()));
+    let want = |o: &str, seed: u64| {
+        (vec![format!("CLIPGAN.FAKE_OFFSET={o}"), format!("CLIPGAN.SEED={seed}")], TaskState::Held, Some("sweep-1".into()))
+    };
     assert_eq!(got, vec![want("0", 100), want("0", 101), want("1.5", 100), want("1.5", 101)]);
     assert!(s.tasks.iter().all(|t| t.task.job == clipgan::rundir::JobKind::FakeRun));
     let sweep = &s.sweeps["sweep-1"];

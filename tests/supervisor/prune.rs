@@ -139,7 +139,10 @@ fn bad_pruning_settings_queue_nothing() {
     refused(&["--prune", "median", "--metric", "lr/generator", "--after-steps", "3"], "--prune-direction");
     refused(&["--metric", "loss/g_total"], "go with --prune median");
     // A sweep file's `prune:` is checked the same way, its errors naming the file.
-    write(h.path().join("cfg/s.yml"), "config: t.yml\njob: fake-run\ngrid:\n  CLIPGAN.FAKE_OFFSET: [0, 1]\nprune: {rule: median, metric: loss/g_total}\n");
+    write(
+        h.path().join("cfg/s.yml"),
+        "config: t.yml\njob: fake-run\ngrid:\n  CLIPGAN.FAKE_OFFSET: [0, 1]\nprune: {rule: median, metric: loss/g_total}\n",
+    );
     let o = h.run(&["sweep", "cfg/s.yml"]);
     assert!(!o.status.success() && stderr(&o).contains("s.yml: prune: rule median needs after_steps"), "{}", stderr(&o));
     assert!(h.status().tasks.is_empty());
@@ -151,4 +154,54 @@ fn bad_pruning_settings_queue_nothing() {
     );
     let dry = h.ok(&["sweep", "cfg/s.yml", "--dry-run"]);
     assert!(dry.contains("pruning: median of val/r_precision (max) after step 10"), "{dry}");
+}
+
+#[test]
+fn the_reader_follows_the_metrics_files_incrementally_and_reports_a_member_once() {
+    use clipgan::supervisor::prune_watch::{Member, Reader, Watch};
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let runs: Vec<std::path::PathBuf> = (0..4).map(|k| dir.path().join(format!("run{k}"))).collect();
+    let append = |run: &std::path::Path, from: u64, to: u64, offset: f64| {
+        std::fs::create_dir_all(run).unwrap();
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(run.join("metrics.jsonl")).unwrap();
+        for s in from..=to {
+            writeln!(f, "{{\"step\":{s},\"wall\":0,\"tag\":\"loss/g_total\",\"value\":{}}}", 10.0 - s as f64 * 0.1 + offset).unwrap();
+            writeln!(f, "{{\"step\":{s},\"wall\":0,\"tag\":\"loss/d_total\",\"value\":0}}").unwrap();
+        }
+    };
+    let spec = PruneSpec { rule: Rule::Median, metric: "loss/g_total".into(), after_steps: 3, direction: Direction::Min };
+    let watch = |candidates: bool| {
+        vec![Watch {
+            spec: spec.clone(),
+            members: runs
+                .iter()
+                .enumerate()
+                .map(|(k, r)| Member { task: k as u64 + 1, run_dir: r.clone(), candidate: candidates })
+                .collect(),
+        }]
+    };
+    let mut reader = Reader::default();
+    // Nothing written yet: nothing to judge, no error.
+    assert!(reader.scan(&watch(true)).is_empty());
+    for (k, r) in runs.iter().enumerate() {
+        append(r, 1, 2, [0.0, 0.1, 0.2, 3.0][k]);
+    }
+    // Before after_steps: nobody is judged.
+    assert!(reader.scan(&watch(true)).is_empty());
+    for (k, r) in runs.iter().enumerate() {
+        append(r, 3, 5, [0.0, 0.1, 0.2, 3.0][k]);
+    }
+    let found = reader.scan(&watch(true));
+    let tasks: Vec<u64> = found.iter().map(|f| f.task).collect();
+    assert_eq!(tasks, vec![3, 4], "{found:?}");
+    assert_eq!((found[1].step, found[1].others), (3, 3));
+    // Reported once: more steps bring nothing new about them.
+    for r in &runs {
+        append(r, 6, 7, 0.0);
+    }
+    assert!(reader.scan(&watch(true)).is_empty());
+    // Members that are not candidates are never reported.
+    let mut fresh = Reader::default();
+    assert!(fresh.scan(&watch(false)).is_empty());
 }

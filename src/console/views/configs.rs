@@ -108,7 +108,11 @@ pub fn draw_sweep_form(f: &mut Frame, area: Rect, app: &App, form: &SweepForm) {
     lines.push(match &form.result {
         Ok((0, _)) => Line::styled("nothing to queue yet", Style::new().fg(t.dim)),
         Ok((n, keys)) => {
-            let over = if form.over_limit() { format!(" (more than {}: asks first)", crate::supervisor::sweep::DEFAULT_LIMIT) } else { String::new() };
+            let over = if form.over_limit() {
+                format!(" (more than {}: asks first)", crate::supervisor::sweep::DEFAULT_LIMIT)
+            } else {
+                String::new()
+            };
             Line::styled(format!("{n} task(s) over {keys}{over}"), Style::new().fg(if form.over_limit() { t.warn } else { t.ok }))
         }
         Err(e) => Line::styled(format!("error: {e}"), Style::new().fg(t.error)),

@@ -121,7 +121,7 @@ impl Core {
         let by_user = t.kill.is_some();
         let by_pruning = t.kill.as_ref().is_some_and(|k| k.prune);
         use crate::rundir::exit;
-        let (state, mut why) = match (x.code, x.signal) {
+        let (state, why) = match (x.code, x.signal) {
             (Some(c), _) if c == exit::FINISHED as i32 => (TaskState::Finished, String::new()),
             (Some(c), _) if c == exit::STOPPED as i32 => (TaskState::Stopped, "stopped; resumable from its checkpoint".to_string()),
             (Some(c), _) if c == exit::DIVERGED as i32 => (TaskState::Diverged, "a loss became NaN/Inf".to_string()),
@@ -133,7 +133,9 @@ impl Core {
         // Stopped by the sweep's pruning (gracefully, or killed after the stop timeout):
         // pruned, not stopped, killed or failed.
         let (state, mut why) = match (state, &t.pruned) {
-            (TaskState::Stopped | TaskState::Killed, Some(p)) if by_pruning => (TaskState::Pruned, super::prune::pruned_message(t.id, p, state)),
+            (TaskState::Stopped | TaskState::Killed, Some(p)) if by_pruning => {
+                (TaskState::Pruned, super::prune::pruned_message(t.id, p, state))
+            }
             other => (other.0, why),
         };
         if let Some(n) = note {

@@ -61,7 +61,12 @@ impl Core {
             | TaskState::Diverged
             | TaskState::DepFailed
             | TaskState::Pruned => {}
-            s => return err(format!("task {id} is {}; only a stopped, pruned, failed, killed, lost or diverged run can be continued", s.name())),
+            s => {
+                return err(format!(
+                    "task {id} is {}; only a stopped, pruned, failed, killed, lost or diverged run can be continued",
+                    s.name()
+                ))
+            }
         }
         let has_ckpt = has_checkpoint(&t.run_dir);
         if !has_ckpt && t.attempts > 0 {

@@ -160,7 +160,8 @@ impl Core {
         if let Err(e) = result {
             return err(format!("task {id}: {e:#}"));
         }
-        self.state.tasks[i].kill = Some(KillRequest { signal: sig, sent: true, escalate_at: escalate_at.filter(|_| started), prune: false });
+        self.state.tasks[i].kill =
+            Some(KillRequest { signal: sig, sent: true, escalate_at: escalate_at.filter(|_| started), prune: false });
         self.dirty = true;
         ok(if started {
             format!("task {id}: Slurm job {} asked to stop (checkpoint and exit; cancelled after the stop timeout)", job.job_id)
