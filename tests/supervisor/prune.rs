@@ -88,7 +88,7 @@ fn the_members_worse_than_the_median_are_pruned_with_a_checkpoint_and_resume() {
     assert!(status.contains(&format!("{sweep} t: 4/4 ended, 100% done (")) && status.contains("2 pruned"), "{status}");
     assert!(status.lines().filter(|l| l.contains(" pruned ")).count() >= 2, "{status}");
     let json: serde_json::Value = serde_json::from_str(&h.ok(&["status", "--json"])).unwrap();
-    let states: Vec<&str> = json["tasks"].as_array().unwrap().iter().filter_map(|t| t["task"]["state"].as_str()).collect();
+    let states: Vec<&str> = json["tasks"].as_array().unwrap().iter().filter_map(|t| t["state"].as_str()).collect();
     assert_eq!(states.iter().filter(|s| **s == "pruned").count(), 2, "{states:?}");
     assert_eq!(
         s.sweeps[&sweep].prune,
