@@ -105,6 +105,9 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
             ];
             // A sweep's runs: `│ ` before each; a collapsed sweep is one row for all.
             let mut progress = progress;
+            // A collapsed sweep's members stopped by its pruning: in the metrics column
+            // (wide) or after its name.
+            let mut pruned_note = None;
             match &task.sweep {
                 Some(s) if app.runs.collapsed.contains(s) => {
                     let members = app.sweep_members(s);
@@ -112,9 +115,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                     let p = crate::supervisor::sweep::progress(&members);
                     let name = app.sweep_name(s);
                     let pruned = members.iter().filter(|m| m.task.state == TaskState::Pruned).count();
-                    let pruned = if pruned > 0 { format!(", {pruned} pruned") } else { String::new() };
+                    pruned_note = (pruned > 0).then(|| format!("{pruned} pruned"));
+                    let suffix = pruned_note.as_ref().filter(|_| !wide).map(|n| format!(", {n}")).unwrap_or_default();
                     cells[2] = Cell::from(format!("{ended}/{} ended", members.len())).style(Style::new().fg(t.text));
-                    cells[3] = Cell::from(format!("▸ {s} {name}{pruned}")).style(Style::new().add_modifier(Modifier::BOLD));
+                    cells[3] = Cell::from(format!("▸ {s} {name}{suffix}")).style(Style::new().add_modifier(Modifier::BOLD));
                     progress = format!("{} {:>3.0}%", bar(p, 10), p * 100.0);
                 }
                 Some(_) => cells[3] = Cell::from(format!("│ {} ({})", App::task_name(tv), task.job)),
@@ -131,7 +135,10 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
                 cells.push(Cell::from(progress));
                 cells.push(Cell::from(speed));
                 cells.push(Cell::from(eta));
-                cells.push(Cell::from(key_metrics(app, tv, 2)));
+                cells.push(match &pruned_note {
+                    Some(n) => Cell::from(n.clone()).style(Style::new().fg(t.warn)),
+                    None => Cell::from(key_metrics(app, tv, 2)),
+                });
             } else {
                 cells.push(Cell::from(progress));
             }
