@@ -290,6 +290,10 @@ pub struct Blocks {
     pub min_v: Vec<f64>,
     pub max_v: Vec<f64>,
     pub nonfinite: Vec<usize>,
+    /// Sum and count of the finite values (column means of a band without a pass over
+    /// every point: [`column_means`]).
+    pub sum: Vec<f64>,
+    pub count: Vec<u8>,
 }
 
 impl Blocks {
@@ -299,6 +303,7 @@ impl Blocks {
         for b in done..ys.len() / BLOCK {
             let (mut mn, mut mx, mut nf) = (usize::MAX, usize::MAX, usize::MAX);
             let (mut mn_v, mut mx_v) = (f64::NAN, f64::NAN);
+            let (mut sum, mut count) = (0.0, 0u8);
             for i in b * BLOCK..(b + 1) * BLOCK {
                 let y = ys[i];
                 if !y.is_finite() {
@@ -307,6 +312,8 @@ impl Blocks {
                     }
                     continue;
                 }
+                sum += y;
+                count += 1;
                 if mn == usize::MAX || y < mn_v {
                     (mn, mn_v) = (i, y);
                 }
@@ -319,6 +326,8 @@ impl Blocks {
             self.min_v.push(mn_v);
             self.max_v.push(mx_v);
             self.nonfinite.push(nf);
+            self.sum.push(sum);
+            self.count.push(count);
         }
     }
     /// Keep the summaries of the first `blocks` blocks.
@@ -328,6 +337,8 @@ impl Blocks {
         self.min_v.truncate(blocks);
         self.max_v.truncate(blocks);
         self.nonfinite.truncate(blocks);
+        self.sum.truncate(blocks);
+        self.count.truncate(blocks);
     }
     pub fn of(ys: &[f64]) -> Blocks {
         let mut b = Blocks::default();
@@ -337,7 +348,8 @@ impl Blocks {
     /// Bytes held (capacity), for the memory figure of `clipgan bench console`.
     pub fn bytes(&self) -> usize {
         (self.min.capacity() + self.max.capacity() + self.nonfinite.capacity()) * std::mem::size_of::<usize>()
-            + (self.min_v.capacity() + self.max_v.capacity()) * 8
+            + (self.min_v.capacity() + self.max_v.capacity() + self.sum.capacity()) * 8
+            + self.count.capacity()
     }
 }
 
@@ -471,5 +483,43 @@ pub fn m4_sorted_in(xs: &[f64], ys: &[f64], blocks: &Blocks, spans: &ColumnSpans
     }
     idx.extend((hi..n).find(|&i| ys[i].is_finite()));
     out.points = idx.into_iter().map(|i| (xs[i], ys[i])).collect();
+    out
+}
+
+/// Per non-empty column of `spans` (from the same sorted `xs`): the column's index and
+/// the mean of its finite `ys` (columns with none are left out). Whole summarised blocks
+/// inside a column count by their sum and count, so this touches O(columns x BLOCK +
+/// n / BLOCK) points, like [`m4_sorted_in`].
+pub fn column_means(xs: &[f64], ys: &[f64], blocks: &Blocks, spans: &ColumnSpans, x0: f64, x1: f64, columns: usize) -> Vec<(usize, f64)> {
+    let n = xs.len().min(ys.len());
+    let mut out = Vec::with_capacity(spans.spans.len());
+    if !spans.valid {
+        return out;
+    }
+    for &(a, b) in &spans.spans {
+        let b = b.min(n);
+        if a >= b {
+            continue;
+        }
+        let (mut sum, mut count) = (0.0, 0u64);
+        let mut i = a;
+        while i < b {
+            let blk = i / BLOCK;
+            if i % BLOCK == 0 && i + BLOCK <= b && blk < blocks.sum.len() {
+                sum += blocks.sum[blk];
+                count += blocks.count[blk] as u64;
+                i += BLOCK;
+            } else {
+                if ys[i].is_finite() {
+                    sum += ys[i];
+                    count += 1;
+                }
+                i += 1;
+            }
+        }
+        if count > 0 {
+            out.push((crate::plot::series::column_of(xs[a], x0, x1, columns), sum / count as f64));
+        }
+    }
     out
 }
