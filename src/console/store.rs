@@ -419,7 +419,7 @@ impl ColumnSpans {
         let hi = xs.partition_point(|&x| x <= x1);
         let mut spans = Vec::with_capacity(columns);
         let mut a = lo;
-        let last = xs[hi.saturating_sub(1).max(lo)];
+        let last = if hi > lo { xs[hi - 1] } else { f64::NAN };
         while a < hi {
             let c = column_of(xs[a], x0, x1, columns);
             // The end of column c: the first index whose column is past it, searched from

@@ -201,8 +201,20 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, tag: &str, focused: bool) ->
             );
         }
     }
-    for (color, b) in &bands {
-        for edge in &b[1..] {
+    // A sweep's many bands: each band's edges as one closed outline (max forwards, min
+    // backwards), one layer instead of two (ratatui draws each dataset as its own
+    // layer over the whole chart, most of a frame with 50 bands).
+    let outlines: Vec<Vec<(f64, f64)>> = if app.shown_sweep().is_some() {
+        bands.iter().map(|(_, b)| b[2].iter().chain(b[1].iter().rev()).chain(b[2].first()).copied().collect()).collect()
+    } else {
+        Vec::new()
+    };
+    for (i, (color, b)) in bands.iter().enumerate() {
+        let edges: &[Vec<(f64, f64)>] = match outlines.get(i) {
+            Some(o) => std::slice::from_ref(o),
+            None => &b[1..],
+        };
+        for edge in edges {
             datasets.push(
                 Dataset::default()
                     .marker(Marker::Braille)
