@@ -15,6 +15,9 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
+/// A run's data version and its series' final and best value at that version.
+type Summary = (u64, Option<(f64, f64)>);
+
 /// The curves view's sweep state (part of `CurvesState`).
 #[derive(Default)]
 pub struct SweepCurves {
@@ -32,7 +35,7 @@ pub struct SweepCurves {
     pub results: HashMap<PathBuf, Vec<(String, f64)>>,
     /// Final and best value per (run folder, tag), by the run's data version (a pass over
     /// the series only when it grew).
-    summaries: RefCell<HashMap<(PathBuf, String), (u64, Option<(f64, f64)>)>>,
+    summaries: RefCell<HashMap<(PathBuf, String), Summary>>,
 }
 
 /// Whether larger values of a metric are better: R-precision, accuracy, precision,
@@ -190,7 +193,7 @@ impl SweepTable {
                 (None, r.state.clone())
             } else {
                 let m = (col - nk - 2) / 2;
-                let s = r.metrics.get(m).and_then(|p| if (col - nk - 2) % 2 == 0 { p.0 } else { p.1 });
+                let s = r.metrics.get(m).and_then(|p| if (col - nk - 2).is_multiple_of(2) { p.0 } else { p.1 });
                 (s.map(|s| s.mean), if s.is_some() { String::new() } else { "\u{10FFFF}".into() })
             }
         };

@@ -92,7 +92,7 @@ pub fn run(a: ConsoleBench) -> Result<ExitCode> {
     let dir = tempfile_dir()?;
     let home = dir.clone();
     let sweep = a.sweep > 0;
-    if sweep && (a.seeds == 0 || a.sweep % a.seeds != 0) {
+    if sweep && (a.seeds == 0 || !a.sweep.is_multiple_of(a.seeds)) {
         anyhow::bail!("--sweep {}: must be a multiple of --seeds {}", a.sweep, a.seeds);
     }
     let runs = if sweep { a.sweep } else { a.runs };
