@@ -273,6 +273,7 @@ impl App {
         self.refresh_status();
         self.store.poll();
         self.refresh_smoothing();
+        self.refresh_sweep_results();
         self.reload_log();
         self.sync_samples();
     }
@@ -411,6 +412,10 @@ impl App {
                     // back from the large image
                 } else if self.view == View::Curves && self.curves.cursor.is_some() {
                     self.curves.cursor = Option::None;
+                } else if self.view == View::Curves && self.curves.sweep.sweep.is_some() {
+                    // Back from the sweep to the marked (else selected) runs.
+                    self.curves.sweep.sweep = Option::None;
+                    self.curves.group_mean = false;
                 } else {
                     self.message.clear();
                 }

@@ -3,11 +3,14 @@
 //! data or the setting changes), log-y per chart, the x axis, zoom, pan and the cursor;
 //! per chart and run the M4 decimation of the visible x range to the chart's columns,
 //! cached ([`DecimationCache`]) so an unchanged frame costs no pass over the data; the
-//! mean and min-max band of runs of one config. Drawn by `views::curves`.
+//! mean and min-max band of runs of one config (of one combination of a sweep's values,
+//! seeds aside, when a sweep is shown: `sweep_curves`), cached like the curves. Drawn by
+//! `views::curves`.
 use super::app::{moved, App, InputPurpose, Popup};
 use super::event::Cmd;
 use super::keys::Action;
-use super::store::{m4_sorted_in, Blocks, ColumnSpans, Series, XAxis};
+use super::store::{column_means, m4_sorted_in, Blocks, ColumnSpans, Series, XAxis};
+use super::sweep_curves::SweepCurves;
 use crate::plot::series::m4_decimate;
 use crate::supervisor::protocol::TaskView;
 use ratatui::style::Color;
@@ -42,6 +45,10 @@ pub struct CurvesState {
     pub group_mean: bool,
     /// Decimated curves by everything they depend on (filled while drawing).
     pub decimated: DecimationCache,
+    /// Group means and bands by everything they depend on (filled while drawing).
+    pub bands: BandCache,
+    /// A sweep shown as one experiment.
+    pub sweep: SweepCurves,
 }
 
 impl Default for CurvesState {
@@ -58,6 +65,8 @@ impl Default for CurvesState {
             filter: String::new(),
             group_mean: false,
             decimated: DecimationCache::default(),
+            bands: BandCache::default(),
+            sweep: SweepCurves::default(),
         }
     }
 }
@@ -99,6 +108,36 @@ impl DecimationCache {
     }
 }
 
+/// What a group's band depends on: the tag, each run's folder and data version, the
+/// axis, range, columns and smoothing.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct BandKey {
+    tag: String,
+    runs: Vec<(PathBuf, u64)>,
+    axis: u8,
+    x0: u64,
+    x1: u64,
+    columns: usize,
+    smoothing: Option<(u8, u64)>,
+}
+
+/// A group's mean, min and max lines, in shown coordinates.
+pub type Band = [Vec<(f64, f64)>; 3];
+
+/// The bands the drawing asked for (cleared when it grows large).
+#[derive(Default)]
+pub struct BandCache {
+    map: RefCell<HashMap<BandKey, Rc<Band>>>,
+}
+
+impl BandCache {
+    const MAX_BANDS: usize = 512;
+
+    pub fn clear(&self) {
+        self.map.borrow_mut().clear();
+    }
+}
+
 fn axis_id(a: XAxis) -> u8 {
     match a {
         XAxis::Step => 0,
@@ -120,7 +159,9 @@ impl App {
     /// The runs the curves view shows: the marked ones, else the selected one; and the
     /// baseline.
     pub fn shown_runs(&self) -> Vec<&TaskView> {
-        let mut v: Vec<&TaskView> = if !self.runs.marked.is_empty() {
+        let mut v: Vec<&TaskView> = if let Some(s) = self.shown_sweep() {
+            self.sweep_members(s)
+        } else if !self.runs.marked.is_empty() {
             self.tasks().iter().filter(|t| self.runs.marked.contains(&t.task.id)).collect()
         } else {
             self.selected_task().into_iter().collect()
@@ -193,6 +234,13 @@ impl App {
                 self.popups.push(Popup::Input { purpose: InputPurpose::CurvesFilter, prompt: "filter tags".into(), text: c.filter.clone() })
             }
             Action::GroupMean => c.group_mean = !c.group_mean,
+            Action::ColourKey | Action::SweepTable | Action::TableSort | Action::TableReverse if c.sweep.sweep.is_none() => {
+                self.message = "no sweep shown: S on a sweep's run in the runs view (or enter on a collapsed sweep) shows one".into()
+            }
+            Action::ColourKey => c.sweep.colour_key += 1,
+            Action::SweepTable => c.sweep.table = !c.sweep.table,
+            Action::TableSort => c.sweep.sort += 1,
+            Action::TableReverse => c.sweep.descending = !c.sweep.descending,
             Action::LogY => {
                 if let Some(tag) = self.curve_tags().get(self.curves.focus).cloned() {
                     if !self.curves.log_y.remove(&tag) {
@@ -319,21 +367,42 @@ impl App {
 
     /// Each shown run's curve of `tag` over [x0, x1], decimated to `columns`.
     pub fn curves_for(&self, tag: &str, x0: f64, x1: f64, columns: usize) -> Vec<RunCurve> {
+        self.curves_except(tag, x0, x1, columns, &BTreeSet::new())
+    }
+
+    /// [`App::curves_for`] but for the runs in `skip` (drawn as a band: not decimated).
+    pub fn curves_except(&self, tag: &str, x0: f64, x1: f64, columns: usize, skip: &BTreeSet<u64>) -> Vec<RunCurve> {
         let axis = self.curves.x_axis;
+        let colouring = self.colouring();
         let mut out = Vec::new();
         for t in self.shown_runs() {
+            if skip.contains(&t.task.id) {
+                continue;
+            }
             let Some(run) = self.store.get(&t.task.run_dir) else { continue };
             let Some(s) = run.tags.get(tag) else { continue };
             let decimated = self.decimate(&run.run_dir, run.version, tag, s, run.x_origin(axis), x0, x1, columns);
             out.push(RunCurve {
                 id: t.task.id,
                 baseline: self.runs.baseline == Some(t.task.id),
-                color: self.theme.run_color(t.task.id),
+                color: colouring.as_ref().and_then(|c| c.by_id.get(&t.task.id).copied()).unwrap_or(self.theme.run_color(t.task.id)),
                 name: App::task_name(t),
                 decimated,
             });
         }
         out
+    }
+
+    /// The runs drawn as one mean with a band, two or more per group, with the group's
+    /// colour: a shown sweep's combinations (seeds aside; the colour of their value),
+    /// else the shown runs of one config ([`App::config_groups`]).
+    pub fn band_groups(&self) -> Vec<(Color, Vec<&TaskView>)> {
+        if self.shown_sweep().is_some() {
+            let colouring = self.colouring();
+            let colour = |id: u64| colouring.as_ref().and_then(|c| c.by_id.get(&id).copied()).unwrap_or(self.theme.run_color(id));
+            return self.sweep_combinations().into_iter().filter(|g| g.len() >= 2).map(|g| (colour(g[0].task.id), g)).collect();
+        }
+        self.config_groups().into_iter().map(|g| (self.theme.run_color(g[0].task.id), g)).collect()
     }
 
     /// Shown runs of one config (same config hash), two or more per group, by first id.
@@ -352,14 +421,27 @@ impl App {
     /// A group's mean curve and its min-max band over [x0, x1] in `columns` columns: per
     /// column each run's mean (of its smoothed values when smoothing is on), then the
     /// mean, min and max of those over the runs that have points there.
-    pub fn group_band(&self, tag: &str, runs: &[&TaskView], x0: f64, x1: f64, columns: usize) -> [Vec<(f64, f64)>; 3] {
+    pub fn group_band(&self, tag: &str, runs: &[&TaskView], x0: f64, x1: f64, columns: usize) -> Band {
+        if columns == 0 {
+            return Band::default();
+        }
         let axis = self.curves.x_axis;
         let mut per_col: Vec<Vec<f64>> = vec![Vec::new(); columns];
         for t in runs {
             let Some(run) = self.store.get(&t.task.run_dir) else { continue };
             let Some(s) = run.tags.get(tag) else { continue };
             let o = run.x_origin(axis);
-            let ys = if s.smoothed.len() == s.values.len() && !s.smoothed.is_empty() { &s.smoothed } else { &s.values };
+            let smoothed = s.smoothed.len() == s.values.len() && !s.smoothed.is_empty();
+            let (ys, blocks) = if smoothed { (&s.smoothed, &s.smooth_blocks) } else { (&s.values, &s.raw_blocks) };
+            if s.sorted(axis) {
+                // Sorted x: whole blocks count by their summaries (no pass over every point).
+                let xs = s.xs(axis);
+                let spans = ColumnSpans::of(xs, x0 + o, x1 + o, columns);
+                for (c, m) in column_means(xs, ys, blocks, &spans, x0 + o, x1 + o, columns) {
+                    per_col[c.min(columns - 1)].push(m);
+                }
+                continue;
+            }
             let mut sum = vec![0.0; columns];
             let mut n = vec![0u32; columns];
             for (x, y) in s.xs(axis).iter().zip(ys) {
@@ -388,6 +470,29 @@ impl App {
             out[2].push((x, v.iter().copied().fold(f64::NEG_INFINITY, f64::max)));
         }
         out
+    }
+
+    /// [`App::group_band`] from the cache when nothing it depends on changed.
+    pub fn band(&self, tag: &str, runs: &[&TaskView], x0: f64, x1: f64, columns: usize) -> Rc<Band> {
+        let key = BandKey {
+            tag: tag.to_string(),
+            runs: runs.iter().map(|t| (t.task.run_dir.clone(), self.store.get(&t.task.run_dir).map_or(u64::MAX, |r| r.version))).collect(),
+            axis: axis_id(self.curves.x_axis),
+            x0: x0.to_bits(),
+            x1: x1.to_bits(),
+            columns,
+            smoothing: runs.iter().find_map(|t| self.store.get(&t.task.run_dir)?.tags.get(tag).map(|s| s.smoothed_for)).flatten(),
+        };
+        if let Some(b) = self.curves.bands.map.borrow().get(&key) {
+            return b.clone();
+        }
+        let b = Rc::new(self.group_band(tag, runs, x0, x1, columns));
+        let mut map = self.curves.bands.map.borrow_mut();
+        if map.len() > BandCache::MAX_BANDS {
+            map.clear();
+        }
+        map.insert(key, b.clone());
+        b
     }
 }
 

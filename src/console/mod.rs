@@ -22,6 +22,7 @@ pub mod resources;
 pub mod runs;
 pub mod samples;
 pub mod store;
+pub mod sweep_curves;
 pub mod sweep_form;
 pub mod theme;
 pub mod views;

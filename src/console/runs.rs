@@ -156,7 +156,18 @@ impl App {
                 }
                 self.runs_move(Action::Down);
             }
-            Action::ShowCurves => self.view = View::Curves,
+            Action::ShowCurves => match t.task.sweep.clone().filter(|s| self.runs.collapsed.contains(s)) {
+                // A collapsed sweep's row stands for the whole sweep.
+                Some(s) => self.open_sweep_curves(s),
+                None => {
+                    self.curves.sweep.sweep = None;
+                    self.view = View::Curves;
+                }
+            },
+            Action::SweepCurves => match t.task.sweep.clone() {
+                Some(s) => self.open_sweep_curves(s),
+                None => self.message = format!("task {id} is not part of a sweep"),
+            },
             Action::Baseline => {
                 self.runs.baseline = if self.runs.baseline == Some(id) { None } else { Some(id) };
             }

@@ -290,6 +290,10 @@ pub struct Blocks {
     pub min_v: Vec<f64>,
     pub max_v: Vec<f64>,
     pub nonfinite: Vec<usize>,
+    /// Sum and count of the finite values (column means of a band without a pass over
+    /// every point: [`column_means`]).
+    pub sum: Vec<f64>,
+    pub count: Vec<u8>,
 }
 
 impl Blocks {
@@ -299,6 +303,7 @@ impl Blocks {
         for b in done..ys.len() / BLOCK {
             let (mut mn, mut mx, mut nf) = (usize::MAX, usize::MAX, usize::MAX);
             let (mut mn_v, mut mx_v) = (f64::NAN, f64::NAN);
+            let (mut sum, mut count) = (0.0, 0u8);
             for i in b * BLOCK..(b + 1) * BLOCK {
                 let y = ys[i];
                 if !y.is_finite() {
@@ -307,6 +312,8 @@ impl Blocks {
                     }
                     continue;
                 }
+                sum += y;
+                count += 1;
                 if mn == usize::MAX || y < mn_v {
                     (mn, mn_v) = (i, y);
                 }
@@ -319,6 +326,8 @@ impl Blocks {
             self.min_v.push(mn_v);
             self.max_v.push(mx_v);
             self.nonfinite.push(nf);
+            self.sum.push(sum);
+            self.count.push(count);
         }
     }
     /// Keep the summaries of the first `blocks` blocks.
@@ -328,6 +337,8 @@ impl Blocks {
         self.min_v.truncate(blocks);
         self.max_v.truncate(blocks);
         self.nonfinite.truncate(blocks);
+        self.sum.truncate(blocks);
+        self.count.truncate(blocks);
     }
     pub fn of(ys: &[f64]) -> Blocks {
         let mut b = Blocks::default();
@@ -337,7 +348,8 @@ impl Blocks {
     /// Bytes held (capacity), for the memory figure of `clipgan bench console`.
     pub fn bytes(&self) -> usize {
         (self.min.capacity() + self.max.capacity() + self.nonfinite.capacity()) * std::mem::size_of::<usize>()
-            + (self.min_v.capacity() + self.max_v.capacity()) * 8
+            + (self.min_v.capacity() + self.max_v.capacity() + self.sum.capacity()) * 8
+            + self.count.capacity()
     }
 }
 
@@ -354,6 +366,26 @@ fn gallop(xs: &[f64], pred: impl Fn(f64) -> bool) -> usize {
     }
     let hi = (lo + step).min(xs.len());
     lo + xs[lo..hi].partition_point(|&x| pred(x))
+}
+
+/// The first index in `a..hi` where `pred` (true, then false along the sorted `xs`, and
+/// true at `a`) turns false, searched outwards from `guess`: exponential steps backwards
+/// or forwards, then a binary search in the last step.
+fn boundary(xs: &[f64], a: usize, hi: usize, guess: usize, pred: impl Fn(f64) -> bool) -> usize {
+    let g = guess.clamp(a + 1, hi.max(a + 1)).min(hi);
+    if g > a + 1 && !pred(xs[g - 1]) {
+        // Before g: pred(xs[a]) holds, pred(xs[right]) does not.
+        let (mut right, mut step) = (g - 1, 1);
+        loop {
+            let left = right.saturating_sub(step).max(a);
+            if left == a || pred(xs[left]) {
+                return left + xs[left..right].partition_point(|&x| pred(x));
+            }
+            right = left;
+            step *= 2;
+        }
+    }
+    g + gallop(&xs[g..hi], pred)
 }
 
 /// M4 decimation of a series whose `xs` are finite and non-decreasing, with the block
@@ -387,10 +419,19 @@ impl ColumnSpans {
         let hi = xs.partition_point(|&x| x <= x1);
         let mut spans = Vec::with_capacity(columns);
         let mut a = lo;
+        let last = if hi > lo { xs[hi - 1] } else { f64::NAN };
         while a < hi {
             let c = column_of(xs[a], x0, x1, columns);
-            // The end of column c: the first index whose column is past it.
-            let b = a + gallop(&xs[a..hi], |x| column_of(x, x0, x1, columns) <= c);
+            // The end of column c: the first index whose column is past it, searched from
+            // where evenly spaced x would put it (right or one off for steps logged at a
+            // fixed interval: one cache miss per column rather than a gallop's ~20).
+            let end_x = x0 + (c + 1) as f64 * (x1 - x0) / columns as f64;
+            let guess = if last > xs[a] {
+                a.saturating_add(((end_x - xs[a]) / (last - xs[a]) * (hi - 1 - a) as f64).ceil().max(0.0) as usize)
+            } else {
+                hi
+            };
+            let b = boundary(xs, a, hi, guess, |x| column_of(x, x0, x1, columns) <= c);
             spans.push((a, b));
             a = b;
         }
@@ -471,5 +512,43 @@ pub fn m4_sorted_in(xs: &[f64], ys: &[f64], blocks: &Blocks, spans: &ColumnSpans
     }
     idx.extend((hi..n).find(|&i| ys[i].is_finite()));
     out.points = idx.into_iter().map(|i| (xs[i], ys[i])).collect();
+    out
+}
+
+/// Per non-empty column of `spans` (from the same sorted `xs`): the column's index and
+/// the mean of its finite `ys` (columns with none are left out). Whole summarised blocks
+/// inside a column count by their sum and count, so this touches O(columns x BLOCK +
+/// n / BLOCK) points, like [`m4_sorted_in`].
+pub fn column_means(xs: &[f64], ys: &[f64], blocks: &Blocks, spans: &ColumnSpans, x0: f64, x1: f64, columns: usize) -> Vec<(usize, f64)> {
+    let n = xs.len().min(ys.len());
+    let mut out = Vec::with_capacity(spans.spans.len());
+    if !spans.valid {
+        return out;
+    }
+    for &(a, b) in &spans.spans {
+        let b = b.min(n);
+        if a >= b {
+            continue;
+        }
+        let (mut sum, mut count) = (0.0, 0u64);
+        let mut i = a;
+        while i < b {
+            let blk = i / BLOCK;
+            if i % BLOCK == 0 && i + BLOCK <= b && blk < blocks.sum.len() {
+                sum += blocks.sum[blk];
+                count += blocks.count[blk] as u64;
+                i += BLOCK;
+            } else {
+                if ys[i].is_finite() {
+                    sum += ys[i];
+                    count += 1;
+                }
+                i += 1;
+            }
+        }
+        if count > 0 {
+            out.push((crate::plot::series::column_of(xs[a], x0, x1, columns), sum / count as f64));
+        }
+    }
     out
 }

@@ -7,6 +7,7 @@ mod images;
 mod resources;
 mod resume;
 mod samples;
+mod sweep_curves;
 mod sweeps;
 mod terminals;
 mod views;

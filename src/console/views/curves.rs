@@ -4,7 +4,9 @@
 //! range to the chart's braille columns, so a spike of one step stays visible), the
 //! smoothed curve over the raw one in a faint colour, log-y per chart, the y range
 //! clipped to ignore outliers while keeping every series in view, NaN/Inf marks, group
-//! means with their min-max band.
+//! means with their min-max band. A shown sweep: one colour per value of the chosen key
+//! (legend on top: value -> colour), its seeds' bands, and the sweep table under the
+//! charts (`views::sweep_table`) when on.
 use super::{human_duration, num};
 use crate::console::app::App;
 use crate::console::curves::{nearest, RunCurve, Smoothing};
@@ -49,13 +51,27 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     if !c.filter.is_empty() {
         spans.push(Span::styled(format!("filter: {} ", c.filter), Style::new().fg(t.warn)));
     }
-    for r in app.shown_runs() {
-        spans.push(Span::styled("● ", Style::new().fg(t.run_color(r.task.id))));
-        let pin = if app.runs.baseline == Some(r.task.id) { " (baseline)" } else { "" };
-        spans.push(Span::raw(format!("{} {}{pin}  ", crate::console::disk::id_label(r.task.id), App::task_name(r))));
-    }
-    if c.group_mean {
-        spans.push(Span::styled("group mean ", Style::new().fg(t.warn)));
+    if let (Some(s), Some(col)) = (app.shown_sweep(), app.colouring()) {
+        // A sweep: its name, the colour key and each value's colour.
+        let name = app.sweep_name(s);
+        spans.push(Span::styled(format!("{s} {name} ({} runs) · ", app.sweep_members(s).len()), Style::new().fg(t.accent)));
+        if c.group_mean {
+            spans.push(Span::styled("seed bands · ", Style::new().fg(t.warn)));
+        }
+        spans.push(Span::raw(format!("{}: ", col.key)));
+        for (v, colour) in &col.values {
+            spans.push(Span::styled("● ", Style::new().fg(*colour)));
+            spans.push(Span::raw(format!("{v}  ")));
+        }
+    } else {
+        for r in app.shown_runs() {
+            spans.push(Span::styled("● ", Style::new().fg(t.run_color(r.task.id))));
+            let pin = if app.runs.baseline == Some(r.task.id) { " (baseline)" } else { "" };
+            spans.push(Span::raw(format!("{} {}{pin}  ", crate::console::disk::id_label(r.task.id), App::task_name(r))));
+        }
+        if c.group_mean {
+            spans.push(Span::styled("group mean ", Style::new().fg(t.warn)));
+        }
     }
     f.render_widget(Paragraph::new(Line::from(spans)), head);
     if tags.is_empty() {
@@ -64,6 +80,19 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         f.render_widget(Paragraph::new(msg).style(Style::new().fg(t.dim)).block(Block::new().borders(Borders::ALL)), grid);
         return;
     }
+    // The sweep table under the charts: up to half the height, at least the charts' 8 rows.
+    let grid = if app.shown_sweep().is_some() && c.sweep.table && grid.height >= 14 {
+        let rows = app.sweep_combinations().len() as u16;
+        let h = (rows + 3).clamp(5, grid.height / 2);
+        let [charts, table] = Layout::vertical([Constraint::Min(8), Constraint::Length(h)]).areas(grid);
+        super::sweep_table::draw(f, table, app);
+        charts
+    } else if app.shown_sweep().is_some() && c.sweep.table {
+        super::sweep_table::draw(f, grid, app);
+        return;
+    } else {
+        grid
+    };
     let cols = if grid.width >= 150 {
         3
     } else if grid.width >= 90 {
@@ -112,9 +141,10 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, tag: &str, focused: bool) ->
     };
     // Braille: two dots per cell across; the y labels take about 8 cells.
     let columns = (area.width.saturating_sub(10) as usize * 2).max(1);
-    let groups = if app.curves.group_mean { app.config_groups() } else { Vec::new() };
-    let grouped: Vec<u64> = groups.iter().flat_map(|g| g.iter().map(|t| t.task.id)).collect();
-    let curves: Vec<RunCurve> = app.curves_for(tag, x0, x1, columns).into_iter().filter(|c| !grouped.contains(&c.id)).collect();
+    let groups = if app.curves.group_mean { app.band_groups() } else { Vec::new() };
+    // Runs under a band are not drawn (nor decimated) on their own.
+    let grouped: std::collections::BTreeSet<u64> = groups.iter().flat_map(|g| g.1.iter().map(|t| t.task.id)).collect();
+    let curves: Vec<RunCurve> = app.curves_except(tag, x0, x1, columns, &grouped);
     let ty = |y: f64| if log_y { log10_or_nan(y) } else { y };
     let tf = |v: &[(f64, f64)]| -> Vec<(f64, f64)> { v.iter().map(|&(x, y)| (x, ty(y))).filter(|p| p.1.is_finite()).collect() };
     let smoothing_on = app.curves.smoothing != Smoothing::Off;
@@ -136,9 +166,9 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, tag: &str, focused: bool) ->
     // Group means and bands: (colour, mean, min, max), in shown coordinates.
     let bands: Vec<Band> = groups
         .iter()
-        .map(|g| {
-            let [m, lo, hi] = app.group_band(tag, g, x0, x1, (columns / 2).max(1));
-            (app.theme.run_color(g[0].task.id), [tf(&m), tf(&lo), tf(&hi)])
+        .map(|(colour, g)| {
+            let b = app.band(tag, g, x0, x1, (columns / 2).max(1));
+            (*colour, [tf(&b[0]), tf(&b[1]), tf(&b[2])])
         })
         .collect();
     let mut ys = ys;
@@ -171,8 +201,20 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, tag: &str, focused: bool) ->
             );
         }
     }
-    for (color, b) in &bands {
-        for edge in &b[1..] {
+    // A sweep's many bands: each band's edges as one closed outline (max forwards, min
+    // backwards), one layer instead of two (ratatui draws each dataset as its own
+    // layer over the whole chart, most of a frame with 50 bands).
+    let outlines: Vec<Vec<(f64, f64)>> = if app.shown_sweep().is_some() {
+        bands.iter().map(|(_, b)| b[2].iter().chain(b[1].iter().rev()).chain(b[2].first()).copied().collect()).collect()
+    } else {
+        Vec::new()
+    };
+    for (i, (color, b)) in bands.iter().enumerate() {
+        let edges: &[Vec<(f64, f64)>] = match outlines.get(i) {
+            Some(o) => std::slice::from_ref(o),
+            None => &b[1..],
+        };
+        for edge in edges {
             datasets.push(
                 Dataset::default()
                     .marker(Marker::Braille)

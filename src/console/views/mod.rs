@@ -6,6 +6,7 @@ pub mod help;
 pub mod logs;
 pub mod runs;
 pub mod samples;
+pub mod sweep_table;
 
 use super::app::{App, Popup, View, VIEWS};
 use super::keys::Action;
@@ -76,6 +77,15 @@ fn draw_bottom(f: &mut Frame, area: Rect, app: &App) {
             Action::Filter,
         ],
         View::Configs => &[Action::Queue, Action::QueueSweep, Action::Mark, Action::QueuePipeline, Action::QueueFake, Action::Rescan],
+        View::Curves if app.shown_sweep().is_some() => &[
+            Action::ColourKey,
+            Action::GroupMean,
+            Action::SweepTable,
+            Action::TableSort,
+            Action::Smoothing,
+            Action::ZoomIn,
+            Action::Filter,
+        ],
         View::Curves => &[Action::Smoothing, Action::LogY, Action::XAxis, Action::ZoomIn, Action::Cursor, Action::Filter],
         View::Logs => &[Action::Search, Action::NextMatch, Action::Follow, Action::ToggleStderr],
         View::Samples => &[Action::StepPrev, Action::StepNext, Action::Top, Action::Bottom],
@@ -114,6 +124,10 @@ fn short(a: Action) -> &'static str {
         Action::XAxis => "x-axis",
         Action::ZoomIn => "zoom",
         Action::Cursor => "cursor",
+        Action::ColourKey => "colour key",
+        Action::GroupMean => "bands",
+        Action::SweepTable => "table",
+        Action::TableSort => "sort",
         Action::Search => "search",
         Action::NextMatch => "next",
         Action::Follow => "follow",
