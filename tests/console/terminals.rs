@@ -275,9 +275,11 @@ fn graphics_terminal(protocol: &str, terminal: impl Fn((u16, u16), &str) -> Comm
     // Where the layout puts the image for this terminal, and the fitted size.
     let area = clipgan::console::samples::body_area((cols, rows));
     let shape = clipgan::console::samples::PaneShape { image: Some((96, 64)), caption_lines: 1 };
-    // Halfblocks lay out with 10 x 20 px cells (1 x 2 image pixels a cell) and then take
-    // whole cells of the terminal's size.
-    let layout_cell = if halfblocks { (10, 20) } else { cell };
+    // Every renderer lays out with the terminal's own cell size (halfblocks too: 1 x 2
+    // image pixels a cell, but the picture keeps its aspect on the screen) and halfblocks
+    // then take whole cells. (A 10 x 20 px assumption for halfblocks held only while
+    // kitty's font was 10 px wide; with a 9 px font the image is 900 x 600, not 891 x 660.)
+    let layout_cell = cell;
     let (_, img_rect, _) = clipgan::console::samples::layout(area, &[shape], layout_cell).panes[0];
     let (w, h) = clipgan::console::images::fit_pixels((96, 64), (img_rect.width, img_rect.height), layout_cell);
     let (w, h) = if halfblocks {
