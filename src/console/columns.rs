@@ -3,7 +3,7 @@
 //! and column means ([`column_means`]), both from the block summaries
 //! (`store::Blocks`) so that a frame touches O(columns x BLOCK + n / BLOCK) points, not
 //! every visible one. Re-exported by `store`.
-use super::store::{Blocks, BLOCK};
+use super::store::{Blocks, BLOCK, PART};
 
 /// `partition_point` for a boundary that is usually near the start: exponential steps
 /// from the front, then a binary search in the last step. Finding each column's end
@@ -59,6 +59,8 @@ pub struct ColumnSpans {
     pub hi: usize,
     /// Index ranges of the non-empty columns, in order, covering `lo..hi`.
     pub spans: Vec<(usize, usize)>,
+    /// The column of each span (so that runs sharing the spans need not read their x).
+    pub cols: Vec<usize>,
 }
 
 impl ColumnSpans {
@@ -70,6 +72,7 @@ impl ColumnSpans {
         let lo = xs.partition_point(|&x| x < x0);
         let hi = xs.partition_point(|&x| x <= x1);
         let mut spans = Vec::with_capacity(columns);
+        let mut cols = Vec::with_capacity(columns);
         let mut a = lo;
         let last = if hi > lo { xs[hi - 1] } else { f64::NAN };
         while a < hi {
@@ -85,9 +88,10 @@ impl ColumnSpans {
             };
             let b = boundary(xs, a, hi, guess, |x| column_of(x, x0, x1, columns) <= c);
             spans.push((a, b));
+            cols.push(c);
             a = b;
         }
-        ColumnSpans { valid: true, lo, hi, spans }
+        ColumnSpans { valid: true, lo, hi, spans, cols }
     }
 }
 
@@ -171,63 +175,91 @@ pub fn m4_sorted_in(xs: &[f64], ys: &[f64], blocks: &Blocks, spans: &ColumnSpans
 /// the mean of its finite `ys` (columns with none are left out). Whole summarised blocks
 /// inside a column count by their sum and count, so this touches O(columns x BLOCK +
 /// n / BLOCK) points, like [`m4_sorted_in`]; a block cut by a column edge is summed from
-/// its shorter side (at most half a block; see [`finite_sum`]).
+/// the shorter side of its cut part (at most half a part; see [`finite_sum`]).
 pub fn column_means(xs: &[f64], ys: &[f64], blocks: &Blocks, spans: &ColumnSpans, x0: f64, x1: f64, columns: usize) -> Vec<(usize, f64)> {
     let mut out = Vec::with_capacity(spans.spans.len());
-    column_means_into(xs, ys, blocks, spans, x0, x1, columns, |c, m| out.push((c, m)));
+    // The spans end within xs; ys whole (a summarised part may reach past xs).
+    column_means_into(ys, blocks, spans, |c, m| out.push((c, m)));
+    debug_assert!(spans.spans.iter().zip(&spans.cols).all(|(s, &c)| c == crate::plot::series::column_of(xs[s.0], x0, x1, columns)));
     out
 }
 
-/// [`column_means`] handing each (column, mean) to `put` (no allocation).
-#[allow(clippy::too_many_arguments)]
-pub fn column_means_into(
-    xs: &[f64],
-    ys: &[f64],
-    blocks: &Blocks,
-    spans: &ColumnSpans,
-    x0: f64,
-    x1: f64,
-    columns: usize,
-    mut put: impl FnMut(usize, f64),
-) {
-    let n = xs.len().min(ys.len());
+/// [`column_means`] handing each (column, mean) to `put` (no allocation), the columns
+/// taken from `spans` (found for `ys`'s x, or for equal x).
+pub fn column_means_into(ys: &[f64], blocks: &Blocks, spans: &ColumnSpans, mut put: impl FnMut(usize, f64)) {
     if !spans.valid {
         return;
     }
-    for &(a, b) in &spans.spans {
-        let b = b.min(n);
+    // Each column's edge is a cache miss or two (a sweep's runs are far larger than the
+    // cache): ask for the edges a few columns ahead so that the misses overlap.
+    const AHEAD: usize = 4;
+    for (k, (&(a, b), &c)) in spans.spans.iter().zip(&spans.cols).enumerate() {
+        if let Some(&(next, _)) = spans.spans.get(k + AHEAD) {
+            prefetch(ys, next);
+            prefetch(&blocks.part_sum, next / PART);
+        }
+        let b = b.min(ys.len());
         if a >= b {
             continue;
         }
         let (sum, count) = finite_sum(ys, blocks, a, b);
         if count > 0 {
-            put(crate::plot::series::column_of(xs[a], x0, x1, columns), sum / count as f64);
+            put(c, sum / count as f64);
         }
     }
 }
 
+/// A hint to load `v[i]`'s cache line (nothing when out of range or not on x86-64).
+#[inline]
+fn prefetch(v: &[f64], i: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(x) = v.get(i) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: a prefetch reads nothing and cannot fault; the pointer is a valid one.
+        #[allow(unused_unsafe)]
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>((x as *const f64).cast::<i8>())
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (v, i);
+}
+
 /// Sum and count of the finite values of `ys[a..b]`: whole summarised blocks by their
-/// summary, a cut block by a pass over its part in `a..b` or, when that part is the
-/// longer one, its summary minus a pass over the rest (the partial blocks at column
-/// edges were most of a sweep's band time, each a cache miss or more).
+/// summary, a cut block by its parts ([`Blocks::part_sum`]): whole parts by their sum, a
+/// cut part by a pass over its share of `a..b` or, when that share is the longer one,
+/// its sum minus a pass over the rest. The cut blocks at column edges were most of a
+/// sweep's band time (each a cache miss or more), so at most half a part is read there.
 pub fn finite_sum(ys: &[f64], blocks: &Blocks, a: usize, b: usize) -> (f64, u64) {
     let (mut sum, mut count) = (0.0, 0u64);
     let mut i = a;
     while i < b {
         let blk = i / BLOCK;
-        let (start, end) = (blk * BLOCK, (blk + 1) * BLOCK);
-        let j = end.min(b);
-        let summarised = blk < blocks.sum.len() && blocks.sum[blk].is_finite();
-        if summarised && 2 * (j - i) > BLOCK {
-            // The block's total minus the points outside a..b.
-            let (s0, c0) = scan(&ys[start..i]);
-            let (s1, c1) = scan(&ys[j..end]);
-            sum += blocks.sum[blk] - (s0 + s1);
-            count += blocks.count[blk] as u64 - c0 - c1;
-        } else {
+        let j = ((blk + 1) * BLOCK).min(b);
+        if blk >= blocks.sum.len() || !blocks.sum[blk].is_finite() {
             let (s, c) = scan(&ys[i..j]);
-            sum += s;
-            count += c;
+            (sum, count) = (sum + s, count + c);
+        } else if j - i == BLOCK {
+            (sum, count) = (sum + blocks.sum[blk], count + blocks.count[blk] as u64);
+        } else {
+            let mut k = i;
+            while k < j {
+                let p = k / PART;
+                let (start, end) = (p * PART, (p + 1) * PART);
+                let l = end.min(j);
+                let part = blocks.part_sum[p];
+                if 2 * (l - k) > PART && part.is_finite() {
+                    // The part's sum minus the values outside a..b.
+                    let (s0, c0) = scan(&ys[start..k]);
+                    let (s1, c1) = scan(&ys[l..end]);
+                    sum += part - (s0 + s1);
+                    count += blocks.part_count[p] as u64 - c0 - c1;
+                } else {
+                    let (s, c) = scan(&ys[k..l]);
+                    (sum, count) = (sum + s, count + c);
+                }
+                k = l;
+            }
         }
         i = j;
     }

@@ -463,7 +463,7 @@ impl App {
             if s.sorted(axis) {
                 // Sorted x: whole blocks count by their summaries (no pass over every point).
                 let spans = self.curves.bands.spans(s, axis, x0 + o, x1 + o, columns);
-                column_means_into(s.xs(axis), ys, blocks, &spans, x0 + o, x1 + o, columns, &mut add);
+                column_means_into(ys, blocks, &spans, &mut add);
                 continue;
             }
             let mut sum = vec![0.0; columns];
@@ -498,14 +498,17 @@ impl App {
 
     /// [`App::group_band`] from the cache when nothing it depends on changed.
     pub fn band(&self, tag: &str, runs: &[&TaskView], x0: f64, x1: f64, columns: usize) -> Rc<Band> {
+        // One store look-up per run (a path comparison per tree level: a sweep's frame
+        // looks up hundreds of runs).
+        let data: Vec<Option<&super::store::RunData>> = runs.iter().map(|t| self.store.get(&t.task.run_dir)).collect();
         let key = BandKey {
             tag: tag.to_string(),
-            runs: runs.iter().map(|t| (t.task.run_dir.clone(), self.store.get(&t.task.run_dir).map_or(u64::MAX, |r| r.version))).collect(),
+            runs: runs.iter().zip(&data).map(|(t, r)| (t.task.run_dir.clone(), r.map_or(u64::MAX, |r| r.version))).collect(),
             axis: axis_id(self.curves.x_axis),
             x0: x0.to_bits(),
             x1: x1.to_bits(),
             columns,
-            smoothing: runs.iter().find_map(|t| self.store.get(&t.task.run_dir)?.tags.get(tag).map(|s| s.smoothed_for)).flatten(),
+            smoothing: data.iter().find_map(|r| r.as_ref()?.tags.get(tag).map(|s| s.smoothed_for)).flatten(),
         };
         if let Some(b) = self.curves.bands.map.borrow().get(&key) {
             return b.clone();

@@ -316,7 +316,14 @@ pub struct Blocks {
     /// every point: [`column_means`]).
     pub sum: Vec<f64>,
     pub count: Vec<u8>,
+    /// The same per [`PART`] values (a block's cut at a column edge costs a pass over at
+    /// most half a part, not half a block: fewer cache lines where a frame misses most).
+    pub part_sum: Vec<f64>,
+    pub part_count: Vec<u8>,
 }
+
+/// Values per part of a block (see [`Blocks::part_sum`]).
+pub const PART: usize = 16;
 
 impl Blocks {
     /// Summarise the complete blocks of `ys` not summarised yet.
@@ -326,21 +333,27 @@ impl Blocks {
             let (mut mn, mut mx, mut nf) = (usize::MAX, usize::MAX, usize::MAX);
             let (mut mn_v, mut mx_v) = (f64::NAN, f64::NAN);
             let (mut sum, mut count) = (0.0, 0u8);
+            let (mut part_sum, mut part_count) = (0.0, 0u8);
             for i in b * BLOCK..(b + 1) * BLOCK {
                 let y = ys[i];
-                if !y.is_finite() {
-                    if nf == usize::MAX {
-                        nf = i;
+                if y.is_finite() {
+                    sum += y;
+                    count += 1;
+                    part_sum += y;
+                    part_count += 1;
+                    if mn == usize::MAX || y < mn_v {
+                        (mn, mn_v) = (i, y);
                     }
-                    continue;
+                    if mx == usize::MAX || y > mx_v {
+                        (mx, mx_v) = (i, y);
+                    }
+                } else if nf == usize::MAX {
+                    nf = i;
                 }
-                sum += y;
-                count += 1;
-                if mn == usize::MAX || y < mn_v {
-                    (mn, mn_v) = (i, y);
-                }
-                if mx == usize::MAX || y > mx_v {
-                    (mx, mx_v) = (i, y);
+                if i % PART == PART - 1 {
+                    self.part_sum.push(part_sum);
+                    self.part_count.push(part_count);
+                    (part_sum, part_count) = (0.0, 0);
                 }
             }
             self.min.push(mn);
@@ -361,6 +374,8 @@ impl Blocks {
         self.nonfinite.truncate(blocks);
         self.sum.truncate(blocks);
         self.count.truncate(blocks);
+        self.part_sum.truncate(blocks * (BLOCK / PART));
+        self.part_count.truncate(blocks * (BLOCK / PART));
     }
     pub fn of(ys: &[f64]) -> Blocks {
         let mut b = Blocks::default();
@@ -370,7 +385,8 @@ impl Blocks {
     /// Bytes held (capacity), for the memory figure of `clipgan bench console`.
     pub fn bytes(&self) -> usize {
         (self.min.capacity() + self.max.capacity() + self.nonfinite.capacity()) * std::mem::size_of::<usize>()
-            + (self.min_v.capacity() + self.max_v.capacity() + self.sum.capacity()) * 8
+            + (self.min_v.capacity() + self.max_v.capacity() + self.sum.capacity() + self.part_sum.capacity()) * 8
             + self.count.capacity()
+            + self.part_count.capacity()
     }
 }

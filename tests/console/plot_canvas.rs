@@ -7,6 +7,9 @@ use ratatui::style::{Color, Style};
 use ratatui::symbols::Marker;
 use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Widget};
 
+/// A dataset: points, marks, joined by lines.
+type Set = (Vec<(f64, f64)>, Mark, bool);
+
 /// A chart as the curves view makes one: a block, labels on both axes, no legend.
 fn chart(datasets: Vec<Dataset<'_>>, x: [f64; 2], y: [f64; 2], x_labels: [String; 3], y_labels: [String; 3]) -> Chart<'_> {
     Chart::new(datasets)
@@ -31,7 +34,7 @@ fn plot_canvas_draws_what_ratatui_chart_draws() {
         let (x0, x1) = (rnd() * 100.0, 100.0 + rnd() * 1000.0);
         let (y0, y1) = (-rnd() * 5.0, rnd() * 5.0 + 0.001);
         // Lines partly outside the bounds (clipped), scatter dots, empty datasets.
-        let data: Vec<(Vec<(f64, f64)>, Mark, bool)> = (0..(rnd() * 12.0) as usize)
+        let data: Vec<Set> = (0..(rnd() * 12.0) as usize)
             .map(|_| {
                 let n = (rnd() * 60.0) as usize;
                 let pts = (0..n).map(|_| (x0 - 50.0 + rnd() * (x1 - x0 + 100.0), y0 - 1.0 + rnd() * (y1 - y0 + 2.0))).collect();
