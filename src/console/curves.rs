@@ -9,7 +9,7 @@
 use super::app::{moved, App, InputPurpose, Popup};
 use super::event::Cmd;
 use super::keys::Action;
-use super::store::{column_means, m4_sorted_in, Blocks, ColumnSpans, Series, XAxis};
+use super::store::{column_means_into, m4_sorted_in, Blocks, ColumnSpans, Series, XAxis};
 use super::sweep_curves::SweepCurves;
 use crate::plot::series::m4_decimate;
 use crate::supervisor::protocol::TaskView;
@@ -124,10 +124,17 @@ struct BandKey {
 /// A group's mean, min and max lines, in shown coordinates.
 pub type Band = [Vec<(f64, f64)>; 3];
 
-/// The bands the drawing asked for (cleared when it grows large).
+/// What the column spans of a band's run depend on on the step axis: the run's steps
+/// (their count and hash, [`Series::steps_key`]), range and columns.
+type SpansKey = ((usize, u64), u64, u64, usize);
+
+/// The bands the drawing asked for (cleared when it grows large), and the column spans
+/// they were computed from: on the step axis runs logged at the same steps (a sweep's
+/// members) share them.
 #[derive(Default)]
 pub struct BandCache {
     map: RefCell<HashMap<BandKey, Rc<Band>>>,
+    spans: RefCell<HashMap<SpansKey, Rc<ColumnSpans>>>,
 }
 
 impl BandCache {
@@ -135,6 +142,21 @@ impl BandCache {
 
     pub fn clear(&self) {
         self.map.borrow_mut().clear();
+        self.spans.borrow_mut().clear();
+    }
+
+    /// The column spans of `s` over [x0, x1] on `axis`, shared on the step axis.
+    fn spans(&self, s: &Series, axis: XAxis, x0: f64, x1: f64, columns: usize) -> Rc<ColumnSpans> {
+        let xs = s.xs(axis);
+        if axis != XAxis::Step {
+            return Rc::new(ColumnSpans::of(xs, x0, x1, columns));
+        }
+        let key = (s.steps_key(), x0.to_bits(), x1.to_bits(), columns);
+        let mut map = self.spans.borrow_mut();
+        if map.len() > Self::MAX_BANDS {
+            map.clear();
+        }
+        map.entry(key).or_insert_with(|| Rc::new(ColumnSpans::of(xs, x0, x1, columns))).clone()
     }
 }
 
@@ -426,7 +448,12 @@ impl App {
             return Band::default();
         }
         let axis = self.curves.x_axis;
-        let mut per_col: Vec<Vec<f64>> = vec![Vec::new(); columns];
+        // Per column over the runs: sum, count, min and max of the runs' column means.
+        let mut acc = vec![(0.0, 0u32, f64::INFINITY, f64::NEG_INFINITY); columns];
+        let mut add = |c: usize, m: f64| {
+            let a = &mut acc[c.min(columns - 1)];
+            *a = (a.0 + m, a.1 + 1, a.2.min(m), a.3.max(m));
+        };
         for t in runs {
             let Some(run) = self.store.get(&t.task.run_dir) else { continue };
             let Some(s) = run.tags.get(tag) else { continue };
@@ -435,11 +462,8 @@ impl App {
             let (ys, blocks) = if smoothed { (&s.smoothed, &s.smooth_blocks) } else { (&s.values, &s.raw_blocks) };
             if s.sorted(axis) {
                 // Sorted x: whole blocks count by their summaries (no pass over every point).
-                let xs = s.xs(axis);
-                let spans = ColumnSpans::of(xs, x0 + o, x1 + o, columns);
-                for (c, m) in column_means(xs, ys, blocks, &spans, x0 + o, x1 + o, columns) {
-                    per_col[c.min(columns - 1)].push(m);
-                }
+                let spans = self.curves.bands.spans(s, axis, x0 + o, x1 + o, columns);
+                column_means_into(ys, blocks, &spans, &mut add);
                 continue;
             }
             let mut sum = vec![0.0; columns];
@@ -455,33 +479,36 @@ impl App {
             }
             for c in 0..columns {
                 if n[c] > 0 {
-                    per_col[c].push(sum[c] / n[c] as f64);
+                    add(c, sum[c] / n[c] as f64);
                 }
             }
         }
         let mut out = [Vec::new(), Vec::new(), Vec::new()];
-        for (c, v) in per_col.iter().enumerate() {
-            if v.is_empty() {
+        for (c, &(sum, n, lo, hi)) in acc.iter().enumerate() {
+            if n == 0 {
                 continue;
             }
             let x = x0 + (c as f64 + 0.5) / columns as f64 * (x1 - x0);
-            out[0].push((x, v.iter().sum::<f64>() / v.len() as f64));
-            out[1].push((x, v.iter().copied().fold(f64::INFINITY, f64::min)));
-            out[2].push((x, v.iter().copied().fold(f64::NEG_INFINITY, f64::max)));
+            out[0].push((x, sum / n as f64));
+            out[1].push((x, lo));
+            out[2].push((x, hi));
         }
         out
     }
 
     /// [`App::group_band`] from the cache when nothing it depends on changed.
     pub fn band(&self, tag: &str, runs: &[&TaskView], x0: f64, x1: f64, columns: usize) -> Rc<Band> {
+        // One store look-up per run (a path comparison per tree level: a sweep's frame
+        // looks up hundreds of runs).
+        let data: Vec<Option<&super::store::RunData>> = runs.iter().map(|t| self.store.get(&t.task.run_dir)).collect();
         let key = BandKey {
             tag: tag.to_string(),
-            runs: runs.iter().map(|t| (t.task.run_dir.clone(), self.store.get(&t.task.run_dir).map_or(u64::MAX, |r| r.version))).collect(),
+            runs: runs.iter().zip(&data).map(|(t, r)| (t.task.run_dir.clone(), r.map_or(u64::MAX, |r| r.version))).collect(),
             axis: axis_id(self.curves.x_axis),
             x0: x0.to_bits(),
             x1: x1.to_bits(),
             columns,
-            smoothing: runs.iter().find_map(|t| self.store.get(&t.task.run_dir)?.tags.get(tag).map(|s| s.smoothed_for)).flatten(),
+            smoothing: data.iter().find_map(|r| r.as_ref()?.tags.get(tag).map(|s| s.smoothed_for)).flatten(),
         };
         if let Some(b) = self.curves.bands.map.borrow().get(&key) {
             return b.clone();

@@ -5,10 +5,12 @@
 //! out, key dispatch, popups), one module per view with its state and actions (`runs`,
 //! `configs`, `curves`, `logs`, `samples`), their helpers (`config_diff`, `queue_form`, `sweep_form`),
 //! `event` (typed events, commands, the threads around the app), `keys` / `theme` (user
-//! files), `store` (metric series per run, tailed), `views` (drawing only, a pure
+//! files), `store` (metric series per run, tailed; `columns`: per-column decimation and means of
+//! them), `views` (drawing only, a pure
 //! function of the state), `images` / `resources` (image previews in the terminal, the
 //! resources panel's sampler).
 pub mod app;
+pub mod columns;
 pub mod config_diff;
 pub mod configs;
 pub mod curves;

@@ -10,6 +10,8 @@ use crate::rundir::{MetricEvent, MetricsTail, METRICS_FILE};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub use super::columns::{column_means, column_means_into, finite_sum, m4_sorted, m4_sorted_in, ColumnSpans};
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum XAxis {
     Step,
@@ -55,6 +57,8 @@ pub struct Series {
     /// Finite x bounds (step min/max, wall min/max).
     pub step_bounds: Option<(f64, f64)>,
     pub wall_bounds: Option<(f64, f64)>,
+    /// A hash of the steps (see [`Series::steps_key`]).
+    steps_hash: u64,
 }
 
 impl Series {
@@ -78,6 +82,7 @@ impl Series {
         }
         grow(&mut self.step_bounds, step);
         grow(&mut self.wall_bounds, wall);
+        self.steps_hash = hash_step(self.steps_hash, step);
         self.steps.push(step);
         self.walls.push(wall);
         self.values.push(e.value);
@@ -97,6 +102,7 @@ impl Series {
         self.walls_sorted = self.walls.windows(2).all(|w| w[0] <= w[1]);
         self.step_bounds = None;
         self.wall_bounds = None;
+        self.steps_hash = self.steps.iter().fold(0, |h, &x| hash_step(h, x));
         for i in 0..k {
             grow(&mut self.step_bounds, self.steps[i]);
             grow(&mut self.wall_bounds, self.walls[i]);
@@ -124,6 +130,22 @@ impl Series {
     pub fn last(&self) -> Option<f64> {
         self.values.last().copied()
     }
+    /// The number of points and a 64-bit hash of every step: equal for series logged at
+    /// the same steps (a sweep's members, as a rule), which then share their column
+    /// spans on the step axis (found once, not once per run). Kept up to date by
+    /// [`Series::push`] at a multiply or two per point.
+    pub fn steps_key(&self) -> (usize, u64) {
+        (self.steps.len(), self.steps_hash)
+    }
+}
+
+/// The steps hash grown by one step (a multiply-xorshift mix of the running hash and the
+/// step's bits, so that order and every bit count).
+fn hash_step(h: u64, step: f64) -> u64 {
+    let mut z = (h ^ step.to_bits()).wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 fn grow(b: &mut Option<(f64, f64)>, x: f64) {
@@ -294,7 +316,14 @@ pub struct Blocks {
     /// every point: [`column_means`]).
     pub sum: Vec<f64>,
     pub count: Vec<u8>,
+    /// The same per [`PART`] values (a block's cut at a column edge costs a pass over at
+    /// most half a part, not half a block: fewer cache lines where a frame misses most).
+    pub part_sum: Vec<f64>,
+    pub part_count: Vec<u8>,
 }
+
+/// Values per part of a block (see [`Blocks::part_sum`]).
+pub const PART: usize = 16;
 
 impl Blocks {
     /// Summarise the complete blocks of `ys` not summarised yet.
@@ -304,21 +333,27 @@ impl Blocks {
             let (mut mn, mut mx, mut nf) = (usize::MAX, usize::MAX, usize::MAX);
             let (mut mn_v, mut mx_v) = (f64::NAN, f64::NAN);
             let (mut sum, mut count) = (0.0, 0u8);
+            let (mut part_sum, mut part_count) = (0.0, 0u8);
             for i in b * BLOCK..(b + 1) * BLOCK {
                 let y = ys[i];
-                if !y.is_finite() {
-                    if nf == usize::MAX {
-                        nf = i;
+                if y.is_finite() {
+                    sum += y;
+                    count += 1;
+                    part_sum += y;
+                    part_count += 1;
+                    if mn == usize::MAX || y < mn_v {
+                        (mn, mn_v) = (i, y);
                     }
-                    continue;
+                    if mx == usize::MAX || y > mx_v {
+                        (mx, mx_v) = (i, y);
+                    }
+                } else if nf == usize::MAX {
+                    nf = i;
                 }
-                sum += y;
-                count += 1;
-                if mn == usize::MAX || y < mn_v {
-                    (mn, mn_v) = (i, y);
-                }
-                if mx == usize::MAX || y > mx_v {
-                    (mx, mx_v) = (i, y);
+                if i % PART == PART - 1 {
+                    self.part_sum.push(part_sum);
+                    self.part_count.push(part_count);
+                    (part_sum, part_count) = (0.0, 0);
                 }
             }
             self.min.push(mn);
@@ -339,6 +374,8 @@ impl Blocks {
         self.nonfinite.truncate(blocks);
         self.sum.truncate(blocks);
         self.count.truncate(blocks);
+        self.part_sum.truncate(blocks * (BLOCK / PART));
+        self.part_count.truncate(blocks * (BLOCK / PART));
     }
     pub fn of(ys: &[f64]) -> Blocks {
         let mut b = Blocks::default();
@@ -348,207 +385,8 @@ impl Blocks {
     /// Bytes held (capacity), for the memory figure of `clipgan bench console`.
     pub fn bytes(&self) -> usize {
         (self.min.capacity() + self.max.capacity() + self.nonfinite.capacity()) * std::mem::size_of::<usize>()
-            + (self.min_v.capacity() + self.max_v.capacity() + self.sum.capacity()) * 8
+            + (self.min_v.capacity() + self.max_v.capacity() + self.sum.capacity() + self.part_sum.capacity()) * 8
             + self.count.capacity()
+            + self.part_count.capacity()
     }
-}
-
-/// `partition_point` for a boundary that is usually near the start: exponential steps
-/// from the front, then a binary search in the last step. Finding each column's end
-/// this way stays in the cache lines the decimation reads anyway; a binary search over
-/// the whole remaining range cost about 20 cache misses per column.
-fn gallop(xs: &[f64], pred: impl Fn(f64) -> bool) -> usize {
-    let mut lo = 0; // pred(xs[..lo]) all true
-    let mut step = 1;
-    while lo + step <= xs.len() && pred(xs[lo + step - 1]) {
-        lo += step;
-        step *= 2;
-    }
-    let hi = (lo + step).min(xs.len());
-    lo + xs[lo..hi].partition_point(|&x| pred(x))
-}
-
-/// The first index in `a..hi` where `pred` (true, then false along the sorted `xs`, and
-/// true at `a`) turns false, searched outwards from `guess`: exponential steps backwards
-/// or forwards, then a binary search in the last step.
-fn boundary(xs: &[f64], a: usize, hi: usize, guess: usize, pred: impl Fn(f64) -> bool) -> usize {
-    let g = guess.clamp(a + 1, hi.max(a + 1)).min(hi);
-    if g > a + 1 && !pred(xs[g - 1]) {
-        // Before g: pred(xs[a]) holds, pred(xs[right]) does not.
-        let (mut right, mut step) = (g - 1, 1);
-        loop {
-            let left = right.saturating_sub(step).max(a);
-            if left == a || pred(xs[left]) {
-                return left + xs[left..right].partition_point(|&x| pred(x));
-            }
-            right = left;
-            step *= 2;
-        }
-    }
-    g + gallop(&xs[g..hi], pred)
-}
-
-/// M4 decimation of a series whose `xs` are finite and non-decreasing, with the block
-/// summary of `ys`: the same result as `plot::series::m4_decimate(.., sorted = true)`
-/// (tested against it), without a pass over every visible point.
-pub fn m4_sorted(xs: &[f64], ys: &[f64], blocks: &Blocks, x0: f64, x1: f64, columns: usize) -> crate::plot::series::M4 {
-    let n = xs.len().min(ys.len());
-    m4_sorted_in(&xs[..n], ys, blocks, &ColumnSpans::of(&xs[..n], x0, x1, columns))
-}
-
-/// Where the screen columns of `[x0, x1]` fall in a sorted `xs`: the visible index range
-/// `lo..hi` and, per non-empty column, its index range. Computed once per run and x
-/// range and shared by the decimation of its raw and smoothed values.
-#[derive(Debug, Clone, Default)]
-pub struct ColumnSpans {
-    /// False for an empty range or no columns: nothing is drawn, not even neighbours.
-    pub valid: bool,
-    pub lo: usize,
-    pub hi: usize,
-    /// Index ranges of the non-empty columns, in order, covering `lo..hi`.
-    pub spans: Vec<(usize, usize)>,
-}
-
-impl ColumnSpans {
-    pub fn of(xs: &[f64], x0: f64, x1: f64, columns: usize) -> ColumnSpans {
-        use crate::plot::series::column_of;
-        if columns == 0 || xs.is_empty() || x0.is_nan() || x1.is_nan() || x1 < x0 {
-            return ColumnSpans::default();
-        }
-        let lo = xs.partition_point(|&x| x < x0);
-        let hi = xs.partition_point(|&x| x <= x1);
-        let mut spans = Vec::with_capacity(columns);
-        let mut a = lo;
-        let last = if hi > lo { xs[hi - 1] } else { f64::NAN };
-        while a < hi {
-            let c = column_of(xs[a], x0, x1, columns);
-            // The end of column c: the first index whose column is past it, searched from
-            // where evenly spaced x would put it (right or one off for steps logged at a
-            // fixed interval: one cache miss per column rather than a gallop's ~20).
-            let end_x = x0 + (c + 1) as f64 * (x1 - x0) / columns as f64;
-            let guess = if last > xs[a] {
-                a.saturating_add(((end_x - xs[a]) / (last - xs[a]) * (hi - 1 - a) as f64).ceil().max(0.0) as usize)
-            } else {
-                hi
-            };
-            let b = boundary(xs, a, hi, guess, |x| column_of(x, x0, x1, columns) <= c);
-            spans.push((a, b));
-            a = b;
-        }
-        ColumnSpans { valid: true, lo, hi, spans }
-    }
-}
-
-/// [`m4_sorted`] with the column spans already found (`spans` from the same `xs`).
-pub fn m4_sorted_in(xs: &[f64], ys: &[f64], blocks: &Blocks, spans: &ColumnSpans) -> crate::plot::series::M4 {
-    use crate::plot::series::M4;
-    let n = xs.len().min(ys.len());
-    let (xs, ys) = (&xs[..n], &ys[..n]);
-    let mut out = M4::default();
-    if !spans.valid || n == 0 {
-        return out;
-    }
-    let (lo, hi) = (spans.lo.min(n), spans.hi.min(n));
-    let mut idx: Vec<usize> = Vec::with_capacity(spans.spans.len() * 4 + 2);
-    idx.extend((0..lo).rev().find(|&i| ys[i].is_finite()));
-    for &(a, b) in &spans.spans {
-        let b = b.min(n);
-        if a >= b {
-            continue;
-        }
-        let (mut first, mut last, mut mn, mut mx, mut nf) = (usize::MAX, usize::MAX, usize::MAX, usize::MAX, usize::MAX);
-        let (mut mn_v, mut mx_v) = (f64::NAN, f64::NAN);
-        // Visits in index order (per block: its first non-finite, then its min, its max),
-        // so strict comparisons keep the earliest on ties, as m4_decimate does.
-        let mut finite = |i: usize, lo: (usize, f64), hi: (usize, f64)| {
-            if first == usize::MAX {
-                first = i;
-            }
-            last = i;
-            if mn == usize::MAX || lo.1 < mn_v {
-                (mn, mn_v) = lo;
-            }
-            if mx == usize::MAX || hi.1 > mx_v {
-                (mx, mx_v) = hi;
-            }
-        };
-        let mut i = a;
-        while i < b {
-            let blk = i / BLOCK;
-            if i % BLOCK == 0 && i + BLOCK <= b && blk < blocks.min.len() {
-                // A whole summarised block inside the column.
-                if blocks.nonfinite[blk] != usize::MAX && nf == usize::MAX {
-                    nf = blocks.nonfinite[blk];
-                }
-                if blocks.min[blk] != usize::MAX {
-                    finite(blocks.min[blk], (blocks.min[blk], blocks.min_v[blk]), (blocks.max[blk], blocks.max_v[blk]));
-                }
-                i += BLOCK;
-            } else {
-                let y = ys[i];
-                if y.is_finite() {
-                    finite(i, (i, y), (i, y));
-                } else if nf == usize::MAX {
-                    nf = i;
-                }
-                i += 1;
-            }
-        }
-        // First and last finite points: the block shortcut may have skipped them.
-        if first != usize::MAX {
-            first = (a..b).find(|&k| ys[k].is_finite()).unwrap_or(first);
-            last = (a..b).rev().find(|&k| ys[k].is_finite()).unwrap_or(last);
-            let mut four = [first, mn, mx, last];
-            four.sort_by(|&p, &q| xs[p].total_cmp(&xs[q]).then(p.cmp(&q)));
-            for k in four {
-                if idx.last() != Some(&k) {
-                    idx.push(k);
-                }
-            }
-        }
-        if nf != usize::MAX {
-            out.non_finite_x.push(xs[nf]);
-        }
-    }
-    idx.extend((hi..n).find(|&i| ys[i].is_finite()));
-    out.points = idx.into_iter().map(|i| (xs[i], ys[i])).collect();
-    out
-}
-
-/// Per non-empty column of `spans` (from the same sorted `xs`): the column's index and
-/// the mean of its finite `ys` (columns with none are left out). Whole summarised blocks
-/// inside a column count by their sum and count, so this touches O(columns x BLOCK +
-/// n / BLOCK) points, like [`m4_sorted_in`].
-pub fn column_means(xs: &[f64], ys: &[f64], blocks: &Blocks, spans: &ColumnSpans, x0: f64, x1: f64, columns: usize) -> Vec<(usize, f64)> {
-    let n = xs.len().min(ys.len());
-    let mut out = Vec::with_capacity(spans.spans.len());
-    if !spans.valid {
-        return out;
-    }
-    for &(a, b) in &spans.spans {
-        let b = b.min(n);
-        if a >= b {
-            continue;
-        }
-        let (mut sum, mut count) = (0.0, 0u64);
-        let mut i = a;
-        while i < b {
-            let blk = i / BLOCK;
-            if i % BLOCK == 0 && i + BLOCK <= b && blk < blocks.sum.len() {
-                sum += blocks.sum[blk];
-                count += blocks.count[blk] as u64;
-                i += BLOCK;
-            } else {
-                if ys[i].is_finite() {
-                    sum += ys[i];
-                    count += 1;
-                }
-                i += 1;
-            }
-        }
-        if count > 0 {
-            out.push((crate::plot::series::column_of(xs[a], x0, x1, columns), sum / count as f64));
-        }
-    }
-    out
 }

@@ -4,6 +4,7 @@ mod disk_runs;
 mod e2e;
 mod eval_results;
 mod images;
+mod plot_canvas;
 mod resources;
 mod resume;
 mod samples;

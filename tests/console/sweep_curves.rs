@@ -244,3 +244,25 @@ fn column_means_from_block_sums_match_a_full_pass() {
         }
     }
 }
+
+/// Series share their column spans by `steps_key`: equal for the same steps (also after
+/// a resume rewound one), different when a step differs.
+#[test]
+fn steps_key_is_equal_exactly_for_equal_steps() {
+    use clipgan::console::store::Series;
+    use clipgan::rundir::MetricEvent;
+    let series = |steps: &[u64]| {
+        let mut s = Series::default();
+        for &step in steps {
+            s.push(&MetricEvent { step, epoch: 0, wall: 1.0 + step as f64, tag: "loss".into(), value: 0.5 });
+        }
+        s
+    };
+    let a = series(&[0, 10, 20, 30]);
+    assert_eq!(a.steps_key(), series(&[0, 10, 20, 30]).steps_key());
+    assert_ne!(a.steps_key(), series(&[0, 10, 21, 30]).steps_key());
+    assert_ne!(a.steps_key(), series(&[0, 10, 20]).steps_key());
+    assert_ne!(series(&[0, 10]).steps_key(), series(&[1, 9]).steps_key());
+    // A resume repeating steps 20.. replaces them: the key is that of the kept steps.
+    assert_eq!(series(&[0, 10, 20, 30, 20, 30]).steps_key(), a.steps_key());
+}

@@ -7,6 +7,7 @@
 //! means with their min-max band. A shown sweep: one colour per value of the chosen key
 //! (legend on top: value -> colour), its seeds' bands, and the sweep table under the
 //! charts (`views::sweep_table`) when on.
+use super::plot_canvas::{self, Layer, Mark};
 use super::{human_duration, num};
 use crate::console::app::App;
 use crate::console::curves::{nearest, RunCurve, Smoothing};
@@ -14,9 +15,8 @@ use crate::console::store::XAxis;
 use crate::plot::series::{drawable_range, log10_or_nan, robust_range};
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Block, Borders, Chart, Dataset, GraphType, Paragraph};
+use ratatui::widgets::{Axis, Block, Borders, Chart, Paragraph};
 use ratatui::Frame;
 
 /// Fraction of points ignored at each end when choosing the y range.
@@ -184,26 +184,23 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, tag: &str, focused: bool) ->
     let nan_marks: Vec<Vec<(f64, f64)>> = curves.iter().map(|c| c.decimated.non_finite_x.iter().map(|&x| (x, y1)).collect()).collect();
     let cursor_x = app.curves.cursor.filter(|_| focused).map(|c| x0 + c * (x1 - x0));
     let cursor_line: Vec<(f64, f64)> = cursor_x.map(|x| vec![(x, y0), (x, y1)]).unwrap_or_default();
-    let mut datasets = Vec::new();
+    // The chart's lines in ratatui's dataset order (each painted over the ones before).
+    let line = Layer::line;
+    let mut layers = Vec::new();
     for (i, c) in curves.iter().enumerate() {
         let has_smooth = smoothing_on && !smooth[i].is_empty();
-        let raw_style = if has_smooth { Style::new().fg(t.raw) } else { Style::new().fg(c.color) };
-        datasets.push(Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(raw_style).data(&raw[i]));
+        layers.push(line(&raw[i], if has_smooth { t.raw } else { c.color }));
     }
     for (i, c) in curves.iter().enumerate() {
-        let style = if c.baseline { Style::new().fg(c.color).add_modifier(Modifier::BOLD) } else { Style::new().fg(c.color) };
         if smoothing_on && !smooth[i].is_empty() {
-            datasets.push(Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(style).data(&smooth[i]));
+            layers.push(line(&smooth[i], c.color));
         }
         if !nan_marks[i].is_empty() {
-            datasets.push(
-                Dataset::default().marker(Marker::Dot).graph_type(GraphType::Scatter).style(Style::new().fg(t.error)).data(&nan_marks[i]),
-            );
+            layers.push(Layer { data: &nan_marks[i], color: t.error, mark: Mark::Dot, line: false });
         }
     }
     // A sweep's many bands: each band's edges as one closed outline (max forwards, min
-    // backwards), one layer instead of two (ratatui draws each dataset as its own
-    // layer over the whole chart, most of a frame with 50 bands).
+    // backwards), one layer instead of two.
     let outlines: Vec<Vec<(f64, f64)>> = if app.shown_sweep().is_some() {
         bands.iter().map(|(_, b)| b[2].iter().chain(b[1].iter().rev()).chain(b[2].first()).copied().collect()).collect()
     } else {
@@ -215,35 +212,24 @@ fn draw_chart(f: &mut Frame, area: Rect, app: &App, tag: &str, focused: bool) ->
             None => &b[1..],
         };
         for edge in edges {
-            datasets.push(
-                Dataset::default()
-                    .marker(Marker::Braille)
-                    .graph_type(GraphType::Line)
-                    .style(Style::new().fg(*color).add_modifier(Modifier::DIM))
-                    .data(edge),
-            );
+            layers.push(line(edge, *color));
         }
-        datasets.push(
-            Dataset::default()
-                .marker(Marker::Braille)
-                .graph_type(GraphType::Line)
-                .style(Style::new().fg(*color).add_modifier(Modifier::BOLD))
-                .data(&b[0]),
-        );
+        layers.push(line(&b[0], *color));
     }
     if !cursor_line.is_empty() {
-        datasets
-            .push(Dataset::default().marker(Marker::Braille).graph_type(GraphType::Line).style(Style::new().fg(t.warn)).data(&cursor_line));
+        layers.push(line(&cursor_line, t.warn));
     }
     let ylab = |y: f64| if log_y { format!("1e{:.1}", y) } else { num(y) };
-    let x_axis = Axis::default().bounds([x0, x1]).style(Style::new().fg(t.dim)).labels([
-        x_label(app, x0),
-        x_label(app, (x0 + x1) / 2.0),
-        x_label(app, x1),
-    ]);
-    let y_axis = Axis::default().bounds([y0, y1]).style(Style::new().fg(t.dim)).labels([ylab(y0), ylab((y0 + y1) / 2.0), ylab(y1)]);
-    let chart = Chart::new(datasets).block(block).x_axis(x_axis).y_axis(y_axis).legend_position(None);
+    let x_labels = [x_label(app, x0), x_label(app, (x0 + x1) / 2.0), x_label(app, x1)];
+    let y_labels = [ylab(y0), ylab((y0 + y1) / 2.0), ylab(y1)];
+    let graph = plot_canvas::graph_area(block.inner(area), &y_labels, &x_labels[0]);
+    let x_axis = Axis::default().bounds([x0, x1]).style(Style::new().fg(t.dim)).labels(x_labels);
+    let y_axis = Axis::default().bounds([y0, y1]).style(Style::new().fg(t.dim)).labels(y_labels);
+    // The block, axes and labels by ratatui's Chart; the lines by `plot_canvas`, the same
+    // dots at a cost per painted cell rather than per chart cell and dataset.
+    let chart = Chart::new(Vec::new()).block(block).x_axis(x_axis).y_axis(y_axis).legend_position(None);
     f.render_widget(chart, area);
+    plot_canvas::paint(f.buffer_mut(), graph, [x0, x1], [y0, y1], &layers);
     // The cursor read-out: each run's exact value at the nearest step.
     let Some(cx) = cursor_x else { return String::new() };
     let mut parts = vec![format!("cursor {}:", x_label(app, cx))];

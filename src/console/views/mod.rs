@@ -4,6 +4,7 @@ pub mod configs;
 pub mod curves;
 pub mod help;
 pub mod logs;
+pub mod plot_canvas;
 pub mod runs;
 pub mod samples;
 pub mod sweep_table;
