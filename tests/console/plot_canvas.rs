@@ -21,13 +21,7 @@ fn chart(datasets: Vec<Dataset<'_>>, x: [f64; 2], y: [f64; 2], x_labels: [String
 
 #[test]
 fn plot_canvas_draws_what_ratatui_chart_draws() {
-    let mut z: u64 = 4242;
-    let mut rnd = move || {
-        z ^= z << 13;
-        z ^= z >> 7;
-        z ^= z << 17;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rnd = crate::xorshift(4242);
     let colors = [Color::Red, Color::Green, Color::Blue, Color::Rgb(10, 200, 30), Color::Yellow];
     for case in 0..200 {
         let area = Rect::new(0, 0, 3 + (rnd() * 120.0) as u16, 3 + (rnd() * 40.0) as u16);

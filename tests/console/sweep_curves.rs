@@ -206,13 +206,7 @@ fn the_sweep_table_aggregates_seeds_and_sorts_by_a_metric() {
 fn column_means_from_block_sums_match_a_full_pass() {
     use clipgan::console::store::{column_means, Blocks, ColumnSpans};
     use clipgan::plot::series::column_of;
-    let mut z: u64 = 987;
-    let mut rnd = move || {
-        z ^= z << 13;
-        z ^= z >> 7;
-        z ^= z << 17;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rnd = crate::xorshift(987);
     for case in 0..100 {
         let n = (rnd() * 3000.0) as usize;
         let mut x = 0.0;

@@ -409,13 +409,7 @@ fn compare_baseline_group_mean_and_config_diff() {
 #[test]
 fn m4_with_block_summaries_matches_m4() {
     use clipgan::console::store::{m4_sorted, Blocks};
-    let mut z: u64 = 12345;
-    let mut rnd = move || {
-        z ^= z << 13;
-        z ^= z >> 7;
-        z ^= z << 17;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut rnd = crate::xorshift(12345);
     for case in 0..200 {
         let n = (rnd() * 3000.0) as usize;
         let mut xs = Vec::with_capacity(n);
