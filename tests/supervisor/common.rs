@@ -162,3 +162,11 @@ pub fn write(p: impl AsRef<Path>, text: &str) {
 pub fn pathbuf(s: &str) -> PathBuf {
     PathBuf::from(s)
 }
+
+/// The sweep id and task ids of `clipgan sweep --json`'s answer.
+pub fn sweep_answer(out: &str) -> (String, Vec<u64>) {
+    let answer: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    let sweep = answer["sweep"].as_str().unwrap().to_string();
+    let ids = answer["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    (sweep, ids)
+}

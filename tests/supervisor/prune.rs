@@ -48,9 +48,7 @@ fn the_members_worse_than_the_median_are_pruned_with_a_checkpoint_and_resume() {
         "--sample-every",
         "0",
     ]);
-    let answer: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    let sweep = answer["sweep"].as_str().unwrap().to_string();
-    let ids: Vec<u64> = answer["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    let (sweep, ids) = sweep_answer(&out);
     assert_eq!(ids.len(), 4);
     // A task that runs after the worst member: it behaves as after a killed task.
     let after = h.ok(&["queue", "add", "cfg/t.yml", "--job", "fake-run", "--after", &ids[3].to_string(), "--json"]);

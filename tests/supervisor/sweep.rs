@@ -46,9 +46,7 @@ fn a_sweep_of_12_fake_runs_on_3_slots_runs_each_member_exactly_once() {
         "--sample-every",
         "0",
     ]);
-    let answer: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
-    let sweep = answer["sweep"].as_str().unwrap().to_string();
-    let ids: Vec<u64> = answer["ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    let (sweep, ids) = sweep_answer(&out);
     assert_eq!(ids.len(), 12);
 
     // Never more than 3 at once, and the slots are used.
