@@ -5,4 +5,5 @@ mod dataset;
 mod eval_real_images;
 mod loader;
 mod synth;
+mod synth_shapes;
 mod tokenizer;
