@@ -196,6 +196,14 @@ impl Position {
         }
         Ok(pos)
     }
+
+    /// How far a run got, for its outcome line: "3 epochs, 186 steps", or "1 epoch and 55
+    /// batches, 180 steps" when CLIPGAN.MAX_STEPS ended it inside an epoch.
+    pub fn summary(&self) -> String {
+        let n = |k: u64, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+        let within = if self.batch > 0 { format!(" and {}", n(self.batch as u64, "batch", "batches")) } else { String::new() };
+        format!("{}{within}, {}", n(self.epoch, "epoch", "epochs"), n(self.step, "step", "steps"))
+    }
 }
 
 /// A training job as the shared checkpoint helpers see it.
@@ -260,4 +268,16 @@ pub fn batches_per_epoch(train: &Dataset, batch_size: usize) -> Result<usize> {
         bail!("the training split has {} images, fewer than one batch of TRAIN.BATCH_SIZE {batch_size}", train.len());
     }
     Ok(batches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Position;
+
+    #[test]
+    fn summary_counts_whole_epochs_and_the_batches_of_an_unfinished_one() {
+        assert_eq!(Position { epoch: 3, batch: 0, step: 186 }.summary(), "3 epochs, 186 steps");
+        assert_eq!(Position { epoch: 1, batch: 55, step: 180 }.summary(), "1 epoch and 55 batches, 180 steps");
+        assert_eq!(Position { epoch: 0, batch: 1, step: 1 }.summary(), "0 epochs and 1 batch, 1 step");
+    }
 }

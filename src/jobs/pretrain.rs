@@ -344,7 +344,7 @@ fn train_loop(job: &mut Job, run: &mut RunWriter, stop: &StopFlag, mut pos: Posi
         }
     }
     jobs::save_latest(job, run, pos)?;
-    Ok((Outcome::Finished, format!("finished: {} epochs, {} steps", pos.epoch, pos.step)))
+    Ok((Outcome::Finished, format!("finished: {}", pos.summary())))
 }
 
 impl TrainingJob for Job<'_> {
