@@ -4,4 +4,5 @@ mod clip_infra;
 mod clip_losses;
 mod clip_model;
 mod dmgan;
+mod dmgan_parity;
 mod seed;
